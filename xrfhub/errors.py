@@ -1,0 +1,64 @@
+"""The errors xrfhub raises on purpose.
+
+Every failure a user can cause is one of these: the message names the file (and the line or
+field when there is one) and says what was expected, so the CLI can print it and exit non-zero
+without a traceback.
+"""
+from __future__ import annotations
+
+from os import PathLike
+
+
+class XrfhubError(Exception):
+    """Base class of every error xrfhub raises deliberately."""
+
+    exit_code = 1
+
+
+class InputError(XrfhubError, ValueError):
+    """A source file cannot be read as what it claims to be.
+
+    Parameters
+    ----------
+    path : the offending file.
+    message : what was wrong and what was expected.
+    line : 1-based line number, when the problem sits on one line.
+    field : the header key, column or attribute at fault, when there is one.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | PathLike, message: str, *, line: int | None = None,
+                 field: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownFormatError(InputError):
+    """No reader recognises the file's content."""
+
+
+class StoreError(XrfhubError):
+    """The store is missing, locked, damaged or asked for something it does not hold."""
+
+    exit_code = 3
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the store."""
+
+    exit_code = 4
+
+
+class ConfigError(XrfhubError, ValueError):
+    """A plugin, stage, target or configuration value that does not exist or does not fit."""
+
+    exit_code = 2

@@ -1,0 +1,235 @@
+"""Domain records: what readers produce and the store keeps.
+
+Readers turn files into these plain objects; the store writes them to NeXus and Zarr; nothing
+here knows about files or storage. Depths are in millimetres, energies in keV, times in seconds,
+lab values in wt%.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: AWI default energy scale when a file carries no usable calibration: 20 eV per channel, no
+#: offset (Ca K-alpha near channel 185, Fe K-alpha near 320).
+DEFAULT_GAIN_KEV = 0.02
+DEFAULT_OFFSET_KEV = 0.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Linear energy scale of one spectrum: E(channel) = offset + gain * channel.
+
+    ``source`` says where it came from, e.g. ``"header:$MCA_CAL"``, ``"header:$ENER_FIT"``,
+    ``"default"``, ``"option"``, ``"settings.dfl"``, ``"Results.txt"``.
+    """
+
+    gain_kev: float = DEFAULT_GAIN_KEV
+    offset_kev: float = DEFAULT_OFFSET_KEV
+    source: str = "default"
+
+    def energy(self, n_channels: int) -> np.ndarray:
+        return self.offset_kev + self.gain_kev * np.arange(n_channels, dtype=np.float64)
+
+    @property
+    def degenerate(self) -> bool:
+        """True when the scale cannot be right (zero/negative/absurd gain, non-finite)."""
+        g, o = self.gain_kev, self.offset_kev
+        return not (math.isfinite(g) and math.isfinite(o) and 1e-4 < g < 1.0 and abs(o) < 5.0)
+
+
+DEFAULT_CALIBRATION = Calibration()
+
+
+@dataclass
+class Spectrum:
+    """One measured point of a core scan: its counts and everything its file says about them.
+
+    ``depth_mm`` is the core depth, ``section_top_mm + position_mm`` (DESIGN section 3); the
+    composite depth is only ever derived from a user's affine table, never stored here.
+    """
+
+    counts: np.ndarray  # uint32, (n_channels,)
+    core: str
+    section: str = ""  # the section token as written, e.g. "0100"
+    section_top_mm: float = 0.0
+    position_mm: float = 0.0
+    depth_mm: float = 0.0
+    run: str = ""
+    replicate: int = 0
+    tube_kv: float = math.nan
+    tube_ma: float = math.nan
+    live_time_s: float = math.nan
+    real_time_s: float = math.nan
+    filter: str = ""
+    slit_dc_mm: float = math.nan
+    slit_cc_mm: float = math.nan
+    y_mm: float = math.nan
+    total_cps: float = math.nan
+    date: str = ""  # ISO 8601, "" when unknown
+    calibration: Calibration = DEFAULT_CALIBRATION
+    instrument: str = ""  # vendor/format, e.g. "avaatech"
+    detector: str = ""  # scanner head / detector identity when the file gives one
+    valid: bool = True  # False when the reader flagged it (e.g. ITRAX validity 0)
+    source: str = ""  # name of the source file in the store
+    header: str = ""  # the raw vendor header, kept verbatim
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def scan_key(self) -> tuple[str, str, str, float, int]:
+        """A scan is core x section x run x tube voltage x replicate (DESIGN section 3)."""
+        return (self.core, self.section, self.run, float(self.tube_kv), int(self.replicate))
+
+
+def scan_name(key: tuple[str, str, str, float, int]) -> str:
+    """A stable, HDF5-safe name for a scan key, e.g. ``scan_0100_Run1_10kV_rep0``."""
+    _core, section, run, kv, rep = key
+    kv_txt = "nan" if math.isnan(kv) else f"{kv:g}".replace(".", "p")
+    parts = ["scan", section or "nosection", run or "norun", f"{kv_txt}kV", f"rep{rep}"]
+    return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
+
+
+@dataclass
+class SourceFile:
+    """A file the store has ingested: its name in the store, where it was read, its digest."""
+
+    name: str
+    path: str
+    sha256: str
+    format: str
+    size: int
+
+
+#: Quality flags of lab values (PANGAEA conventions): "" plain, "?" questionable (kept),
+#: "/" not valid (value set to NaN), "*" unknown meaning (kept).
+LAB_FLAGS = ("", "?", "/", "*")
+
+
+@dataclass
+class LabTable:
+    """Lab measurements read from one file, in canonical form.
+
+    ``samples`` has one row per lab sample with columns ``core`` (as written in the file),
+    ``top_mm``, ``bottom_mm``, ``mid_mm`` (NaN where the file gives no interval), ``line``
+    (1-based line number in the file) and one float column per canonical property (``CaCO3``,
+    ``TOC``, ...; values in wt%). ``flags`` has the same index and one string column per
+    property holding the quality flag (see ``LAB_FLAGS``). ``units`` maps each property to the
+    unit the file wrote; ``metadata`` keeps file-level facts (citation, events, ...).
+    """
+
+    source: str
+    samples: pd.DataFrame
+    flags: pd.DataFrame
+    units: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def properties(self) -> list[str]:
+        fixed = {"core", "top_mm", "bottom_mm", "mid_mm", "line", "sample_id"}
+        return [c for c in self.samples.columns if c not in fixed]
+
+
+#: Columns of a SpectraBlock's ``coords`` table besides the layout's per-spectrum coordinates.
+BLOCK_EXTRA_COLUMNS = ("header", "warnings")
+
+
+@dataclass
+class SpectraBlock:
+    """Many spectra of one channel count in columnar form: what the store reads and writes.
+
+    ``counts`` is ``(n, n_channels)`` uint32; ``coords`` has one row per spectrum and the columns
+    of ``xrfhub.store.layout.SPECTRUM_COORDS`` plus ``header`` (raw vendor header) and
+    ``warnings`` ("; "-joined). Row order is the order the store keeps.
+    """
+
+    counts: np.ndarray
+    coords: pd.DataFrame
+
+    def __post_init__(self):
+        if self.counts.ndim != 2 or len(self.coords) != self.counts.shape[0]:
+            raise ValueError(f"counts {self.counts.shape} and coords ({len(self.coords)} rows) disagree")
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.counts.shape[1])
+
+    @classmethod
+    def from_spectra(cls, spectra: list[Spectrum]) -> "SpectraBlock":
+        from .store.layout import SPECTRUM_COORDS, scan_name_of
+
+        if not spectra:
+            raise ValueError("no spectra")
+        counts = np.stack([s.counts for s in spectra]).astype(np.uint32, copy=False)
+        rows = {name: [] for name in SPECTRUM_COORDS}
+        rows["header"], rows["warnings"] = [], []
+        for s in spectra:
+            for name in SPECTRUM_COORDS:
+                if name == "scan":
+                    value = scan_name_of(s)
+                elif name == "composite_depth_mm":
+                    value = math.nan
+                elif name == "energy_gain_kev":
+                    value = s.calibration.gain_kev
+                elif name == "energy_offset_kev":
+                    value = s.calibration.offset_kev
+                elif name == "calibration_source":
+                    value = s.calibration.source
+                else:
+                    value = getattr(s, name)
+                rows[name].append(value)
+            rows["header"].append(s.header)
+            rows["warnings"].append("; ".join(s.warnings))
+        coords = pd.DataFrame(rows)
+        for name, (dtype, _u, _l) in SPECTRUM_COORDS.items():
+            coords[name] = coords[name].astype(object if dtype == "str" else dtype)
+        return cls(counts, coords)
+
+    @classmethod
+    def concat(cls, blocks: list["SpectraBlock"]) -> "SpectraBlock":
+        return cls(np.concatenate([b.counts for b in blocks]),
+                   pd.concat([b.coords for b in blocks], ignore_index=True))
+
+
+@dataclass
+class Process:
+    """One derived step (ingest, alignment, prediction) as recorded in NeXus (NXprocess).
+
+    ``parameters`` is JSON-serialisable; ``data`` holds arrays the step produced (e.g. the
+    depths of the spectra matched to each sample, or predicted values per spectrum).
+    """
+
+    name: str
+    program: str
+    version: str
+    date: str
+    parameters: dict = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class CoreRecord:
+    """Everything the store holds about one core: the content of its NeXus file.
+
+    ``scans`` maps a scan name (see ``scan_name``) to its spectra, rows sorted by depth.
+    ``lab`` holds the core's lab samples (columns as ``LabTable.samples`` plus ``source``,
+    with ``core`` set to this core's id) and ``lab_flags`` their quality flags; ``lab_units``
+    maps property -> unit as written in the source.
+    """
+
+    core: str
+    scans: dict[str, SpectraBlock] = field(default_factory=dict)
+    lab: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lab_flags: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lab_units: dict[str, str] = field(default_factory=dict)
+    sources: list[SourceFile] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+    igsn: str = ""
