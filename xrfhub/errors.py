@@ -41,6 +41,13 @@ class InputError(XrfhubError, ValueError):
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # keep path/line/field when errors travel back from dask workers
+        return (_rebuild_input_error, (type(self), self.path, self.reason, self.line, self.field))
+
+
+def _rebuild_input_error(cls, path, reason, line, field):
+    return cls(path, reason, line=line, field=field)
+
 
 class UnknownFormatError(InputError):
     """No reader recognises the file's content."""

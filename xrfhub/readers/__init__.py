@@ -1,0 +1,65 @@
+"""Readers: one module per source format, chosen by content.
+
+Every reader module exposes ``FORMAT`` (the name ``--format`` takes), ``KIND`` (the store kind it
+fills), ``DESCRIPTION``, ``sniff(head: bytes, name: str) -> bool`` and ``read(path, *, source,
+**options)``. Recognition is by content (the first bytes of the file), never by suffix alone:
+Avaatech and ITRAX both write ``.spe``, ITRAX tables have many names, and lab exports are
+plain text.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import InputError, UnknownFormatError
+
+#: Reader modules in sniffing order (most specific first).
+_MODULES = (
+    "avaatech_spe",
+    "lab_pangaea",
+    "lab_iodp",
+    "lab_csv",
+)
+
+SNIFF_BYTES = 8192
+
+
+def readers() -> dict[str, ModuleType]:
+    """Installed readers by format name (modules that fail to import are skipped)."""
+    found = {}
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(name):
+                continue
+            raise
+        found[module.FORMAT] = module
+    return found
+
+
+def known_formats() -> str:
+    return ", ".join(f"{fmt} ({m.DESCRIPTION})" for fmt, m in readers().items())
+
+
+def detect(path: str | Path, head: bytes | None = None) -> ModuleType:
+    """The reader whose ``sniff`` accepts the file's first bytes."""
+    path = Path(path)
+    if head is None:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    if not head.strip():
+        raise UnknownFormatError(path, "the file is empty")
+    for module in readers().values():
+        if module.sniff(head, path.name):
+            return module
+    raise UnknownFormatError(path, f"unrecognised content; known formats: {known_formats()}. "
+                                   "Use --format to name one")
+
+
+def get(format_name: str) -> ModuleType:
+    try:
+        return readers()[format_name]
+    except KeyError:
+        raise InputError("--format", f"unknown format {format_name!r}; known formats: {known_formats()}") from None

@@ -1,0 +1,371 @@
+"""Avaatech raw spectra: one ORTEC-like ASCII ``.spe`` file per measured point.
+
+The header is a sequence of ``$KEY:`` lines, each followed by its value on the next line(s);
+``$DATA:`` is followed by ``first last`` channel and the counts (one or several per line). Keys
+are parsed by name, never by line number, because heads of different scanner generations write
+different subsets in different orders (DESIGN section 3). Metadata also sit in the file name, in
+a space-separated scheme with unit suffixes or in 17 ``!``-separated fields; the header wins
+where both speak, and the name fills what an older head leaves out.
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..records import DEFAULT_CALIBRATION, Calibration, Spectrum
+
+FORMAT = "avaatech-spe"
+KIND = "spectra"
+DESCRIPTION = "Avaatech raw spectrum (ORTEC-like .spe, $KEY: header)"
+
+_KEY = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*):[ \t]*(.*)$")
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?\d+(?:[.,]\d*)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ%]*)\s*$")
+_RUN_FOLDER = re.compile(r"Run\s*(\d+)", re.IGNORECASE)
+
+
+def sniff(head: bytes, name: str = "") -> bool:
+    """Avaatech files open with ``$SPEC_ID:`` (ITRAX ``.spe`` files are tab-separated tables)."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    return text.startswith(b"$SPEC_ID:") or (text.startswith(b"$") and b"\n$DATA:" in text.replace(b"\r", b"\n"))
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_header(lines: list[str], path) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """``$KEY:`` -> its value lines, and the 1-based line each key sits on."""
+    header: dict[str, list[str]] = {}
+    where: dict[str, int] = {}
+    key = None
+    for number, line in enumerate(lines, start=1):
+        match = _KEY.match(line)
+        if match:
+            key = match.group(1).upper()
+            header[key] = [match.group(2)] if match.group(2).strip() else []
+            where[key] = number
+        elif key is not None:
+            if line.strip():
+                header[key].append(line.strip())
+        elif line.strip():
+            raise InputError(path, f"expected a '$KEY:' line, found {line[:40]!r}", line=number)
+    return header, where
+
+
+class _Fields:
+    """Typed access to header values, with errors that name the file, key and line."""
+
+    def __init__(self, header, where, path):
+        self.header, self.where, self.path = header, where, path
+
+    def text(self, key: str) -> str | None:
+        value = self.header.get(key)
+        return " ".join(value).strip() if value else None
+
+    def number(self, key: str, units: dict[str, float] | None = None) -> float | None:
+        """A number, optionally with a unit suffix converted by ``units`` (unit -> factor)."""
+        text = self.text(key)
+        if text is None:
+            return None
+        return _to_number(text.split()[0] if units is None else text, self.path, f"${key}",
+                          units, line=self.where.get(key, 0) + 1)
+
+
+def _to_number(text: str, path, field: str, units: dict[str, float] | None = None, *, line=None) -> float:
+    match = _NUMBER_UNIT.match(text)
+    if not match:
+        raise InputError(path, f"expected a number, found {text!r}", line=line, field=field)
+    value = float(match.group(1).replace(",", "."))
+    unit = match.group(2)
+    if unit:
+        if units is None or unit not in units:
+            known = ", ".join(sorted(units)) if units else "none"
+            raise InputError(path, f"unknown unit {unit!r} (known: {known})", line=line, field=field)
+        value *= units[unit]
+    return value
+
+
+# --------------------------------------------------------------------------- file names
+
+_SECTION_TOKEN = re.compile(r"^(.+)_(\d{3,6})$")
+
+
+def section_top_mm(token: str, path, field: str) -> float:
+    """Section top from its token: 3-4 digits are cm, 5-6 digits are mm (DESIGN section 3)."""
+    token = token.strip()
+    if not token.isdigit() or not 3 <= len(token) <= 6:
+        raise InputError(path, f"section token {token!r} is not 3-4 digits (cm) or 5-6 digits (mm); "
+                               "pass the section top explicitly", field=field)
+    return float(int(token) * 10 if len(token) <= 4 else int(token))
+
+
+def parse_space_name(stem: str) -> dict:
+    """``PS75-056-1_0100   15.0mm  10s  10kV 150uA No-Filter   0.0mm Run1 Rep0 Sett Low``."""
+    tokens = stem.split()
+    out: dict = {}
+    if not tokens:
+        return out
+    match = _SECTION_TOKEN.match(tokens[0])
+    if match:
+        out["core"], out["section"] = match.group(1), match.group(2)
+    mm_seen = 0
+    for tok in tokens[1:]:
+        low = tok.lower()
+        if re.fullmatch(r"[-+]?\d+(?:[.,]\d+)?mm", low):
+            value = float(low[:-2].replace(",", "."))
+            out["position_mm" if mm_seen == 0 else "y_mm"] = value
+            mm_seen += 1
+        elif re.fullmatch(r"\d+(?:[.,]\d+)?s", low):
+            out["live_time_s"] = float(low[:-1].replace(",", "."))
+        elif re.fullmatch(r"\d+(?:[.,]\d+)?kv", low):
+            out["tube_kv"] = float(low[:-2].replace(",", "."))
+        elif re.fullmatch(r"\d+(?:[.,]\d+)?ua", low):
+            out["tube_ma"] = float(low[:-2].replace(",", ".")) / 1000.0
+        elif re.fullmatch(r"\d+(?:[.,]\d+)?ma", low):
+            out["tube_ma"] = float(low[:-2].replace(",", "."))
+        elif re.fullmatch(r"run\d+", low):
+            out["run"] = f"Run{int(low[3:])}"
+        elif re.fullmatch(r"rep\d+", low):
+            out["replicate"] = int(low[3:])
+        elif mm_seen == 1 and "filter" not in out and not tok.lower().startswith("sett"):
+            out["filter"] = tok
+    return out
+
+
+def parse_bang_name(stem: str, path) -> dict:
+    """The 17 ``!``-separated fields: core, section, ?, depth mm, date, time, live s, kV, uA,
+    X mm, Y mm, filter, slit DC, slit CC, run, replicate, setting."""
+    f = [x.strip() for x in stem.split("!")]
+    if len(f) != 17:
+        raise InputError(path, f"file name has {len(f)} '!'-separated fields, expected 17")
+
+    def num(i, name):
+        return _to_number(f[i], path, f"file name field {i + 1} ({name})") if f[i] else math.nan
+
+    out = {"core": f[0], "section": f[1], "depth_field_mm": num(3, "depth mm"),
+           "live_time_s": num(6, "live time s"), "tube_kv": num(7, "kV"),
+           "tube_ma": num(8, "uA") / 1000.0, "position_mm": num(9, "X mm"), "y_mm": num(10, "Y mm"),
+           "filter": f[11], "slit_dc_mm": num(12, "slit DC mm"), "slit_cc_mm": num(13, "slit CC mm")}
+    if f[14]:
+        out["run"] = f"Run{int(f[14])}" if f[14].isdigit() else f[14]
+    if f[15]:
+        out["replicate"] = int(num(15, "replicate"))
+    if f[4]:
+        out["date"] = _iso_date(f"{f[4]} {f[5]}".strip(), path, "file name date")
+    return out
+
+
+def _iso_date(text: str, path, field: str) -> str:
+    for fmt in ("%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m-%d-%Y", "%d.%m.%Y %H:%M:%S",
+                "%Y%m%d %H%M%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).isoformat()
+        except ValueError:
+            continue
+    raise InputError(path, f"date {text!r} is not mm-dd-yyyy hh:mm:ss", field=field)
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def _counts(lines: list[str], start: int, path) -> tuple[np.ndarray, int]:
+    """Counts after ``$DATA:`` (line index ``start``); returns (counts, index after the block)."""
+    if start + 1 >= len(lines):
+        raise InputError(path, "file ends after $DATA: (expected 'first last' channel)", line=start + 1)
+    bounds = lines[start + 1].split()
+    if len(bounds) != 2 or not all(b.lstrip("-").isdigit() for b in bounds):
+        raise InputError(path, f"expected 'first last' channel after $DATA:, found {lines[start + 1]!r}",
+                         line=start + 2, field="$DATA")
+    first, last = int(bounds[0]), int(bounds[1])
+    expected = last - first + 1
+    if expected <= 0:
+        raise InputError(path, f"channel range {first}..{last} is empty", line=start + 2, field="$DATA")
+    end = start + 2
+    while end < len(lines) and not lines[end].startswith("$"):
+        end += 1
+    body = "\n".join(lines[start + 2:end])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            values = np.fromstring(body, dtype=np.int64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        values = None
+    if values is None or values.size != expected:
+        _locate_bad_count(lines, start + 2, end, expected, path)
+    if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.uint32).max:
+        bad = int(np.flatnonzero((values < 0) | (values > np.iinfo(np.uint32).max))[0])
+        raise InputError(path, f"count of channel {first + bad} is {values[bad]}, expected 0..2^32-1",
+                         field="$DATA")
+    return values.astype(np.uint32), end
+
+
+def _locate_bad_count(lines, begin, end, expected, path):
+    """Slow path, only for broken files: find the line that spoils the counts."""
+    seen = 0
+    for i in range(begin, end):
+        for token in lines[i].split():
+            if not token.isdigit():
+                raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=i + 1,
+                                 field="$DATA")
+            seen += 1
+    raise InputError(path, f"found {seen} counts, expected {expected} (truncated or garbled file?)",
+                     line=end, field="$DATA")
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _calibration(fields: _Fields, path) -> Calibration:
+    cal = fields.header.get("MCA_CAL")
+    if cal and len(cal) >= 2:
+        terms = cal[1].replace(",", ".").split()
+        unit = terms[-1] if terms and not _is_float(terms[-1]) else "keV"
+        coefficients = [float(t) for t in terms if _is_float(t)]
+        scale = {"kev": 1.0, "ev": 1e-3}.get(unit.lower())
+        if scale is None:
+            raise InputError(path, f"unknown calibration unit {unit!r} (known: keV, eV)",
+                             line=fields.where["MCA_CAL"] + 2, field="$MCA_CAL")
+        if len(coefficients) >= 2:
+            c = Calibration(coefficients[1] * scale, coefficients[0] * scale, "header:$MCA_CAL")
+            if not c.degenerate:
+                return c
+    fit = fields.text("ENER_FIT")
+    if fit:
+        terms = fit.replace(",", ".").split()
+        if len(terms) >= 2 and all(_is_float(t) for t in terms[:2]):
+            c = Calibration(float(terms[1]), float(terms[0]), "header:$ENER_FIT")
+            if not c.degenerate:
+                return c
+    return DEFAULT_CALIBRATION
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- reader
+
+_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+_KV = {"kV": 1.0, "kv": 1.0, "V": 1e-3}
+_MA = {"mA": 1.0, "ma": 1.0, "uA": 1e-3, "µA": 1e-3, "ua": 1e-3}
+
+
+def read(path, *, source: str | None = None, raw: bytes | None = None, calibration: Calibration | None = None,
+         section_top_mm_override: float | None = None, core: str | None = None, **_options) -> list[Spectrum]:
+    """Read one Avaatech ``.spe`` file into a one-element list of :class:`Spectrum`.
+
+    ``calibration`` overrides whatever the file says (recorded as source ``"option"``);
+    ``core`` and ``section_top_mm_override`` supply what neither header nor name gives.
+    """
+    path = Path(path)
+    if raw is None:
+        raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise InputError(path, "binary content: expected an ASCII Avaatech .spe file")
+    text = _decode(raw)
+    lines = text.split("\n")
+    try:
+        data_at = next(i for i, line in enumerate(lines) if line.startswith("$DATA:"))
+    except StopIteration:
+        raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts") from None
+    counts, after = _counts(lines, data_at, path)
+    header, where = parse_header(lines[:data_at], path)
+    if after < len(lines):  # ORTEC files may carry $ROI:, $ENER_FIT:, $MCA_CAL: after the counts
+        tail, tail_where = parse_header(lines[after:], path)
+        header.update(tail)
+        where.update({k: v + after for k, v in tail_where.items()})
+    fields = _Fields(header, where, path)
+    header_text = "\n".join(lines[:data_at] + lines[after:]).strip()
+
+    warn: list[str] = []
+    name = _name_fields(path, fields)
+
+    core_id = fields.text("CORE_ID") or name.get("core") or core
+    if not core_id:
+        raise InputError(path, "no core id in $Core_ID:, the file name or $SPEC_ID: (pass --core)", field="$Core_ID")
+    section = fields.text("SECTION_ID") or name.get("section", "")
+    if section_top_mm_override is not None:
+        top = float(section_top_mm_override)
+    elif section:
+        top = section_top_mm(section, path, "$Section_ID" if fields.text("SECTION_ID") else "file name section token")
+    else:
+        raise InputError(path, "no section token in $Section_ID: or the file name (e.g. 'CORE_0100 ...'); "
+                               "pass the section top", field="$Section_ID")
+
+    x = fields.number("X_POSITION", _MM)
+    position = x if x is not None else name.get("position_mm")
+    if position is None:
+        raise InputError(path, "no position in section: expected $X_Position: or a 'NN.Nmm' token in the name",
+                         field="$X_Position")
+    for label, other in (("$Depth", fields.number("DEPTH", _MM)), ("file name depth", name.get("depth_field_mm"))):
+        if other is not None and not math.isnan(other) and abs(other - position) > 1e-6:
+            warn.append(f"{label} {other:g} mm disagrees with X position {position:g} mm; X used")
+
+    meas = (fields.text("MEAS_TIM") or "").replace(",", ".").split()
+    live = float(meas[0]) if meas and _is_float(meas[0]) else name.get("live_time_s", math.nan)
+    real = float(meas[1]) if len(meas) > 1 and _is_float(meas[1]) else math.nan
+    kv = fields.number("ACC_VOLT", _KV)
+    ma = fields.number("TUBE_CUR", _MA)
+    date_text = fields.text("DATE_MEA")
+    date = _iso_date(date_text, path, "$DATE_MEA") if date_text else name.get("date", "")
+    run = fields.text("RUN_ID") or name.get("run") or _run_from_folder(path)
+    if run and run.isdigit():
+        run = f"Run{int(run)}"
+    rep_text = fields.text("REPLICATE_ID")
+    replicate = int(_to_number(rep_text, path, "$Replicate_ID")) if rep_text else name.get("replicate", 0)
+    cal = calibration if calibration is not None else _calibration(fields, path)
+
+    return [Spectrum(
+        counts=counts, core=core_id.strip(), section=section.strip(), section_top_mm=top,
+        position_mm=float(position), depth_mm=top + float(position), run=run or "", replicate=int(replicate),
+        tube_kv=kv if kv is not None else name.get("tube_kv", math.nan),
+        tube_ma=ma if ma is not None else name.get("tube_ma", math.nan),
+        live_time_s=live, real_time_s=real,
+        filter=fields.text("FILTER") or name.get("filter", ""),
+        slit_dc_mm=_first(fields.number("SLIT_DC", _MM), name.get("slit_dc_mm")),
+        slit_cc_mm=_first(fields.number("SLIT_CC", _MM), name.get("slit_cc_mm")),
+        y_mm=_first(fields.number("Y_POSITION", _MM), name.get("y_mm")),
+        total_cps=_first(fields.number("TOTALCPS"), None), date=date, calibration=cal,
+        instrument="avaatech", detector=fields.text("DETECTOR") or fields.text("SPEC_REM") or "",
+        source=source or path.name, header=header_text, warnings=tuple(warn),
+    )]
+
+
+def _first(*values) -> float:
+    for v in values:
+        if v is not None:
+            return float(v)
+    return math.nan
+
+
+def _name_fields(path: Path, fields: _Fields) -> dict:
+    """Metadata from the file name, or from ``$SPEC_ID:`` when the name was changed."""
+    for stem in (path.stem if path.suffix.lower() == ".spe" else path.name, fields.text("SPEC_ID") or ""):
+        if stem.count("!") >= 10:
+            return parse_bang_name(stem, path)
+        parsed = parse_space_name(stem)
+        if "section" in parsed:
+            return parsed
+    return {}
+
+
+def _run_from_folder(path: Path) -> str:
+    match = _RUN_FOLDER.search(path.parent.name)
+    return f"Run{int(match.group(1))}" if match else ""
