@@ -59,6 +59,17 @@ class StoreError(XrfhubError):
     exit_code = 3
 
 
+class NotInIndexError(StoreError, KeyError):
+    """A selection asked for a core or an exact depth the dataset does not hold.
+
+    A ``KeyError`` so that code written for xarray's own ``sel`` keeps working, and a
+    :class:`~xrfhub.errors.StoreError` so that the CLI reports it without a traceback.
+    """
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
 class StoreLockedError(StoreError):
     """Another process is writing the store."""
 

@@ -43,7 +43,7 @@ import pandas as pd
 import xarray as xr
 from xarray import Index, IndexSelResult, Variable
 
-from xrfhub.errors import ConfigError, StoreError
+from xrfhub.errors import ConfigError, NotInIndexError
 
 __all__ = ["CoreDepthIndex", "NotInIndexError", "drop_core_depth_index",
            "with_core_depth_index"]
@@ -55,17 +55,6 @@ _NUMBER_KINDS = "fiu"
 _METHODS = {"nearest": "nearest", "pad": "pad", "ffill": "pad",
             "backfill": "backfill", "bfill": "backfill"}
 _SHOWN_CORES = 5
-
-
-class NotInIndexError(StoreError, KeyError):
-    """A selection asked for a core or an exact depth the dataset does not hold.
-
-    A ``KeyError`` so that code written for xarray's own ``sel`` keeps working, and a
-    :class:`~xrfhub.errors.StoreError` so that the CLI reports it without a traceback.
-    """
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
 
 
 class _Lookup:

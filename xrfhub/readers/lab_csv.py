@@ -1,0 +1,419 @@
+"""Plain lab tables: comma, semicolon or tab separated text with a header row.
+
+One row per lab sample: a core column (``core``, ``core_id``, ``Core ID``, ``Event``, ...),
+a depth as a mid-depth (``depth_m``, ``Depth [m]``, ``mid``) or an interval (``top_cm`` and
+``bottom_cm``, ``Top [cm]``/``Bottom [cm]``), then values. The separator is sniffed from the
+content; with ``;`` the decimal mark is a comma (the European spreadsheet export).
+
+This module also holds ``table_from_cells``, the step every lab reader ends with: header cells
+and row cells in, a validated ``LabTable`` out (units converted, flags split off, depths in mm).
+PANGAEA and IODP readers only differ in how they find the header and the rows.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import properties as P
+from ..errors import ConfigError, InputError
+from ..records import LabTable
+
+FORMAT = "lab-csv"
+KIND = "samples"
+DESCRIPTION = "Lab table as CSV (comma, semicolon or tab; core, depth or top/bottom, values)"
+
+#: Cells that mean "no value" in hand-made tables (compared lower-case, stripped).
+MISSING = frozenset({"", "nan", "na", "n/a", "n.a.", "nd", "n.d.", "-", "--", "null", "none"})
+#: PANGAEA quality prefixes -> does the value stay? ("/" = not valid: the value is dropped).
+FLAG_KEEPS = {"?": True, "*": True, "/": False}
+
+_SEPARATORS = ("\t", ";", ",")
+_COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
+_DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
+
+
+# --------------------------------------------------------------------------- reading text
+
+
+def read_text(path, raw: bytes | None = None) -> str:
+    """A text file's content: UTF-8 (BOM dropped) or else Latin-1; refuses binary data."""
+    if raw is None:
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise InputError(path, "file not found") from None
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if b"\x00" in raw[:65536]:
+        raise InputError(path, "binary content (NUL bytes): expected a text table")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.lstrip("\ufeff")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split at LF, CRLF or a bare CR (not at the other characters str.splitlines knows)."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+# --------------------------------------------------------------------------- cells -> LabTable
+
+
+def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
+    """``(value, flag)`` of one cell, or ``None`` when it is not a number.
+
+    A PANGAEA prefix ``?`` (questionable) or ``*`` (unknown) keeps the value and sets the flag;
+    ``/`` (not valid) sets the flag and drops the value. Missing-value markers give NaN.
+    """
+    text = text.strip()
+    flag = ""
+    if text[:1] in FLAG_KEEPS:
+        flag, text = text[0], text[1:].strip()
+    if text.lower() in MISSING:
+        return math.nan, flag
+    if decimal == ",":
+        text = text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return (value if FLAG_KEEPS.get(flag, True) else math.nan), flag
+
+
+def _depth(cell: str, decimal: str, path, line: int, field: str) -> float:
+    parsed = parse_value(cell, decimal)
+    if parsed is None or parsed[1] or math.isnan(parsed[0]):
+        what = "is empty" if not cell.strip() else f"is {cell.strip()!r}"
+        raise InputError(path, f"depth {what}: every sample needs a numeric depth", line=line,
+                         field=field)
+    return parsed[0]
+
+
+def _mark_duplicates(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]], *,
+                     source: str | None = None, decimal: str = ".", core: str | None = None,
+                     default_core: str | None = None, depth_unit: str | None = None,
+                     ignore_columns=(), metadata: dict[str, str] | None = None,
+                     roles: dict[int, str] | None = None) -> LabTable:
+    """Validate header and rows of a lab table and build its ``LabTable``.
+
+    ``rows`` are ``(line number, cells)``. ``core`` overrides any core column; ``default_core``
+    is used when the table has no core column (PANGAEA's single event). ``depth_unit`` is the
+    unit of depth columns whose header gives none. ``roles`` forces the role of columns by
+    index (the IODP reader knows its layout better than the generic synonyms). Property columns
+    without a unit are taken as wt% (noted in ``metadata['assumed_units']``).
+    """
+    metadata = dict(metadata or {})
+    ignore = {str(c).strip() for c in ignore_columns}
+    while header and not header[-1].strip() and all(
+            len(cells) < len(header) or not cells[len(header) - 1].strip() for _, cells in rows):
+        header = header[:-1]  # trailing separator on the header line
+    fields = [P.split_header(h) for h in header]
+    role_of = []
+    for i, f in enumerate(fields):
+        if not f.text:
+            raise InputError(path, f"column {i + 1} has no name in the header row",
+                             field=f"column {i + 1}")
+        if f.text in ignore or f.name in ignore:
+            role_of.append("ignored")
+        else:
+            role_of.append((roles or {}).get(i) or P.column_role(f))
+    cols = {role: [i for i, r in enumerate(role_of) if r == role] for role in set(role_of)}
+
+    top_i, bot_i, mid_i = (cols.get(r, [None])[0] for r in (P.TOP, P.BOTTOM, P.MID))
+    if (top_i is None) != (bot_i is None) and mid_i is None:
+        have = fields[top_i if top_i is not None else bot_i].text
+        raise InputError(path, f"depth interval incomplete: found {have!r} but not its "
+                         "partner; give top and bottom, or a mid-depth column", field=have)
+    if mid_i is None and top_i is None:
+        raise InputError(path, "no depth column: expected a mid-depth (depth, mid, depth_m, "
+                         "'Depth [m]', 'Depth sed [m]') or top and bottom (top_cm/bottom_cm, "
+                         f"'Depth top [m]'/'Depth bot [m]'); header has {[f.text for f in fields]}")
+    core_i = cols.get(P.CORE, [None])[0]
+    if core is None and core_i is None and default_core is None:
+        raise InputError(path, "no core column (core, core_id, 'Core ID', Event, Site/Hole): "
+                         "add one or pass core='<core id>'")
+    interval = top_i is not None and bot_i is not None
+    depth_cols = [top_i, bot_i] if interval else [mid_i]
+    factors = {}
+    for i in depth_cols:
+        unit = fields[i].unit or depth_unit
+        if not unit:
+            raise InputError(path, "depth column has no unit: write it in the header "
+                             "('depth_cm', 'Depth [m]') or pass depth_unit='m'|'cm'|'mm'",
+                             field=fields[i].text)
+        factors[i] = P.depth_factor(unit, path=path, field=fields[i].text)
+
+    sample_i = cols.get(P.SAMPLE_ID, [None])[0]
+
+    prop_i = cols.get(P.PROPERTY, [])
+    names = _mark_duplicates([P.canonical_property(fields[i].name) for i in prop_i])
+    units, pfactor, assumed = {}, {}, []
+    for i, name in zip(prop_i, names):
+        if not name:
+            raise InputError(path, "property column name has no letters or digits",
+                             field=fields[i].text)
+        units[name] = fields[i].unit
+        if fields[i].unit:
+            pfactor[i] = P.value_factor(fields[i].unit, path=path, field=fields[i].text)
+        else:
+            pfactor[i] = 1.0
+            assumed.append(name)
+        if fields[i].text != name:
+            metadata[f"column:{name}"] = fields[i].text
+    if assumed:
+        metadata["assumed_units"] = ", ".join(assumed) + ": no unit in header, taken as wt%"
+    skipped = [fields[i].text for i, r in enumerate(role_of)
+               if r in (P.ANCILLARY, "ignored") or (r in (P.MID, P.TOP, P.BOTTOM, P.CORE, P.SAMPLE_ID)
+                                                     and i not in (*depth_cols, core_i, sample_i))]
+    if skipped:
+        earlier = metadata.get("ignored_columns")
+        metadata["ignored_columns"] = "; ".join(([earlier] if earlier else []) + skipped)
+
+    out = {"core": [], "sample_id": [], "top_mm": [], "bottom_mm": [], "mid_mm": [], "line": []}
+    values = {name: [] for name in names}
+    flags = {name: [] for name in names}
+    width = len(fields)
+    for line, cells in rows:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > width:
+            extra = [c for c in cells[width:] if c.strip()]
+            if extra:
+                raise InputError(path, f"row has {len(cells)} cells but the header {width} columns "
+                                 f"(extra: {extra[:3]})", line=line)
+            cells = cells[:width]
+        cells = list(cells) + [""] * (width - len(cells))
+        if core is not None:
+            core_id = core
+        elif core_i is not None:
+            core_id = cells[core_i].strip()
+            if not core_id:
+                raise InputError(path, "core id is empty", line=line, field=fields[core_i].text)
+        else:
+            core_id = default_core
+        if interval:
+            top = _depth(cells[top_i], decimal, path, line, fields[top_i].text) * factors[top_i]
+            bot = _depth(cells[bot_i], decimal, path, line, fields[bot_i].text) * factors[bot_i]
+            if bot < top:
+                raise InputError(path, f"bottom depth {cells[bot_i].strip()} is above top depth "
+                                 f"{cells[top_i].strip()}", line=line, field=fields[bot_i].text)
+            mid = (top + bot) / 2.0
+        else:
+            top = bot = math.nan
+            mid = _depth(cells[mid_i], decimal, path, line, fields[mid_i].text) * factors[mid_i]
+        out["core"].append(core_id)
+        out["sample_id"].append(cells[sample_i].strip() if sample_i is not None else "")
+        out["top_mm"].append(top)
+        out["bottom_mm"].append(bot)
+        out["mid_mm"].append(mid)
+        out["line"].append(line)
+        for i, name in zip(prop_i, names):
+            parsed = parse_value(cells[i], decimal)
+            if parsed is None:
+                hint = " (decimal comma? pass decimal=',')" if "," in cells[i] and decimal == "." else ""
+                raise InputError(path, f"value {cells[i].strip()!r} is not a number{hint}; "
+                                 "expected a number, optionally prefixed by a flag ?, / or *, "
+                                 "or empty", line=line, field=fields[i].text)
+            values[name].append(parsed[0] * pfactor[i])
+            flags[name].append(parsed[1])
+    if not out["line"]:
+        raise InputError(path, "no data rows: the table is empty")
+
+    samples = pd.DataFrame({
+        "core": pd.Series(out["core"], dtype=object),
+        **({"sample_id": pd.Series(out["sample_id"], dtype=object)} if sample_i is not None else {}),
+        "top_mm": np.asarray(out["top_mm"], dtype=np.float64),
+        "bottom_mm": np.asarray(out["bottom_mm"], dtype=np.float64),
+        "mid_mm": np.asarray(out["mid_mm"], dtype=np.float64),
+        "line": np.asarray(out["line"], dtype=np.int64),
+        **{name: np.asarray(values[name], dtype=np.float64) for name in names},
+    })
+    flag_frame = pd.DataFrame({name: pd.Series(flags[name], dtype=object) for name in names},
+                              index=samples.index)
+    return LabTable(source=source or Path(path).name, samples=samples, flags=flag_frame,
+                    units=units, metadata=metadata)
+
+
+# --------------------------------------------------------------------------- delimited text
+
+
+def _records(lines: list[str], sep: str) -> list[tuple[int, list[str]]]:
+    """Rows of delimited text with their 1-based line numbers (quoted fields may span lines)."""
+    # strict: a quote left open (a file cut inside a quoted cell) is an error, not a long cell
+    reader = csv.reader(io.StringIO("\n".join(lines) + "\n"), delimiter=sep, quotechar='"',
+                        skipinitialspace=sep != "\t", strict=True)
+    out, start = [], 1
+    try:
+        for cells in reader:
+            out.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise csv.Error(f"line {reader.line_num}: {exc}") from None
+    return out
+
+
+def sniff_separator(lines: list[str]) -> str | None:
+    """The separator that splits the header into most columns with rows that agree.
+
+    Scored over the first 20 lines: a separator whose rows have as many cells as the header
+    (trailing empties allowed) beats one that does not; then more columns win; ties go to
+    tab, then semicolon, then comma (PANGAEA-style names contain commas).
+    """
+    sample = [line for line in lines[:20] if line.strip()]
+    if not sample:
+        return None
+    best, best_score = None, None
+    for rank, sep in enumerate(_SEPARATORS):
+        try:
+            records = _records(sample, sep)
+        except csv.Error:  # a broken row further down: judge by the header alone
+            try:
+                records = _records(sample[:1], sep) + [(0, [])]
+            except csv.Error:
+                continue
+        header = records[0][1]
+        n = len([c for c in header if c.strip()]) if header else 0
+        if n < 2:
+            continue
+        agree = all(len([c for c in cells if c.strip()]) <= len(header) and
+                    len(cells) >= n for _, cells in records[1:])
+        score = (agree, n, -rank)
+        if best_score is None or score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _guess_decimal(sep: str, rows: list[tuple[int, list[str]]]) -> str:
+    if sep == ";":
+        return ","
+    if sep == ",":
+        return "."
+    cells = [c.strip() for _, r in rows[:200] for c in r]
+    commas = sum(bool(_COMMA_DECIMAL.match(c)) for c in cells)
+    dots = sum(bool(_DOT_DECIMAL.match(c)) for c in cells)
+    return "," if commas and not dots else "."
+
+
+def parse_delimited(path, text: str, *, sep: str | None = None):
+    """Header cells, ``(line, cells)`` rows and the separator of delimited text."""
+    lines = split_lines(text)
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise InputError(path, "no data rows: the file is empty")
+    sep = sep or sniff_separator(lines[first:])
+    if sep is None:
+        raise InputError(path, "cannot find the column separator (expected comma, semicolon or "
+                         "tab between at least two header columns)", line=first + 1)
+    try:
+        records = _records(lines[first:], sep)
+    except csv.Error as exc:
+        raise InputError(path, f"malformed delimited text ({exc}): a quote left open or text "
+                         "after a closing quote; a truncated file?") from None
+    header = [c.strip() for c in records[0][1]]
+    rows = [(line + first, cells) for line, cells in records[1:]]
+    return header, rows, sep
+
+
+def _head_text(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character cut at the end of the 8 KiB head is still UTF-8
+        text = head[:exc.start].decode("utf-8") if exc.start > len(head) - 4 else head.decode("latin-1")
+    return text.lstrip("\ufeff")
+
+
+def _header_roles(head: bytes) -> tuple[list[P.HeaderField], set[str]] | None:
+    text = _head_text(head)
+    if text is None or text.lstrip().startswith(("/*", "$", "<")):
+        return None
+    lines = split_lines(text)
+    if len(head) >= 8192 and len(lines) > 1:
+        lines = lines[:-1]  # the last line of a full head may be cut
+    lines = [line for line in lines if line.strip()]
+    sep = sniff_separator(lines)
+    if sep is None:
+        return None
+    try:
+        header = _records(lines[:1], sep)[0][1]
+    except (csv.Error, IndexError):
+        return None
+    fields = [P.split_header(h) for h in header if h.strip()]
+    return fields, {P.column_role(f) for f in fields}
+
+
+def sniff(head: bytes, name: str = "") -> bool:
+    """A delimited header with a depth (mid, or top and bottom) and a lab value: a known
+    property (CaCO3, TOC, ...) or a column in a mass-fraction unit. Tables of other kinds with
+    a depth column (e.g. a list of spectra with ``mid_depth_mm``) are thus not claimed; a lab
+    table of only unknown, unit-less properties needs ``--format lab-csv``.
+
+    IODP LIMS exports are left to ``lab_iodp`` (their ``Core`` is a core number, not an id).
+    """
+    from . import lab_iodp
+
+    parsed = _header_roles(head)
+    if parsed is None or lab_iodp.sniff(head, name):
+        return False
+    fields, roles = parsed
+    has_depth = P.MID in roles or {P.TOP, P.BOTTOM} <= roles
+    has_value = any(P.column_role(f) == P.PROPERTY and (
+        P.is_known_property(f.name) or P.unit_key(f.unit) in P.VALUE_UNITS) for f in fields)
+    return has_depth and has_value
+
+
+#: Ingest options that belong to spectrum readers: ingest passes one option set to every
+#: reader of a mixed folder, so lab readers read past these instead of refusing them.
+SPECTRA_OPTIONS = frozenset({"calibration", "section_top_mm", "section_top_mm_override"})
+
+
+def check_options(options: dict, allowed: set[str], fmt: str) -> None:
+    """Refuse options no reader knows (a typo should not pass silently)."""
+    unknown = sorted(set(options) - allowed - SPECTRA_OPTIONS)
+    if unknown:
+        raise ConfigError(f"reader {fmt!r} does not take option(s) {unknown}; lab readers take "
+                          "core, depth_unit, decimal, sep, ignore_columns (and read past "
+                          f"{sorted(SPECTRA_OPTIONS)})")
+
+
+def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
+         depth_unit: str | None = None, decimal: str | None = None, sep: str | None = None,
+         ignore_columns=(), **options) -> LabTable:
+    """Read a plain lab table.
+
+    Options: ``core`` (the core id when the table has no core column, or to override it),
+    ``depth_unit`` (for depth headers without a unit), ``decimal`` ("." or ","; default: ","
+    with ";" separators, else "." unless a tab table only has decimal commas), ``sep`` (force a
+    separator), ``ignore_columns`` (headers to leave out, e.g. a text column).
+    """
+    check_options(options, set(), FORMAT)
+    text = read_text(path, raw)
+    header, rows, sep = parse_delimited(path, text, sep=sep)
+    decimal = decimal or _guess_decimal(sep, rows)
+    meta = {"format": FORMAT, "separator": {"\t": "tab"}.get(sep, sep), "decimal": decimal}
+    return table_from_cells(path, header, rows, source=source, decimal=decimal, core=core,
+                            depth_unit=depth_unit, ignore_columns=ignore_columns, metadata=meta)
