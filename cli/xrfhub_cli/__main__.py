@@ -1,0 +1,3 @@
+from xrfhub_cli.main import cli
+
+cli(prog_name="xrfhub")

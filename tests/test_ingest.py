@@ -1,0 +1,224 @@
+"""Ingest into a real store (NeXus + Zarr on disk), read back through the public API."""
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xrfhub
+from xrfhub.errors import InputError, StoreError, StoreLockedError
+from xrfhub.readers import avaatech_spe
+from xrfhub.store.generations import Store
+
+from conftest import spe_stem, spe_text, synthetic_counts, write_corpus
+
+
+def _ingest(corpus, store, **kw):
+    return xrfhub.ingest([corpus.scans, corpus.files["pangaea"]], store, **kw)
+
+
+def _state(store):
+    """Everything a reader sees, for before/after comparisons."""
+    ds = xrfhub.open(store, index=False)
+    return (Store(store).current().name, ds["counts"].values.copy(), ds["depth_mm"].values.copy(),
+            ds["core"].values.copy())
+
+
+def test_ingest_round_trip_is_bit_exact(corpus, tmp_path):
+    store = tmp_path / "hub"
+    report = _ingest(corpus, store)
+    assert report.n_spectra == 60 and report.n_samples == 11 and report.generation == "g000001"
+    ds = xrfhub.open(store)
+    assert ds.sizes == {"spectrum": 60, "channel": 2048}
+    assert ds["counts"].dtype == np.uint32 and ds["counts"].chunks is not None  # lazy, dask
+    for key, path in corpus.files.items():
+        if key == "pangaea":
+            continue
+        core, kv, depth = key.split("/")
+        row = ds.sel(core=core, depth_mm=float(depth))
+        row = row.isel(spectrum=np.flatnonzero(row["tube_kv"].values == float(kv)))
+        assert row.sizes["spectrum"] == 1
+        (expected,) = avaatech_spe.read(path)
+        np.testing.assert_array_equal(row["counts"].values[0], expected.counts)
+        assert row["source"].values[0].endswith(path.name)
+    assert set(ds["energy"].attrs.items()) >= {("units", "keV")}
+    for name in ("core", "section", "position_mm", "depth_mm", "run", "replicate", "live_time_s", "tube_kv",
+                 "tube_ma", "energy_gain_kev", "energy_offset_kev", "source"):
+        assert name in ds.coords
+
+
+def test_selection_by_core_and_depth_as_typed(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    ds = xrfhub.open(store)
+    sub = ds.sel(core="PS75-056-1", depth_mm=slice(100, 150))
+    assert sorted(set(sub["depth_mm"].values)) == [105.0, 115.0, 125.0, 135.0, 145.0]
+    assert set(sub["core"].values) == {"PS75-056-1"} and set(sub["tube_kv"].values) == {10.0, 30.0}
+    assert ds.sel(core="SO264-09-2").sizes["spectrum"] == 20
+    assert len(ds.sel(core="SO264-09-2")["depth_mm"]) == 20  # coordinates subset too
+
+
+def test_samples_are_aligned_with_the_mean_matched_spectrum(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    samples = xrfhub.open(store, "samples")
+    spectra = xrfhub.open(store, index=False)
+    assert samples.sizes["sample"] == 11
+    s = samples.sel(core="PS75-056-1", depth_mm=15.0)
+    assert float(s["CaCO3"].values[0]) == pytest.approx(20 + 10 * np.sin(15 / 50), abs=0.01)
+    assert s["match_status"].values[0] == "matched" and int(s["match_count"].values[0]) == 1
+    rows = s["matched_spectrum"].values[0]
+    rows = rows[rows >= 0]
+    assert spectra["depth_mm"].values[rows].tolist() == [15.0] and spectra["tube_kv"].values[rows].tolist() == [10.0]
+    np.testing.assert_allclose(s["mean_spectrum"].values[0], spectra["counts"].values[rows].mean(0))
+    far = samples.sel(core="PS75-056-1", depth_mm=500.0)
+    assert far["match_status"].values[0] == "unmatched" and np.isnan(far["mean_spectrum"].values[0]).all()
+    lonely = samples.sel(core="PS75/999-9")
+    assert lonely["match_status"].values[0] == "no-scan"
+    assert lonely["CaCO3_flag"].values[0] == "?" and lonely["TOC_flag"].values[0] == "/"
+    assert np.isnan(lonely["TOC"].values[0]) and lonely["CaCO3"].values[0] == 12.5
+    assert samples["CaCO3"].attrs["units"] == "wt%"
+    assert samples["lab_core"].sel(sample=0).item() == "PS75/056-1"
+
+
+def test_same_files_twice_add_nothing(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    before = _state(store)
+    report = _ingest(corpus, store)
+    assert report.generation is None and len(report.unchanged) == 61 and not report.added
+    after = _state(store)
+    assert before[0] == after[0]
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_changed_file_refused_unless_replace_and_history_kept(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    before = _state(store)
+    path = corpus.files["SO264-09-2/10/15"]
+    path.write_text(spe_text("SO264-09-2", "0000", 15.0, minute=1, counts=np.full(2048, 7, np.uint32)))
+    with pytest.raises(InputError, match="changed since it was ingested.*--replace"):
+        _ingest(corpus, store)
+    assert _state(store)[0] == before[0]
+    report = _ingest(corpus, store, replace=True)
+    assert len(report.replaced) == 1 and report.generation == "g000002"
+    ds = xrfhub.open(store)
+    row = ds.sel(core="SO264-09-2", depth_mm=15.0)
+    np.testing.assert_array_equal(row["counts"].values[0], np.full(2048, 7))
+    assert ds.sizes["spectrum"] == 60
+    manifest = xrfhub.api.manifest(store)
+    saved = [h for h in manifest["history"] if "saved_as" in h]
+    assert saved and (store / saved[0]["saved_as"]).exists()
+    old = xrfhub.store.nexus.read_core(store / saved[0]["saved_as"])
+    np.testing.assert_array_equal(old.scans["scan_0000_Run1_10kV_rep0"].counts, before[1][np.flatnonzero(
+        (before[3] == "SO264-09-2"))][:10])
+
+
+def test_new_core_is_appended_and_old_files_are_reused(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    gen1 = Store(store).current()
+    more = write_corpus(tmp_path / "more", cores=("GeoB1234-5",), seed=3, kv30_core=None)
+    report = xrfhub.ingest([more.scans], store)
+    assert report.cores == ["GeoB1234-5"] and report.n_spectra == 20
+    gen2 = Store(store).current()
+    old_file = gen1.path / "nexus" / "PS75-056-1.nxs"
+    new_file = gen2.path / "nexus" / "PS75-056-1.nxs"
+    assert os.stat(old_file).st_ino == os.stat(new_file).st_ino  # hard link, not a rewrite
+    ds = xrfhub.open(store)
+    assert ds.sizes["spectrum"] == 80 and ds.sel(core="GeoB1234-5").sizes["spectrum"] == 20
+
+
+def test_lab_table_before_the_scans_is_matched_later(corpus, tmp_path):
+    store = tmp_path / "hub"
+    xrfhub.ingest([corpus.files["pangaea"]], store)
+    assert xrfhub.open(store).sizes["sample"] == 11  # the only kind present
+    xrfhub.ingest([corpus.scans], store)
+    samples = xrfhub.open(store, "samples")
+    assert set(samples["core"].values) == {"PS75-056-1", "SO264-09-2", "PS75/999-9"}
+    assert (samples["match_status"].values == "matched").sum() == 8
+    manifest = xrfhub.api.manifest(store)
+    assert "PS75_056-1" not in json.dumps(manifest["cores"])  # the lab-only file is gone
+
+
+def _bad_file(corpus, kind):
+    folder = corpus.scans / "SO264-09-2" / "Run 1 at  10kV"
+    path = folder / f"{spe_stem('SO264-09-2', '0000', 300.0)}.spe"
+    rng = np.random.default_rng(1)
+    if kind == "truncated":
+        path.write_text(spe_text("SO264-09-2", "0000", 300.0, minute=50, counts=synthetic_counts(rng, 5))[:-2000])
+        return path, "counts, expected 2048"
+    if kind == "garbled":
+        path.write_bytes(b"$SPEC_ID:\n\x00\xff\x13garbage" * 50)
+        return path, "binary"
+    if kind == "channels":
+        path.write_text(spe_text("SO264-09-2", "0000", 300.0, minute=50, counts=synthetic_counts(rng, 5, 1024)))
+        return path, "1024 channels, but scan SO264-09-2"
+    if kind == "duplicate":
+        path = folder / "copy of 15 mm.spe"
+        path.write_text(spe_text("SO264-09-2", "0000", 15.0, minute=50, counts=synthetic_counts(rng, 5)))
+        return path, "duplicate depth"
+    if kind == "non-monotonic":
+        path.write_text(spe_text("SO264-09-2", "0000", 3.0, minute=50, counts=synthetic_counts(rng, 5)))
+        return path, "non-monotonic depths"
+    if kind == "unit":
+        text = spe_text("SO264-09-2", "0000", 300.0, minute=50, counts=synthetic_counts(rng, 5))
+        path.write_text(text.replace("$TUBE_CUR:\n0.150", "$TUBE_CUR:\n150 parsecs"))
+        return path, "unknown unit 'parsecs'"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbled", "channels", "duplicate", "non-monotonic", "unit"])
+def test_bad_input_is_refused_and_the_store_unchanged(corpus, tmp_path, kind):
+    store = tmp_path / "hub"
+    xrfhub.ingest([corpus.files["pangaea"]], store)
+    gen = Store(store).current().name
+    path, message = _bad_file(corpus, kind)
+    with pytest.raises(InputError, match=message) as err:
+        _ingest(corpus, store)
+    assert path.name in str(err.value)
+    assert Store(store).current().name == gen
+    assert "spectra" not in xrfhub.store.hub.groups(Store(store).current().hub_path)
+    report = _ingest(corpus, store, skip_bad=True)
+    assert [os.path.basename(s[0]) for s in report.skipped] == [path.name]
+    assert xrfhub.open(store).sizes["spectrum"] == 60
+
+
+def test_second_writer_gets_a_clear_message(corpus, tmp_path):
+    store = Store(tmp_path / "hub")
+    with store.writer():
+        with pytest.raises(StoreLockedError, match="another xrfhub process is writing.*--wait"):
+            _ingest(corpus, store.root)
+        with pytest.raises(StoreLockedError):
+            _ingest(corpus, store.root, wait=0.3)
+    _ingest(corpus, store.root)
+
+
+def test_reader_of_an_empty_or_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="not an xrfhub store"):
+        xrfhub.open(tmp_path / "nothing")
+
+
+def test_nexus_files_show_named_dimensions_in_xarray(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    path = Store(store).current().path / "nexus" / "SO264-09-2.nxs"
+    ds = xr.open_dataset(path, engine="h5netcdf", group="scan_0000_Run1_10kV_rep0/data")
+    assert ds["counts"].dims == ("depth", "energy")
+    assert ds["depth"].attrs["units"] == "mm" and ds["energy"].attrs["units"] == "keV"
+
+
+def test_validate_and_rebuild(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    report = xrfhub.validate(store)
+    assert report.ok, report.text()
+    before = xrfhub.open(store, index=False).load()
+    samples_before = xrfhub.open(store, "samples", index=False).load()
+    gen = xrfhub.rebuild(store)
+    assert gen.name == "g000002"
+    after = xrfhub.open(store, index=False).load()
+    xr.testing.assert_identical(before, after)
+    xr.testing.assert_identical(samples_before, xrfhub.open(store, "samples", index=False).load())

@@ -1,0 +1,333 @@
+"""``xrfhub ingest``: source files in, a new committed store generation out.
+
+The steps, each with one job: find and fingerprint the files (``sources``), decide what is new,
+known or changed against the store's manifest, parse (in parallel through dask), check each scan
+(channel count, depths), merge into per-core records, and hand them to ``build`` which writes
+the generation and commits it. Everything before the commit happens in a folder no reader
+follows, so a refused or crashed ingest leaves the store as it was.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, coreid
+from .build import AlignParams, load_records, write_generation
+from .errors import InputError
+from .records import Calibration, CoreRecord, LabTable, Process, SpectraBlock, Spectrum
+from .sources import Parsed, find, parse_all
+from .store.generations import Store, now_iso
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; printed by the CLI and returned to Python callers."""
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) with --skip-bad
+    ignored: list[str] = field(default_factory=list)  # unrecognised files met while walking folders
+    cores: list[str] = field(default_factory=list)  # cores whose content changed
+    n_spectra: int = 0
+    n_samples: int = 0
+    generation: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"ingested {len(self.added)} new and {len(self.replaced)} replaced file(s): "
+                 f"{self.n_spectra} spectra, {self.n_samples} lab samples, {len(self.cores)} core(s) changed"]
+        if self.unchanged:
+            lines.append(f"{len(self.unchanged)} file(s) already in the store, unchanged: skipped")
+        if self.ignored:
+            lines.append(f"{len(self.ignored)} unrecognised file(s) in folders ignored: "
+                         + ", ".join(self.ignored[:5]) + (" ..." if len(self.ignored) > 5 else ""))
+        for name, reason in self.skipped:
+            lines.append(f"skipped {name}: {reason}")
+        lines.extend(f"warning: {w}" for w in self.warnings[:20])
+        if len(self.warnings) > 20:
+            lines.append(f"... and {len(self.warnings) - 20} more warnings (xrfhub info)")
+        lines.append(f"store generation: {self.generation or 'unchanged'}")
+        return "\n".join(lines)
+
+
+def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: bool = False,
+           replace: bool = False, wait: float = 0.0, calibration: Calibration | None = None,
+           core: str | None = None, section_top_mm: float | None = None,
+           align: AlignParams | None = None, composite_table=None, client=None,
+           progress: bool = False) -> IngestReport:
+    """Ingest files and folders into ``store`` (created if missing); see the module docstring.
+
+    Raises :class:`~xrfhub.errors.InputError` for bad input (unless ``skip_bad``) and
+    :class:`~xrfhub.errors.StoreLockedError` when another writer holds the store.
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    report = IngestReport()
+    cands = find(paths)
+    cmap = coreid.CoreMap.from_csv(core_map) if core_map else None
+    options = {k: v for k, v in {"calibration": calibration, "core": core,
+                                  "section_top_mm_override": section_top_mm}.items() if v is not None}
+
+    with store.writer(wait=wait):
+        current = store.current()
+        manifest = current.manifest() if current else {"sources": {}, "cores": {}}
+        known = manifest["sources"]
+        # the user's core map persists, so lab cores that arrive before their scans still find them
+        cmap = coreid.CoreMap({**manifest.get("core_map", {}), **(cmap.pairs if cmap else {})})
+        parsed = parse_all(cands, format_name=format, options=options, client=client, progress=progress)
+
+        new: list[Parsed] = []
+        replaced: list[Parsed] = []
+        for p in parsed:
+            old = known.get(p.source.name)
+            if p.ignored:
+                report.ignored.append(p.source.name)
+            elif old is not None and old["sha256"] == p.source.sha256:
+                report.unchanged.append(p.source.name)
+            elif p.error is not None:
+                _refuse_or_skip(p.error, skip_bad, report)
+            elif old is not None and not replace:
+                _refuse_or_skip(InputError(p.source.path, f"changed since it was ingested as {p.source.name!r} "
+                                           f"(sha256 {old['sha256'][:12]}... -> {p.source.sha256[:12]}...); "
+                                           "pass --replace to store the new version (the old one is kept "
+                                           "in the history)"), skip_bad, report)
+            elif old is not None:
+                replaced.append(p)
+            else:
+                new.append(p)
+        if not new and not replaced:
+            return report
+
+        records = load_records(current) if current else {}
+        replaced_names = {p.source.name for p in replaced}
+        history = _drop_replaced(records, replaced_names, known)
+        spectra = [s for p in new + replaced if p.kind == "spectra" for s in p.records]
+        bad = _check_scans(spectra, records)
+        while bad:
+            if not skip_bad:
+                raise bad[0][1]
+            drop = {name for name, _ in bad}
+            for name, err in bad:
+                report.skipped.append((name, err.reason))
+            new = [p for p in new if p.source.name not in drop]
+            replaced = [p for p in replaced if p.source.name not in drop]
+            spectra = [s for s in spectra if s.source not in drop]
+            bad = _check_scans(spectra, records)
+        if not new and not replaced:
+            return report
+
+        changed = _merge_spectra(records, spectra)
+        tables = [(p, p.records) for p in new + replaced if p.kind == "samples"]
+        changed |= _merge_lab(records, tables, cmap, report)
+        changed |= _rehome_lab_only(records, cmap)
+        stamp = now_iso()
+        by_core = _sources_by_core(new + replaced)
+        for core_id in sorted(changed & set(records)):
+            rec = records[core_id]
+            fresh = {s.name for s in by_core.get(core_id, [])}
+            rec.sources = [s for s in rec.sources if s.name not in replaced_names or s.name in fresh]
+            rec.sources.extend(by_core.get(core_id, []))
+            rec.processes.append(Process(
+                "ingest", "xrfhub", __version__, stamp,
+                {"sources": sorted(s.name for s in by_core.get(core_id, [])),
+                 "replaced": sorted(replaced_names & {s.name for s in by_core.get(core_id, [])}),
+                 "options": {k: str(v) for k, v in options.items()}, "format": format or "auto"}))
+        for p in new + replaced:
+            known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
+                                   "size": p.source.size, "path": p.source.path, "ingested": stamp}
+        report.added = [p.source.name for p in new]
+        report.replaced = [p.source.name for p in replaced]
+        report.n_spectra = len(spectra)
+        report.n_samples = sum(len(t.samples) for _, t in tables)
+        report.cores = sorted(changed)
+        report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
+        gen = write_generation(store, current, records, changed, known, history=history,
+                               align=align or AlignParams(), composite_table=composite_table,
+                               core_map=cmap.pairs,
+                               event={"action": "ingest", "added": report.added, "replaced": report.replaced,
+                                      "skipped": report.skipped, "date": stamp}, progress=progress)
+        report.generation = gen.name
+        return report
+
+
+def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport) -> None:
+    if not skip_bad:
+        raise err
+    report.skipped.append((err.path, err.reason))
+
+
+# ---------------------------------------------------------------------------- scans
+
+
+def _check_scans(spectra: list[Spectrum], records: dict[str, CoreRecord]) -> list[tuple[str, InputError]]:
+    """Per scan: one channel count, unique depths, depth increasing with measurement time."""
+    bad: list[tuple[str, InputError]] = []
+    by_scan: dict[tuple, list[Spectrum]] = defaultdict(list)
+    for s in spectra:
+        by_scan[s.scan_key].append(s)
+    for key, points in by_scan.items():
+        existing = _existing_scan(records, key)
+        n_ch = existing.n_channels if existing is not None else _majority([p.n_channels for p in points])
+        for p in points:
+            if p.n_channels != n_ch:
+                bad.append((p.source, InputError(p.source, f"{p.n_channels} channels, but scan {key[0]} "
+                                                 f"{_scan_label(key)} has {n_ch}", field="$DATA")))
+        depths: dict[float, str] = {}
+        if existing is not None:
+            depths = dict(zip(existing.coords["depth_mm"].round(6), existing.coords["source"]))
+        for p in sorted(points, key=lambda s: s.source):
+            d = round(p.depth_mm, 6)
+            if d in depths:
+                bad.append((p.source, InputError(p.source, f"depth {p.depth_mm:g} mm already measured in scan "
+                                                 f"{key[0]} {_scan_label(key)} by {depths[d]}: duplicate depth",
+                                                 field="depth")))
+            else:
+                depths[d] = p.source
+        dated = sorted((p for p in points if p.date), key=lambda s: (s.date, s.source))
+        if len(dated) == len(points):
+            for a, b in zip(dated, dated[1:]):
+                if b.depth_mm < a.depth_mm:
+                    bad.append((b.source, InputError(
+                        b.source, f"non-monotonic depths in scan {key[0]} {_scan_label(key)}: measured at "
+                                  f"{b.date} at {b.depth_mm:g} mm, after {a.source} ({a.date}) at "
+                                  f"{a.depth_mm:g} mm", field="depth")))
+    first: dict[str, InputError] = {}
+    for name, err in bad:  # one complaint per file: the first says enough
+        first.setdefault(name, err)
+    return list(first.items())
+
+
+def _scan_label(key) -> str:
+    _core, section, run, kv, rep = key
+    return f"(section {section or '-'}, {run or 'no run'}, {kv:g} kV, replicate {rep})"
+
+
+def _majority(values):
+    vals, counts = np.unique(values, return_counts=True)
+    return int(vals[np.argmax(counts)])
+
+
+def _existing_scan(records, key) -> SpectraBlock | None:
+    from .records import scan_name
+
+    rec = records.get(key[0])
+    return rec.scans.get(scan_name(key)) if rec is not None else None
+
+
+def _merge_spectra(records: dict[str, CoreRecord], spectra: list[Spectrum]) -> set[str]:
+    from .records import scan_name
+
+    groups: dict[tuple, list[Spectrum]] = defaultdict(list)
+    for s in spectra:
+        groups[s.scan_key].append(s)
+    changed = set()
+    for key, points in groups.items():
+        rec = records.setdefault(key[0], CoreRecord(key[0]))
+        block = SpectraBlock.from_spectra(points)
+        name = scan_name(key)
+        if name in rec.scans:
+            block = SpectraBlock.concat([rec.scans[name], block])
+        order = np.argsort(block.coords["depth_mm"].to_numpy(), kind="stable")
+        rec.scans[name] = SpectraBlock(block.counts[order], block.coords.iloc[order].reset_index(drop=True))
+        changed.add(key[0])
+    return changed
+
+
+def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict) -> list[dict]:
+    """Remove what replaced sources contributed; return the history entries to record."""
+    history = []
+    for core_id, rec in records.items():
+        touched = False
+        for scan, block in list(rec.scans.items()):
+            keep = ~block.coords["source"].isin(names).to_numpy()
+            if not keep.all():
+                touched = True
+                if keep.any():
+                    rec.scans[scan] = SpectraBlock(block.counts[keep], block.coords[keep].reset_index(drop=True))
+                else:
+                    del rec.scans[scan]
+        if not rec.lab.empty and "source" in rec.lab:
+            keep = ~rec.lab["source"].isin(names).to_numpy()
+            if not keep.all():
+                touched = True
+                rec.lab = rec.lab[keep].reset_index(drop=True)
+                rec.lab_flags = rec.lab_flags[keep].reset_index(drop=True)
+        if touched:
+            history.append({"core": core_id, "sources": sorted(names & {s.name for s in rec.sources})})
+    for name in names:
+        history.append({"source": name, "old_sha256": known[name]["sha256"]})
+    return history
+
+
+# ---------------------------------------------------------------------------- lab tables
+
+
+def _merge_lab(records: dict[str, CoreRecord], tables: list[tuple[Parsed, LabTable]], cmap, report) -> set[str]:
+    """Attach lab samples to the store's cores, matching ids by normalisation or the user's map."""
+    changed = set()
+    scan_cores = sorted(c for c, r in records.items() if r.scans)
+    for parsed, table in tables:
+        samples = table.samples.copy()
+        flags = table.flags.copy()
+        written = samples["core"].astype(str).to_numpy()
+        result = coreid.match_cores(sorted(set(written)), scan_cores, cmap)
+        target = np.array([result.cores.get(c) or c for c in written], dtype=object)
+        for c in result.unmatched:
+            report.warnings.append(f"{parsed.source.name}: lab core {c!r} matches no scanned core; kept as a "
+                                   "lab-only core (give --core-map to map it)")
+        samples.insert(0, "lab_core", written)
+        samples["core"] = target
+        samples["source"] = parsed.source.name
+        for core_id in sorted(set(target)):
+            sel = target == core_id
+            rec = records.setdefault(core_id, CoreRecord(core_id))
+            _append_lab(rec, samples[sel], flags[sel], table.units)
+            rec.sources.append(parsed.source)
+            changed.add(core_id)
+    return changed
+
+
+def _append_lab(rec: CoreRecord, samples: pd.DataFrame, flags: pd.DataFrame, units: dict) -> None:
+    rec.lab = pd.concat([rec.lab, samples], ignore_index=True) if not rec.lab.empty else samples.reset_index(drop=True)
+    rec.lab_flags = (pd.concat([rec.lab_flags, flags], ignore_index=True) if not rec.lab_flags.empty
+                     else flags.reset_index(drop=True))
+    for prop, unit in units.items():
+        rec.lab_units.setdefault(prop, unit)
+    for prop in rec.lab_flags.columns:
+        rec.lab_flags[prop] = rec.lab_flags[prop].fillna("").astype(object)
+
+
+def _rehome_lab_only(records: dict[str, CoreRecord], cmap) -> set[str]:
+    """Lab samples that arrived before their scans move to the scanned core once it exists."""
+    scan_cores = sorted(c for c, r in records.items() if r.scans)
+    lab_only = sorted(c for c, r in records.items() if not r.scans and not r.lab.empty)
+    if not lab_only or not scan_cores:
+        return set()
+    result = coreid.match_cores(lab_only, scan_cores, cmap)
+    changed = set()
+    for core_id in lab_only:
+        target = result.cores.get(core_id)
+        if target and target != core_id:
+            src = records.pop(core_id)
+            lab = src.lab.copy()
+            lab["core"] = target
+            _append_lab(records[target], lab, src.lab_flags, src.lab_units)
+            records[target].sources.extend(src.sources)
+            records[target].processes.extend(src.processes)
+            changed |= {target}
+            changed.add(core_id)  # its file disappears from the new generation
+    return changed
+
+
+def _sources_by_core(parsed: list[Parsed]) -> dict[str, list]:
+    """Spectra sources per core (lab sources are attached where their samples land)."""
+    out: dict[str, list] = defaultdict(list)
+    for p in parsed:
+        if p.kind == "spectra":
+            for c in {s.core for s in p.records}:
+                out[c].append(p.source)
+    return out

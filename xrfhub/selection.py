@@ -1,0 +1,89 @@
+"""``xrfhub query``: rows of a store selection written to CSV, Parquet or NetCDF."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import api
+from .errors import InputError
+from .index import drop_core_depth_index
+from .store.layout import SPECTRUM_COORDS
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".nc": "netcdf"}
+
+
+def parse_depth_range(text: str | None) -> slice | None:
+    """``"100:500"`` -> slice(100.0, 500.0) (inclusive); ``":500"`` and ``"100:"`` are open."""
+    if not text:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise InputError("--depth", f"expected START:STOP in mm (e.g. 100:500), got {text!r}")
+    try:
+        lo, hi = (float(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise InputError("--depth", f"expected numbers in mm, got {text!r}") from None
+    return slice(lo, hi)
+
+
+def select(store, kind: str = "spectra", core=None, depth: slice | None = None, **where) -> xr.Dataset:
+    ds = api.open(store, kind)
+    sel = {}
+    if core:
+        sel["core"] = core
+    if depth is not None:
+        sel["depth_mm"] = depth
+    if sel:
+        ds = ds.sel(**sel)
+    for name, value in where.items():
+        if value is not None:
+            ds = ds.where(ds[name] == value, drop=True) if name not in ds.indexes else ds.sel({name: value})
+    return ds
+
+
+def to_table(ds: xr.Dataset, *, counts: bool = False) -> pd.DataFrame:
+    """One row per spectrum (or sample) with its coordinates; counts as ``ch0000...`` if asked."""
+    row_dim = next(d for d in ("spectrum", "sample", "point", "pattern") if d in ds.dims)
+    ds = drop_core_depth_index(ds)
+    names = [n for n, v in ds.variables.items() if v.dims == (row_dim,)]
+    first = [n for n in ("core", "depth_mm") if n in names]
+    known = [n for n in SPECTRUM_COORDS if n in names and n not in first]
+    names = first + known + sorted(set(names) - set(first) - set(known))
+    table = pd.DataFrame({name: np.asarray(ds[name].values) for name in names})
+    if counts and "counts" in ds:
+        values = np.asarray(ds["counts"].values)
+        width = len(str(values.shape[1] - 1))
+        table = pd.concat([table, pd.DataFrame(values, columns=[f"ch{i:0{width}d}" for i in range(values.shape[1])])],
+                          axis=1)
+    return table
+
+
+def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | None = None,
+          counts: bool = False) -> int:
+    """Write a selection to ``out`` (format from its suffix); returns the number of rows."""
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(out, f"unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+    depth = parse_depth_range(depth) if isinstance(depth, str) else depth
+    ds = select(store, kind, core=core, depth=depth)
+    if fmt == "netcdf":
+        ds = drop_core_depth_index(ds)
+        if not counts and "counts" in ds:
+            ds = ds.drop_vars("counts")
+        ds = ds.load()
+        for name, var in list(ds.variables.items()):
+            if var.dtype.kind in "OT":
+                ds[name] = var.astype(str)
+        ds.attrs = {k: str(v) for k, v in ds.attrs.items()}
+        ds.to_netcdf(out, engine="h5netcdf")
+        return int(ds.sizes.get("spectrum", ds.sizes.get("sample", 0)))
+    table = to_table(ds, counts=counts)
+    if fmt == "csv":
+        table.to_csv(out, index=False)
+    else:
+        table.to_parquet(out, index=False)
+    return len(table)

@@ -1,0 +1,235 @@
+"""Generations: how the store stays consistent through crashes and concurrent readers.
+
+Every write builds a complete new generation folder next to the current one (unchanged core
+files are hard-linked, not copied) and then commits by atomically replacing ``store.json``, the
+pointer. A process killed at any moment leaves either the old pointer (the new folder is
+garbage, removed by the next writer) or the new one: never a mix. Readers resolve the pointer
+once and read an immutable folder, so they keep working while a writer runs. A file lock
+admits one writer at a time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import filelock
+
+from .. import __version__
+from ..errors import StoreError, StoreLockedError
+from . import layout
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, content: dict) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(content, fh, indent=1, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One committed (or being written) state of the store: an immutable folder."""
+
+    root: Path
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.root / layout.GENERATIONS / self.name
+
+    @property
+    def number(self) -> int:
+        return int(self.name[1:])
+
+    @property
+    def hub_path(self) -> Path:
+        return self.path / layout.HUB
+
+    @property
+    def nexus_dir(self) -> Path:
+        return self.path / layout.NEXUS_DIR
+
+    def manifest(self) -> dict:
+        try:
+            with open(self.path / layout.MANIFEST, encoding="utf-8") as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            raise StoreError(f"{self.path}: manifest missing; the generation is damaged. "
+                             "Run `xrfhub rebuild` on the store") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path / layout.MANIFEST}: not valid JSON ({exc})") from None
+
+    def nexus_path(self, core_file: str) -> Path:
+        return self.path / core_file
+
+
+class Store:
+    """A store folder: the pointer, the generations, the lock, the log and the history."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def pointer_path(self) -> Path:
+        return self.root / layout.POINTER
+
+    def exists(self) -> bool:
+        return self.pointer_path.exists()
+
+    def pointer(self) -> dict:
+        try:
+            with open(self.pointer_path, encoding="utf-8") as fh:
+                pointer = json.load(fh)
+        except FileNotFoundError:
+            raise StoreError(f"{self.root}: not an xrfhub store (no {layout.POINTER}); "
+                             "create one with `xrfhub ingest FILES --store PATH`") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.pointer_path}: damaged pointer file ({exc})") from None
+        if pointer.get("format") != layout.STORE_FORMAT:
+            raise StoreError(f"{self.pointer_path}: not an xrfhub store pointer")
+        if pointer.get("version", 0) > layout.STORE_VERSION:
+            raise StoreError(f"{self.root}: store version {pointer['version']} is newer than this "
+                             f"xrfhub understands ({layout.STORE_VERSION}); upgrade xrfhub")
+        return pointer
+
+    def current(self) -> Generation | None:
+        """The committed generation, or None for a store that holds nothing yet."""
+        if not self.exists():
+            return None
+        name = self.pointer().get("current")
+        return Generation(self.root, name) if name else None
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def writer(self, wait: float = 0.0):
+        """Hold the single-writer lock; ``wait`` seconds before giving up (0: fail at once)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(self.root / layout.LOCK)
+        try:
+            lock.acquire(timeout=max(wait, 0.0) if wait else 0.01)
+        except filelock.Timeout:
+            raise StoreLockedError(
+                f"{self.root}: another xrfhub process is writing this store (lock {layout.LOCK}); "
+                "wait for it to finish or pass --wait SECONDS") from None
+        try:
+            if not self.exists():
+                write_json_atomic(self.pointer_path, {"format": layout.STORE_FORMAT,
+                                                      "version": layout.STORE_VERSION, "current": None,
+                                                      "created": now_iso()})
+            self._remove_uncommitted()
+            yield self
+        finally:
+            lock.release()
+
+    def _remove_uncommitted(self) -> None:
+        """Folders of generations newer than the pointer are leftovers of a crashed writer."""
+        gens = self.root / layout.GENERATIONS
+        if not gens.exists():
+            return
+        current = self.current()
+        committed = current.number if current else -1
+        for folder in gens.iterdir():
+            if folder.name.startswith("g") and folder.name[1:].isdigit() and int(folder.name[1:]) > committed:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif folder.name.startswith("."):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def new_generation(self) -> Generation:
+        current = self.current()
+        number = current.number + 1 if current else 1
+        gen = Generation(self.root, layout.generation_name(number))
+        gen.path.mkdir(parents=True)
+        gen.nexus_dir.mkdir()
+        return gen
+
+    def commit(self, gen: Generation, *, keep: int = 3) -> None:
+        """Make ``gen`` current with one atomic rename, then drop generations beyond ``keep``.
+
+        Older generations stay for a while because readers that resolved the pointer before
+        the commit may still be reading them.
+        """
+        _sync_tree(gen.path)
+        pointer = self.pointer()
+        pointer.update(current=gen.name, updated=now_iso(), xrfhub_version=__version__)
+        write_json_atomic(self.pointer_path, pointer)
+        self._prune(keep)
+
+    def _prune(self, keep: int) -> None:
+        gens = sorted((p for p in (self.root / layout.GENERATIONS).iterdir()
+                       if p.name.startswith("g") and p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
+        for old in gens[:-keep] if keep > 0 else []:
+            # rename first so that a crash mid-delete never leaves a half folder under a valid name
+            doomed = old.with_name(f".deleting-{old.name}-{time.time_ns()}")
+            os.replace(old, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def log(self, event: dict) -> None:
+        """Append one JSON line to the ingest log (the store's provenance journal)."""
+        with open(self.root / layout.LOG, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_log(self) -> list[dict]:
+        path = self.root / layout.LOG
+        if not path.exists():
+            return []
+        events = []
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    try:
+                        events.append(json.loads(line))
+                    except json.JSONDecodeError:  # a torn last line from a crash
+                        continue
+        return events
+
+    @property
+    def history_dir(self) -> Path:
+        return self.root / layout.HISTORY
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Reuse an immutable file in a new generation without copying bytes where possible."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _sync_tree(path: Path) -> None:
+    """fsync every file and folder under ``path`` so that the commit survives power loss."""
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))

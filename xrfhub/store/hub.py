@@ -1,0 +1,146 @@
+"""The Zarr v3 hub: all cores concatenated along one row dimension per kind.
+
+Written with xarray so that ``xarray.open_zarr`` gives the right dimensions and dask arrays;
+core and depth are plain coordinates (a MultiIndex cannot be written) and the core/depth index
+is built on open (see ``xrfhub.index``). Every group carries the checksums of its arrays,
+computed from the in-memory data at write time, so ``xrfhub validate`` can tell a damaged chunk
+from a good one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+
+from ..errors import StoreError
+from ..records import SpectraBlock
+from . import layout
+
+_ZSTD = ZstdCodec(level=3)
+
+
+def array_sha256(values: np.ndarray) -> str:
+    """Digest of an array's values in C order (independent of chunking and compression)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind in "OUT":
+        return hashlib.sha256("\x1f".join(map(str, values.ravel().tolist())).encode()).hexdigest()
+    return hashlib.sha256(values.view(np.uint8).ravel()).hexdigest()
+
+
+def _to_zarr(ds: xr.Dataset, hub_path, group: str, chunked: dict[str, tuple]) -> None:
+    encoding = {}
+    for name, var in ds.variables.items():
+        enc = {"compressors": [_ZSTD]}
+        if name in chunked:
+            enc["chunks"] = chunked[name]
+        if var.dtype == object:
+            enc.pop("compressors")
+        encoding[name] = enc
+    ds.attrs["checksums"] = json.dumps({name: array_sha256(np.asarray(var.values))
+                                        for name, var in ds.variables.items()}, sort_keys=True)
+    ds.to_zarr(hub_path, group=group, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def spectra_dataset(block: SpectraBlock, nominal_gain: float, nominal_offset: float) -> xr.Dataset:
+    """The ``spectra`` kind for one channel count, from a concatenated block."""
+    n, n_ch = block.counts.shape
+    coords = {}
+    for name, (dtype, units, long_name) in layout.SPECTRUM_COORDS.items():
+        values = block.coords[name].to_numpy()
+        values = values.astype(object) if dtype == "str" else values.astype(dtype)
+        attrs = {"long_name": long_name}
+        if units:
+            attrs["units"] = units
+        coords[name] = ((layout.SPECTRUM,), values, attrs)
+    coords["channel"] = ((layout.CHANNEL,), np.arange(n_ch, dtype=np.int32), {"long_name": "detector channel"})
+    coords["energy"] = ((layout.CHANNEL,), nominal_offset + nominal_gain * np.arange(n_ch),
+                        {"units": "keV", "long_name": "nominal energy (per-spectrum calibration in "
+                                                       "energy_gain_kev, energy_offset_kev)"})
+    counts = xr.Variable((layout.SPECTRUM, layout.CHANNEL), block.counts,
+                         {"units": "counts", "long_name": "X-ray fluorescence counts"})
+    return xr.Dataset({"counts": counts}, coords=coords,
+                      attrs={"kind": "spectra", "n_channels": n_ch})
+
+
+def write_spectra(hub_path, block: SpectraBlock) -> xr.Dataset:
+    gains = block.coords["energy_gain_kev"].to_numpy(dtype=float)
+    offsets = block.coords["energy_offset_kev"].to_numpy(dtype=float)
+    ds = spectra_dataset(block, float(np.median(gains)), float(np.median(offsets)))
+    rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, len(block)))
+    _to_zarr(ds, hub_path, layout.spectra_group(block.n_channels),
+             {"counts": (rows, block.n_channels)})
+    return ds
+
+
+def write_table(hub_path, group: str, ds: xr.Dataset, chunked: dict[str, tuple] | None = None) -> None:
+    """Write any kind's dataset (samples, elements, predictions, diffraction, sources)."""
+    _to_zarr(ds, hub_path, group, chunked or {})
+
+
+def sources_dataset(sources: dict[str, dict]) -> xr.Dataset:
+    names = sorted(sources)
+    cols = {"sha256": [], "format": [], "kind": [], "size": [], "ingested": []}
+    for name in names:
+        info = sources[name]
+        for col in cols:
+            cols[col].append(info.get(col, ""))
+    data = {col: (("source",), np.array(vals, dtype=np.int64 if col == "size" else object))
+            for col, vals in cols.items()}
+    return xr.Dataset(data, coords={"name": (("source",), np.array(names, dtype=object))},
+                      attrs={"kind": "sources"})
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _open_group(hub, group: str, mode="r"):
+    try:
+        return zarr.open_group(hub, path=group, mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr.errors, "GroupNotFoundError") else KeyError):
+        return None
+
+
+def groups(hub) -> dict[str, list[str]]:
+    """Kinds present in a hub and their groups, e.g. ``{"spectra": ["spectra/ch2048"]}``."""
+    try:
+        root = zarr.open_group(hub, mode="r")
+    except FileNotFoundError:
+        raise StoreError(f"{hub}: the Zarr hub is missing; run `xrfhub rebuild`") from None
+    found: dict[str, list[str]] = {}
+    for kind in layout.KINDS:
+        if kind not in root:
+            continue
+        node = root[kind]
+        if "kind" in node.attrs:  # a single-group kind (samples, elements)
+            found[kind] = [kind]
+        else:
+            subs = sorted(f"{kind}/{name}" for name in node.group_keys())
+            if subs:
+                found[kind] = subs
+    return found
+
+
+def open_group(hub, group: str, *, chunks="auto") -> xr.Dataset:
+    """Open one group lazily; 1-D coordinates are loaded (they are small and feed the index)."""
+    ds = xr.open_zarr(hub, group=group, consolidated=False, chunks={} if chunks == "auto" else chunks,
+                      zarr_format=3)
+    ds = ds.drop_attrs(deep=False).assign_attrs({k: v for k, v in ds.attrs.items() if k != "checksums"})
+    for name, var in ds.coords.items():
+        if var.ndim == 1:
+            ds.coords[name] = var.load()
+    return ds
+
+
+def stored_checksums(hub, group: str) -> dict[str, str]:
+    attrs = zarr.open_group(hub, path=group, mode="r").attrs
+    return json.loads(attrs.get("checksums", "{}"))
+
+
+def table_from_dataset(ds: xr.Dataset, dim: str) -> pd.DataFrame:
+    cols = {name: var.values for name, var in ds.variables.items() if var.dims == (dim,)}
+    return pd.DataFrame(cols)

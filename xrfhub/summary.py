@@ -1,0 +1,76 @@
+"""``xrfhub info``: what a store holds, in numbers a geochemist and a data manager check first."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import api
+from .store import hub, layout
+
+
+def info(store) -> dict:
+    """A JSON-able summary: kinds, cores, spectra, depth ranges, scan settings, samples, matches."""
+    gen, pointer = api.resolve(store)
+    manifest = api.manifest(store)
+    hub_path = f"{gen}/{layout.HUB}"
+    kinds = {}
+    for kind, groups in hub.groups(hub_path).items():
+        kinds[kind] = {g: dict(hub.open_group(hub_path, g).sizes) for g in groups}
+    out = {
+        "store": str(store), "generation": pointer["current"], "updated": pointer.get("updated"),
+        "xrfhub_version": manifest.get("xrfhub_version"), "kinds": kinds,
+        "n_sources": len(manifest["sources"]),
+        "cores": {c: {k: v for k, v in m.items() if k != "scans"} | {"scans": sorted(m["scans"])}
+                  for c, m in sorted(manifest["cores"].items())},
+        "alignment": manifest.get("alignment"), "matches": manifest.get("alignment_summary", {}),
+        "warnings": [w for m in manifest["cores"].values() for w in m.get("warnings", [])],
+        "history": manifest.get("history", []),
+    }
+    if "spectra" in kinds:
+        ds = api.open(store, "spectra", index=False)
+        out["scan_settings"] = {
+            name: sorted({_plain(v) for v in np.unique(ds[name].values)})
+            for name in ("tube_kv", "tube_ma", "live_time_s", "filter", "calibration_source", "instrument")
+        }
+    if "samples" in kinds:
+        s = api.open(store, "samples", index=False)
+        props = [v for v in s.data_vars if f"{v}_flag" in s.data_vars]
+        out["samples"] = {"n": int(s.sizes["sample"]),
+                          "properties": {p: int(np.isfinite(s[p].values).sum()) for p in props}}
+    return out
+
+
+def _plain(v):
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    return v.item() if hasattr(v, "item") else v
+
+
+def format_info(summary: dict) -> str:
+    """The human form of :func:`info`."""
+    lines = [f"store {summary['store']}  generation {summary['generation']}  (updated {summary['updated']})"]
+    lines.append("kinds: " + "; ".join(f"{k} " + ", ".join(f"{g} {dict(sz)}" for g, sz in v.items())
+                                       for k, v in summary["kinds"].items()))
+    lines.append(f"sources: {summary['n_sources']} files")
+    lines.append(f"cores: {len(summary['cores'])}")
+    for core, c in summary["cores"].items():
+        rng = (f"{c['depth_min_mm']:.1f}-{c['depth_max_mm']:.1f} mm" if c["depth_min_mm"] is not None
+               else "no spectra")
+        lines.append(f"  {core:<16} {c['n_spectra']:>7} spectra  {rng:<22} {len(c['scans'])} scan(s)  "
+                     f"{c['n_samples']} lab samples")
+    if "scan_settings" in summary:
+        lines.append("scan settings: " + "; ".join(f"{k} {v}" for k, v in summary["scan_settings"].items()))
+    if "samples" in summary:
+        s = summary["samples"]
+        lines.append(f"lab samples: {s['n']} (" + ", ".join(f"{p}: {n}" for p, n in s["properties"].items()) + ")")
+    if summary.get("alignment"):
+        a = summary["alignment"]
+        lines.append(f"alignment: {a['method']} (window +-{a['window_mm']} mm, tolerance {a['tolerance_mm']} mm, "
+                     f"tube {a['tube_kv']} kV)")
+    if summary.get("matches"):
+        lines.append("matches: " + ", ".join(f"{k} {v}" for k, v in summary["matches"].items()))
+    if summary["warnings"]:
+        lines.append(f"warnings ({len(summary['warnings'])}):")
+        lines.extend(f"  {w}" for w in summary["warnings"][:20])
+    if summary["history"]:
+        lines.append(f"history: {len(summary['history'])} replaced version(s) kept")
+    return "\n".join(lines)
