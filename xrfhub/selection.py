@@ -77,7 +77,7 @@ def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | 
         ds = ds.load()
         for name, var in list(ds.variables.items()):
             if var.dtype.kind in "OT":
-                ds[name] = var.astype(str)
+                ds[name] = (var.dims, np.array([str(v) for v in var.values.ravel()]).reshape(var.shape), var.attrs)
         ds.attrs = {k: str(v) for k, v in ds.attrs.items()}
         ds.to_netcdf(out, engine="h5netcdf")
         return int(ds.sizes.get("spectrum", ds.sizes.get("sample", 0)))

@@ -132,7 +132,13 @@ def open_group(hub, group: str, *, chunks="auto") -> xr.Dataset:
     ds = ds.drop_attrs(deep=False).assign_attrs({k: v for k, v in ds.attrs.items() if k != "checksums"})
     for name, var in ds.coords.items():
         if var.ndim == 1:
-            ds.coords[name] = var.load()
+            var = var.load()
+            if var.dtype.kind == "T":  # numpy's StringDType: object strings work everywhere downstream
+                var = var.astype(object)
+            ds.coords[name] = var
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind == "T":
+            ds[name] = var.load().astype(object)
     return ds
 
 
