@@ -16,11 +16,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "open": ("xrfhub.api", "open"),
-    "ingest": ("xrfhub.ingest", "ingest"),
+    "ingest": ("xrfhub.ingestion", "ingest"),
     "rebuild": ("xrfhub.build", "rebuild"),
-    "info": ("xrfhub.info", "info"),
-    "validate": ("xrfhub.validate", "validate"),
-    "query": ("xrfhub.query", "query"),
+    "info": ("xrfhub.summary", "info"),
+    "validate": ("xrfhub.validation", "validate"),
+    "query": ("xrfhub.selection", "query"),
     "Store": ("xrfhub.store.generations", "Store"),
     "XrfhubError": ("xrfhub.errors", "XrfhubError"),
     "InputError": ("xrfhub.errors", "InputError"),
