@@ -233,3 +233,26 @@ class CoreRecord:
     sources: list[SourceFile] = field(default_factory=list)
     processes: list[Process] = field(default_factory=list)
     igsn: str = ""
+
+
+@dataclass
+class ElementTable:
+    """Processed line intensities (vendor peak fits) for many points: the ``elements`` kind.
+
+    ``points`` has one row per measured point with at least ``core``, ``section``,
+    ``section_top_mm``, ``position_mm``, ``depth_mm``, ``tube_kv``, ``run``, ``replicate``,
+    ``valid`` (False for points the vendor flagged, e.g. ITRAX validity 0), ``source`` and
+    ``spectrum`` (the vendor's spectrum/file name for the point, "" if none); extra columns
+    (``live_time_s``, ``tube_ma``, ``date``, ``filter``, ``mse``/``chi2`` totals ...) are kept.
+    ``lines`` are unified line names (``"Ca-Ka"``, ``"Fe-Kb"``, ``"Ba-La"``, ``"Mo-inc"``,
+    ``"Mo-coh"``); ``values`` maps a quantity (``"area"``, ``"area_std"``, ``"chi2"``,
+    ``"cps"``, ``"cps_std"``) to a float array of shape (points, lines), NaN where absent.
+    Negative areas are kept as they are; ``flags`` (same shape, str) marks them ``"negative"``.
+    """
+
+    source: str
+    points: pd.DataFrame
+    lines: list[str]
+    values: dict[str, np.ndarray]
+    flags: np.ndarray | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
