@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
+from . import __version__, predictions
 from .align import align_samples, mean_spectra
 from .records import CoreRecord, Process, SpectraBlock
 from .store import hub, layout, nexus
@@ -89,8 +89,9 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
         taken.add(rel)
         cores_manifest[core_id] = _core_summary(rec, rel)
 
-    for n_ch, block in spectra.items():
-        hub.write_spectra(gen.hub_path, block)
+    spectra_ds = {n_ch: hub.write_spectra(gen.hub_path, block) for n_ch, block in spectra.items()}
+    for group, ds in predictions.run_datasets(records, spectra, spectra_ds).items():
+        hub.write_table(gen.hub_path, group, ds)
     if samples_ds is not None:
         chunked = {}
         if "mean_spectrum" in samples_ds:

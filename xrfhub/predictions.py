@@ -1,0 +1,161 @@
+"""Predictions in the store: versioned runs, kept in NeXus (NXprocess) and the Zarr hub.
+
+A run's values live in each core's NeXus file as an NXprocess named ``prediction_<run>``,
+keyed by (scan, depth) so they stay attached to their spectra when a core later gains spectra;
+the hub's ``predictions/<run>`` group is rebuilt from them like every other kind. Opening
+``predictions`` without ``run=`` gives, per target, the most recent run.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .errors import StoreError
+from .records import CoreRecord, Process
+from .store import layout
+
+PREFIX = "prediction_"
+#: Coordinates copied from the spectra group so predictions query like spectra.
+KEPT_COORDS = ("core", "depth_mm", "section", "position_mm", "scan", "run", "replicate", "tube_kv", "source",
+               "valid")
+
+
+def new_run_id(plugin: str, targets) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    name = f"{plugin}-{'-'.join(targets)}-{stamp}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def attach(records: dict[str, CoreRecord], spectra_coords, values: dict[str, np.ndarray], run_id: str,
+           provenance: dict) -> set[str]:
+    """Add one run's values (aligned with the rows of ``spectra_coords``) to the core records."""
+    cores = spectra_coords["core"].to_numpy().astype(str)
+    scans = spectra_coords["scan"].to_numpy().astype(str)
+    depths = spectra_coords["depth_mm"].to_numpy(dtype=float)
+    predicted = np.zeros(len(cores), dtype=bool)
+    for v in values.values():
+        predicted |= np.isfinite(np.asarray(v, dtype=float))
+    changed = set()
+    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
+    for core in sorted(set(cores[predicted])):
+        rows = np.flatnonzero((cores == core) & predicted)
+        data = {"scan": scans[rows].astype(object), "depth_mm": depths[rows]}
+        data.update({f"value_{t}": np.asarray(v, dtype=np.float32)[rows] for t, v in values.items()})
+        records[core].processes.append(Process(
+            f"{PREFIX}{run_id}", str(provenance.get("plugin", "xrfhub")), str(provenance.get("version", __version__)),
+            stamp, {"run_id": run_id, "targets": sorted(values), **provenance}, data))
+        changed.add(core)
+    return changed
+
+
+def runs_in(records: dict[str, CoreRecord]) -> dict[str, dict]:
+    """Run id -> its parameters, over all cores."""
+    runs: dict[str, dict] = {}
+    for rec in records.values():
+        for p in rec.processes:
+            if p.name.startswith(PREFIX):
+                runs.setdefault(p.parameters["run_id"], {**p.parameters, "date": p.date})
+    return runs
+
+
+def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict[int, xr.Dataset]):
+    """The hub datasets of every run, rows aligned with the spectra group they predicted."""
+    out = {}
+    for run_id, params in sorted(runs_in(records).items()):
+        n_ch = int(params.get("channels", max(spectra, key=lambda n: len(spectra[n]))))
+        coords = spectra[n_ch].coords
+        key_index = {(c, s, round(d, 6)): i for i, (c, s, d) in enumerate(
+            zip(coords["core"].astype(str), coords["scan"].astype(str), coords["depth_mm"].astype(float)))}
+        targets = params["targets"]
+        values = {t: np.full(len(coords), np.nan, dtype=np.float32) for t in targets}
+        for core, rec in records.items():
+            for p in rec.processes:
+                if p.name != f"{PREFIX}{run_id}":
+                    continue
+                for s, d, i in zip(p.data["scan"], p.data["depth_mm"], range(len(p.data["scan"]))):
+                    row = key_index.get((core, str(s), round(float(d), 6)))
+                    if row is not None:
+                        for t in targets:
+                            values[t][row] = p.data[f"value_{t}"][i]
+        base = spectra_ds[n_ch]
+        ds = xr.Dataset({t: ((layout.SPECTRUM,), v, {"run": run_id, "long_name": f"predicted {t}",
+                                                      "units": params.get("units", {}).get(t, "wt%")})
+                         for t, v in values.items()},
+                        coords={c: base[c].variable for c in KEPT_COORDS if c in base.coords})
+        ds.attrs.update({"kind": "predictions", "run": run_id, "created": params["date"],
+                         "spectra_group": layout.spectra_group(n_ch),
+                         "provenance": json.dumps(params, sort_keys=True, default=str)})
+        out[layout.predictions_group(run_id)] = ds
+    return out
+
+
+def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
+    """One dataset with, per target, the values of the most recent run that predicted it."""
+    from .store import hub
+
+    runs = sorted((hub.open_group(hub_path, g) for g in groups), key=lambda d: d.attrs["created"])
+    if not runs:
+        raise StoreError("the store holds no predictions")
+    merged = runs[-1].copy()
+    sources = {}
+    for ds in runs:  # later runs overwrite earlier ones, target by target
+        if ds.sizes[layout.SPECTRUM] != merged.sizes[layout.SPECTRUM]:
+            continue
+        for name in ds.data_vars:
+            merged[name] = ds[name]
+            sources[name] = ds.attrs["run"]
+    merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
+    return merged
+
+
+def list_runs(store) -> list[dict]:
+    """The prediction runs of a store, oldest first."""
+    from . import api
+    from .store import hub
+
+    gen, _ = api.resolve(store)
+    hub_path = f"{gen}/{layout.HUB}"
+    groups = hub.groups(hub_path).get("predictions", [])
+    out = []
+    for g in groups:
+        ds = hub.open_group(hub_path, g)
+        params = json.loads(ds.attrs.get("provenance", "{}"))
+        out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": sorted(ds.data_vars),
+                    "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir", ""),
+                    "n_predicted": int(max(np.isfinite(ds[v].values).sum() for v in ds.data_vars))})
+    return sorted(out, key=lambda r: r["created"])
+
+
+def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
+              run_id: str | None = None, wait: float = 0.0) -> str:
+    """Write one prediction run (values over the rows of spectra ``group``) as a new generation."""
+    from .build import AlignParams, load_records, write_generation
+    from .store.generations import Store
+
+    store = store if isinstance(store, Store) else Store(store)
+    run_id = run_id or new_run_id(plugin, sorted(values))
+    with store.writer(wait=wait):
+        current = store.current()
+        if current is None:
+            raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
+        manifest = current.manifest()
+        records = load_records(current)
+        from .build import _concat_spectra
+
+        spectra, _ = _concat_spectra(records)
+        n_ch = int(group.rsplit("ch", 1)[1])
+        if n_ch not in spectra or any(len(v) != len(spectra[n_ch]) for v in values.values()):
+            raise StoreError(f"predictions do not match the rows of {group}; the store changed since "
+                             "prediction began: run predict again")
+        changed = attach(records, spectra[n_ch].coords, values, run_id,
+                         {**provenance, "plugin": plugin, "channels": n_ch})
+        write_generation(store, current, records, changed, manifest["sources"],
+                         align=AlignParams(**manifest.get("alignment", {})),
+                         composite_table=manifest.get("composite_table"), core_map=manifest.get("core_map"),
+                         event={"action": "predict", "run": run_id, "plugin": plugin})
+    return run_id
