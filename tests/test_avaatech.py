@@ -82,6 +82,14 @@ def test_bang_name_scheme(tmp_path):
     assert (s.slit_dc_mm, s.slit_cc_mm) == (10.0, 12.0)
 
 
+def test_bang_name_as_bAXIL_writes_it(tmp_path):
+    name = "ZUG18-7!0!0!  50.0!2019-02-20!09-54-32!30!10!1500!50.0!0.0!No-Filter!2.0!12.0!Run1!Rep0!Sett Low"
+    (s,) = avaatech_spe.read(write(tmp_path, [x for x in old_head(name) if x != "$DATE_MEA:" and
+                                              x != "03-02-2009 08:00:00"], name=name))
+    assert (s.core, s.section_top_mm, s.depth_mm, s.run, s.replicate) == ("ZUG18-7", 0.0, 50.0, "Run1", 0)
+    assert (s.tube_kv, s.tube_ma, s.date) == (10.0, 1.5, "2019-02-20T09:54:32")
+
+
 def test_crlf_decimal_commas_and_one_count_per_line(tmp_path):
     lines = new_head(x="15,0", per_line=1)
     lines = [line.replace("0.150", "0,150") for line in lines]

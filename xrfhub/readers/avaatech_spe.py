@@ -106,6 +106,8 @@ _SECTION_TOKEN = re.compile(r"^(.+)_(\d{3,6})$")
 def section_top_mm(token: str, path, field: str) -> float:
     """Section top from its token: 3-4 digits are cm, 5-6 digits are mm (DESIGN section 3)."""
     token = token.strip()
+    if token.isdigit() and int(token) == 0:
+        return 0.0  # zero is zero in cm and mm alike (bAXIL writes section "0")
     if not token.isdigit() or not 3 <= len(token) <= 6:
         raise InputError(path, f"section token {token!r} is not 3-4 digits (cm) or 5-6 digits (mm); "
                                "pass the section top explicitly", field=field)
@@ -160,17 +162,18 @@ def parse_bang_name(stem: str, path) -> dict:
            "tube_ma": num(8, "uA") / 1000.0, "position_mm": num(9, "X mm"), "y_mm": num(10, "Y mm"),
            "filter": f[11], "slit_dc_mm": num(12, "slit DC mm"), "slit_cc_mm": num(13, "slit CC mm")}
     if f[14]:
-        out["run"] = f"Run{int(f[14])}" if f[14].isdigit() else f[14]
+        out["run"] = f"Run{int(f[14])}" if f[14].isdigit() else f[14].replace(" ", "")
     if f[15]:
-        out["replicate"] = int(num(15, "replicate"))
+        rep = re.sub(r"(?i)^rep", "", f[15])
+        out["replicate"] = int(_to_number(rep, path, "file name field 16 (replicate)"))
     if f[4]:
         out["date"] = _iso_date(f"{f[4]} {f[5]}".strip(), path, "file name date")
     return out
 
 
 def _iso_date(text: str, path, field: str) -> str:
-    for fmt in ("%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m-%d-%Y", "%d.%m.%Y %H:%M:%S",
-                "%Y%m%d %H%M%S", "%Y-%m-%d"):
+    for fmt in ("%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H-%M-%S", "%m-%d-%Y",
+                "%d.%m.%Y %H:%M:%S", "%Y%m%d %H%M%S", "%Y-%m-%d"):
         try:
             return datetime.strptime(text.strip(), fmt).isoformat()
         except ValueError:
