@@ -164,34 +164,27 @@ class SpectraBlock:
 
     @classmethod
     def from_spectra(cls, spectra: list[Spectrum]) -> "SpectraBlock":
-        from .store.layout import SPECTRUM_COORDS, scan_name_of
+        from .store.layout import SPECTRUM_COORDS
 
         if not spectra:
             raise ValueError("no spectra")
         counts = np.stack([s.counts for s in spectra]).astype(np.uint32, copy=False)
-        rows = {name: [] for name in SPECTRUM_COORDS}
-        rows["header"], rows["warnings"] = [], []
-        for s in spectra:
-            for name in SPECTRUM_COORDS:
-                if name == "scan":
-                    value = scan_name_of(s)
-                elif name == "composite_depth_mm":
-                    value = math.nan
-                elif name == "energy_gain_kev":
-                    value = s.calibration.gain_kev
-                elif name == "energy_offset_kev":
-                    value = s.calibration.offset_kev
-                elif name == "calibration_source":
-                    value = s.calibration.source
-                else:
-                    value = getattr(s, name)
-                rows[name].append(value)
-            rows["header"].append(s.header)
-            rows["warnings"].append("; ".join(s.warnings))
-        coords = pd.DataFrame(rows)
+        derived = {
+            "scan": lambda s: scan_name(s.scan_key),
+            "composite_depth_mm": lambda s: math.nan,
+            "energy_gain_kev": lambda s: s.calibration.gain_kev,
+            "energy_offset_kev": lambda s: s.calibration.offset_kev,
+            "calibration_source": lambda s: s.calibration.source,
+        }
+        columns = {}
         for name, (dtype, _u, _l) in SPECTRUM_COORDS.items():
-            coords[name] = coords[name].astype(object if dtype == "str" else dtype)
-        return cls(counts, coords)
+            get = derived.get(name)
+            values = [get(s) for s in spectra] if get else [getattr(s, name) for s in spectra]
+            # object arrays for text: pandas would otherwise convert every column to arrow strings
+            columns[name] = np.array(values, dtype=object if dtype == "str" else dtype)
+        columns["header"] = np.array([s.header for s in spectra], dtype=object)
+        columns["warnings"] = np.array(["; ".join(s.warnings) for s in spectra], dtype=object)
+        return cls(counts, pd.DataFrame(columns, copy=False))
 
     @classmethod
     def concat(cls, blocks: list["SpectraBlock"]) -> "SpectraBlock":

@@ -17,6 +17,8 @@ from ..errors import InputError, UnknownFormatError
 #: Reader modules in sniffing order (most specific first).
 _MODULES = (
     "avaatech_spe",
+    "baxil_csv",
+    "avaatech_xlsx",
     "lab_pangaea",
     "lab_iodp",
     "lab_csv",

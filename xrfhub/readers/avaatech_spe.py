@@ -184,22 +184,30 @@ def _iso_date(text: str, path, field: str) -> str:
 # --------------------------------------------------------------------------- counts
 
 
-def _counts(lines: list[str], start: int, path) -> tuple[np.ndarray, int]:
-    """Counts after ``$DATA:`` (line index ``start``); returns (counts, index after the block)."""
-    if start + 1 >= len(lines):
-        raise InputError(path, "file ends after $DATA: (expected 'first last' channel)", line=start + 1)
-    bounds = lines[start + 1].split()
+def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int]:
+    """Counts of the ``$DATA:`` block starting at offset ``pos`` (on 1-based line ``line0``).
+
+    Works on the text, not on split lines: the block is thousands of lines and is handed to
+    numpy's C parser in one piece. Returns (counts, offset after the block, its line number).
+    """
+    nl1 = text.find("\n", pos)
+    nl2 = text.find("\n", nl1 + 1) if nl1 != -1 else -1
+    if nl1 == -1 or not text[nl1 + 1:nl2 if nl2 != -1 else None].strip():
+        raise InputError(path, "expected 'first last' channel after $DATA:, found ''", line=line0 + 1,
+                         field="$DATA")
+    bounds_text = text[nl1 + 1:nl2 if nl2 != -1 else None]
+    bounds = bounds_text.split()
     if len(bounds) != 2 or not all(b.lstrip("-").isdigit() for b in bounds):
-        raise InputError(path, f"expected 'first last' channel after $DATA:, found {lines[start + 1]!r}",
-                         line=start + 2, field="$DATA")
+        raise InputError(path, f"expected 'first last' channel after $DATA:, found {bounds_text!r}",
+                         line=line0 + 1, field="$DATA")
     first, last = int(bounds[0]), int(bounds[1])
     expected = last - first + 1
     if expected <= 0:
-        raise InputError(path, f"channel range {first}..{last} is empty", line=start + 2, field="$DATA")
-    end = start + 2
-    while end < len(lines) and not lines[end].startswith("$"):
-        end += 1
-    body = "\n".join(lines[start + 2:end])
+        raise InputError(path, f"channel range {first}..{last} is empty", line=line0 + 1, field="$DATA")
+    begin = len(text) if nl2 == -1 else nl2 + 1
+    stop = text.find("\n$", begin - 1)
+    stop = len(text) if stop == -1 else stop + 1
+    body = text[begin:stop]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
@@ -207,25 +215,26 @@ def _counts(lines: list[str], start: int, path) -> tuple[np.ndarray, int]:
     except (ValueError, DeprecationWarning):
         values = None
     if values is None or values.size != expected:
-        _locate_bad_count(lines, start + 2, end, expected, path)
+        _locate_bad_count(body, line0 + 2, expected, path)
     if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.uint32).max:
         bad = int(np.flatnonzero((values < 0) | (values > np.iinfo(np.uint32).max))[0])
         raise InputError(path, f"count of channel {first + bad} is {values[bad]}, expected 0..2^32-1",
                          field="$DATA")
-    return values.astype(np.uint32), end
+    return values.astype(np.uint32), stop, line0 + 2 + body.count("\n")
 
 
-def _locate_bad_count(lines, begin, end, expected, path):
+def _locate_bad_count(body: str, first_line: int, expected: int, path):
     """Slow path, only for broken files: find the line that spoils the counts."""
     seen = 0
-    for i in range(begin, end):
-        for token in lines[i].split():
+    lines = body.split("\n")
+    for i, line in enumerate(lines):
+        for token in line.split():
             if not token.isdigit():
-                raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=i + 1,
+                raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=first_line + i,
                                  field="$DATA")
             seen += 1
     raise InputError(path, f"found {seen} counts, expected {expected} (truncated or garbled file?)",
-                     line=end, field="$DATA")
+                     line=first_line + max(len(lines) - 2, 0), field="$DATA")
 
 
 # --------------------------------------------------------------------------- calibration
@@ -283,19 +292,19 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     if b"\x00" in raw[:4096]:
         raise InputError(path, "binary content: expected an ASCII Avaatech .spe file")
     text = _decode(raw)
-    lines = text.split("\n")
-    try:
-        data_at = next(i for i, line in enumerate(lines) if line.startswith("$DATA:"))
-    except StopIteration:
-        raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts") from None
-    counts, after = _counts(lines, data_at, path)
-    header, where = parse_header(lines[:data_at], path)
-    if after < len(lines):  # ORTEC files may carry $ROI:, $ENER_FIT:, $MCA_CAL: after the counts
-        tail, tail_where = parse_header(lines[after:], path)
+    pos = 0 if text.startswith("$DATA:") else text.find("\n$DATA:") + 1
+    if pos == 0 and not text.startswith("$DATA:"):
+        raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts")
+    head = text[:pos].split("\n")[:-1] if pos else []
+    counts, after, after_line = _counts(text, pos, len(head) + 1, path)
+    header, where = parse_header(head, path)
+    tail_text = text[after:]
+    if tail_text.strip():  # ORTEC files may carry $ROI:, $ENER_FIT:, $MCA_CAL: after the counts
+        tail, tail_where = parse_header(tail_text.split("\n"), path)
         header.update(tail)
-        where.update({k: v + after for k, v in tail_where.items()})
+        where.update({k: v + after_line - 1 for k, v in tail_where.items()})
     fields = _Fields(header, where, path)
-    header_text = "\n".join(lines[:data_at] + lines[after:]).strip()
+    header_text = ("\n".join(head) + "\n" + tail_text).strip()
 
     warn: list[str] = []
     name = _name_fields(path, fields)

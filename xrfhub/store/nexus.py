@@ -13,7 +13,7 @@ definition ``schemas/NXxrf_core_scan.nxdl.xml``, whose doc strings describe ever
         points/           the other per-spectrum columns, @columns (JSON: column, field, dtype)
         raw_headers/      vendor header and reader warnings per spectrum
       core/               NXentry for the core as a whole, written last (always present):
-        sample/ sources/ (NXnote per file) lab/ (NXdata over sample) lab_flags/ <process>/
+        sample/ sources/ (a table: one row per file) lab/ (NXdata over sample) lab_flags/ <process>/
 
 Every per-spectrum value is kept as an array of length n, so ``read_core`` restores the record
 exactly; a core with lab samples and no scan has only ``core``.
@@ -299,14 +299,16 @@ def _write_core_entry(f, record: CoreRecord) -> None:
     if record.igsn:
         _scalar(sample, "igsn", record.igsn)
 
+    # One row per source file rather than one NXnote each: an HDF5 group costs ~1 ms to
+    # create, and a core scanned point by point has thousands of source files.
     sources = _group(entry, "sources", "NXcollection")
-    for i, s in enumerate(record.sources):
-        note = _group(sources, f"source_{i:04d}", "NXnote")
-        for key, value in (("name", s.name), ("file_name", s.path), ("checksum", s.sha256),
-                           ("algorithm", "sha256"), ("format", s.format)):
-            _scalar(note, key, value)
-        note.create_dataset("size", data=np.int64(s.size)).attrs["units"] = "bytes"
-        note.create_dataset("sequence_index", data=np.int64(i + 1))
+    src = record.sources
+    _field(sources, "name", [s.name for s in src], long_name="source file name in the store")
+    _field(sources, "file_name", [s.path for s in src], long_name="path the file was read from")
+    _field(sources, "checksum", [s.sha256 for s in src], long_name="sha256 of the file's bytes")
+    _scalar(sources, "algorithm", "sha256")
+    _field(sources, "format", [s.format for s in src], long_name="reader that parsed the file")
+    _field(sources, "size", np.array([s.size for s in src], dtype=np.int64), units="bytes")
 
     if len(record.lab.columns) or len(record.lab_flags.columns) or record.lab_units:
         _write_lab(entry, record)
@@ -447,10 +449,11 @@ def _read_scan(entry: h5py.Group) -> tuple[str, SpectraBlock]:
 
 
 def _read_core_entry(core: h5py.Group, record: CoreRecord) -> None:
-    notes = sorted(core["sources"].values(), key=lambda g: int(g["sequence_index"][()]))
-    record.sources = [SourceFile(name=_str(g["name"]), path=_str(g["file_name"]),
-                                 sha256=_str(g["checksum"]), format=_str(g["format"]),
-                                 size=int(g["size"][()])) for g in notes]
+    src = core["sources"]
+    cols = [_read_column(src[k], "str") for k in ("name", "file_name", "checksum", "format")]
+    sizes = src["size"][()].tolist()
+    record.sources = [SourceFile(name=n, path=p, sha256=c, format=f, size=int(z))
+                      for n, p, c, f, z in zip(*cols, sizes)]
     if "lab" in core:
         lab = core["lab"]
         record.lab = _read_table(lab, lab.attrs["columns"])
@@ -501,7 +504,7 @@ def read_core_summary(path) -> dict:
                 "n_spectra": sum(s["n_spectra"] for s in scans.values()),
                 "depth_range_mm": (min(lows), max(highs)) if scans else None,
                 "n_lab_samples": int(core["lab/sample"].shape[0]) if "lab" in core else 0,
-                "sources": [_str(g["name"]) for g in core["sources"].values()],
+                "sources": list(_read_column(core["sources/name"], "str")),
             }
         except (OSError, KeyError, ValueError) as exc:
             raise StoreError(f"{path}: damaged core file: {exc}") from exc

@@ -166,13 +166,16 @@ def _check_core(core: h5py.Group) -> list[str]:
     if "sources" not in core:
         problems.append("required group sources (NXcollection) is missing")
     else:
-        for name, note in core["sources"].items():
-            for field in ("name", "file_name", "checksum", "algorithm", "format", "size",
-                          "sequence_index"):
-                if field not in note:
-                    problems.append(f"sources/{name}: required field {field} is missing")
-            if "checksum" in note and not re.fullmatch(r"[0-9a-f]{64}", _str(note["checksum"])):
-                problems.append(f"sources/{name}/checksum: not a sha256 hex digest")
+        table = core["sources"]
+        missing = [f for f in ("name", "file_name", "checksum", "algorithm", "format", "size") if f not in table]
+        problems += [f"sources: required field {f} is missing" for f in missing]
+        if not missing:
+            n = table["name"].shape[0]
+            if any(table[f].shape != (n,) for f in ("file_name", "checksum", "format", "size")):
+                problems.append("sources: name, file_name, checksum, format and size must have one row per file")
+            bad = [c for c in table["checksum"].asstr()[()] if not re.fullmatch(r"[0-9a-f]{64}", c)]
+            if bad:
+                problems.append(f"sources/checksum: {len(bad)} value(s) are not sha256 hex digests")
     if "lab" in core:
         problems += _check_lab(core)
     for name, g in core.items():
