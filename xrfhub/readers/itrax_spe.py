@@ -1,0 +1,277 @@
+"""ITRAX raw spectra: one ``Lnnnnnn.spe`` file per measured point.
+
+Layout: about 37 header records ``key<TAB>value<TAB>unit<TAB>``, each ended by a bare CR
+(``Tube voltage:  30  kV``, ``Position  707.540018  mm``, ``livetime  13.480499  seconds``),
+then the record ``channel<TAB>content``, then one ``channel<TAB>count`` row per channel ended
+by CRLF, channels numbered from 1 and counts written as decimals (``41.000<TAB>1.000``).
+Keys are matched by name (a trailing colon and case ignored), never by position.
+
+Calibration: the header's ``E0``/``E1`` (0 keV, 1 keV/channel) is a placeholder. In order of
+precedence the reader uses ``calibration=`` (source ``"option"``), the ``E-gain``/``E-offset``
+of this spectrum's row in a ``Results.txt``/``result.txt`` beside it (``"Results.txt"``: Q-Spec
+refits the gain per point), the ``settings.dfl`` beside it (``"settings.dfl"``), and only then
+the header (``"header-placeholder"``, with a warning). "Beside" means the same folder, and the
+section folder above when the file sits in the ITRAX ``XRF data`` folder. Q-Spec's calibration
+applies to the 0-based channel index (the file's row number minus one), which is what
+:class:`~xrfhub.records.Calibration` expects.
+
+Position in the section: the matched ``Results.txt`` row, else the header's ``Position``, else
+``document.txt`` (start + n x step for ``L{n:06d}.spe``); the spectrum's validity follows its
+``Results.txt`` row. Core and section as in ``itrax_results``: ``core=`` wins, then the section
+name from ``document.txt``, the ``Results.txt`` paths, the header's ``Section name`` (unless it is
+the software's default ``section``), then the folder above ``XRF data``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..records import Calibration, Spectrum
+from . import itrax_meta as meta
+from . import itrax_results
+
+FORMAT = "itrax-spe"
+KIND = "spectra"
+DESCRIPTION = "ITRAX raw spectrum (Lnnnnnn.spe, tab-separated header ended by bare CR)"
+
+_DATA_HEADER = re.compile(rb"(?:^|[\r\n])channel\tcontent", re.IGNORECASE)
+_POINT_NUMBER = re.compile(r"^L(\d+)$", re.IGNORECASE)
+_PLACEHOLDER_SECTION = "section"  # what the ITRAX software writes when the operator leaves it
+_POSITION_AGREE_MM = 0.05
+
+
+def sniff(head: bytes, name: str = "") -> bool:
+    """Tab-separated header records and a ``channel<TAB>content`` record; Avaatech files open
+    with ``$SPEC_ID:`` and are never claimed."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"$") or b"\x00" in text:
+        return False
+    first = re.split(rb"[\r\n]", text, maxsplit=1)[0]
+    return b"\t" in first and _DATA_HEADER.search(text) is not None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_header(records: list[str], path) -> tuple[dict[str, tuple[str, str, int]], list[str]]:
+    """``key -> (value, unit, line)`` with keys lower-cased and without their colon."""
+    header: dict[str, tuple[str, str, int]] = {}
+    for number, record in enumerate(records, start=1):
+        if not record.strip():
+            continue
+        cells = record.split("\t")
+        if len(cells) < 2:
+            raise InputError(path, f"expected a 'key<TAB>value<TAB>unit' header record, found {record[:40]!r}",
+                             line=number)
+        key = cells[0].strip().rstrip(":").strip().lower()
+        header[key] = (cells[1].strip(), cells[2].strip() if len(cells) > 2 else "", number)
+    return header, records
+
+
+def parse_counts(rows: list[str], first_line: int, path) -> np.ndarray:
+    """Counts of the ``channel<TAB>content`` rows; channels must run 1, 2, ... (or 0, 1, ...)."""
+    body = [r for r in rows if r.strip()]
+    if not body:
+        raise InputError(path, "no channel rows after 'channel<TAB>content'", line=first_line)
+    # one conversion of all tokens; a row with a missing or extra cell shifts the channel column,
+    # which the numbering check below then reports
+    try:
+        flat = np.array(" ".join(body).split(), dtype=np.float64)
+    except ValueError:
+        flat = None
+    if flat is None or flat.size != 2 * len(body):
+        _locate_bad_row(rows, first_line, path)
+    table = flat.reshape(-1, 2)
+    channels, counts = table[:, 0], table[:, 1]
+    start = channels[0]
+    expected = start + np.arange(len(channels))
+    if start not in (0.0, 1.0) or not np.array_equal(channels, expected):
+        bad = int(np.flatnonzero(channels != expected)[0]) if not np.array_equal(channels, expected) else 0
+        raise InputError(path, f"channel numbers must run 1, 2, 3, ...; found {channels[bad]:g}",
+                         line=first_line + _row_offset(rows, bad), field="channel")
+    rounded = np.rint(counts)
+    wrong = (np.abs(counts - rounded) > 1e-6) | (rounded < 0) | (rounded > np.iinfo(np.uint32).max)
+    if wrong.any():
+        bad = int(np.flatnonzero(wrong)[0])
+        raise InputError(path, f"count {counts[bad]:g} is not a whole number of counts in 0..2^32-1",
+                         line=first_line + _row_offset(rows, bad), field="content")
+    return rounded.astype(np.uint32)
+
+
+def _row_offset(rows: list[str], nonblank_index: int) -> int:
+    seen = -1
+    for offset, row in enumerate(rows):
+        if row.strip():
+            seen += 1
+            if seen == nonblank_index:
+                return offset
+    return len(rows)
+
+
+def _locate_bad_row(rows, first_line, path):
+    for offset, row in enumerate(rows):
+        if not row.strip():
+            continue
+        cells = row.split("\t")
+        if len(cells) != 2:
+            raise InputError(path, f"expected 'channel<TAB>count', found {row[:40]!r}", line=first_line + offset)
+        for cell, name in zip(cells, ("channel", "content")):
+            if meta.number(cell) is None or "," in cell:
+                raise InputError(path, f"expected a number, found {cell[:20]!r}", line=first_line + offset, field=name)
+    raise InputError(path, "cannot read the channel rows", line=first_line)
+
+
+def _header_number(header, key: str, path) -> float | None:
+    if key not in header or not header[key][0]:
+        return None
+    value, _unit, line = header[key]
+    parsed = meta.number(value)
+    if parsed is None:
+        raise InputError(path, f"expected a number, found {value!r}", line=line, field=key)
+    return parsed
+
+
+def _iso_date(header) -> str:
+    date = header.get("date", ("", "", 0))[0]
+    time = header.get("time", ("", "", 0))[0]
+    for fmt in ("%d-%b-%y %I:%M %p", "%d-%b-%Y %I:%M %p", "%d-%b-%y %H:%M", "%d-%b-%y %H:%M:%S", "%d-%b-%y"):
+        try:
+            return datetime.strptime(f"{date} {time}".strip(), fmt).isoformat()
+        except ValueError:
+            continue
+    return ""
+
+
+# --------------------------------------------------------------------------- side files
+
+
+def _results_row(path: Path, warnings: list[str]):
+    """(table, row) of this spectrum in a result table beside it, or (None, None)."""
+    for candidate in meta.find_results(path):
+        try:
+            table = itrax_results.load_results(candidate)
+        except InputError as exc:
+            warnings.append(f"{candidate.name} not used: {exc.reason}")
+            continue
+        row = table.row_of(path.name)
+        if row is not None:
+            return table, row
+    return None, None
+
+
+def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration:
+    if option is not None:
+        return dataclasses.replace(option, source="option")
+    if table is not None:
+        cal = Calibration(table.value(row, "e-gain"), table.value(row, "e-offset"), "Results.txt")
+        if not cal.degenerate:
+            return cal
+        warnings.append(f"{table.source} row for {path.name} has no usable E-gain/E-offset")
+    settings = ctx["settings"]
+    if settings is not None:
+        cal = settings.calibration()
+        if cal is not None and not cal.degenerate:
+            return cal
+        warnings.append(f"{settings.source} has no usable keV/channel and energy offset")
+    offset = _header_number(header, "e0", path)
+    gain = _header_number(header, "e1", path)
+    warnings.append("energy calibration from the header's E0/E1, a placeholder: put the settings.dfl or "
+                    "Results.txt beside the file or pass --calibration")
+    return Calibration(gain if gain is not None else math.nan, offset if offset is not None else math.nan,
+                       "header-placeholder")
+
+
+def _position(table, row, header, doc, path, warnings) -> float:
+    from_header = None
+    if "position" in header and header["position"][0]:
+        value = _header_number(header, "position", path)
+        from_header = meta.length_mm(value, header["position"][1], path, "Position")
+    if table is not None:
+        position = float(table.position_mm()[row])
+        if from_header is not None and abs(from_header - position) > _POSITION_AGREE_MM:
+            warnings.append(f"header Position {from_header:g} mm disagrees with {table.source} {position:g} mm; "
+                            f"{table.source} used")
+        return position
+    if from_header is not None:
+        return from_header
+    match = _POINT_NUMBER.match(path.stem)
+    if doc is not None and match and math.isfinite(doc.start_mm) and math.isfinite(doc.step_mm):
+        warnings.append(f"position from {doc.source}: start + {int(match.group(1))} x step")
+        return doc.position_of(int(match.group(1)))
+    raise InputError(path, "no position in section: the header has no 'Position' and no Results.txt beside the "
+                           "file lists it; put the scan's Results.txt (or document.txt) beside it",
+                     field="Position")
+
+
+def _section_names(table, header, doc, path) -> list[tuple[str, str]]:
+    names = [(doc.section_name if doc else "", doc.source if doc else "")]
+    if table is not None:
+        names.append((table.section_name(), table.source))
+    written = header.get("section name", ("", "", 0))[0]
+    if written.lower() != _PLACEHOLDER_SECTION:
+        names.append((written, "header Section name"))
+    if path.parent.name.lower() == meta.XRF_DATA_FOLDER:
+        names.append((path.parent.parent.name, "folder"))
+    return names
+
+
+# --------------------------------------------------------------------------- reader
+
+
+def read(path, *, source: str | None = None, raw: bytes | None = None, calibration: Calibration | None = None,
+         section_top_mm_override: float | None = None, core: str | None = None, **_options) -> list[Spectrum]:
+    """Read one ITRAX ``.spe`` file into a one-element list of :class:`Spectrum`."""
+    path = Path(path)
+    if raw is None:
+        raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise InputError(path, "binary content: expected an ITRAX .spe text file")
+    lines = meta.split_lines(meta.decode(raw))
+    at = next((i for i, line in enumerate(lines) if line.lower().startswith("channel\tcontent")), None)
+    if at is None:
+        raise InputError(path, "no 'channel<TAB>content' record: expected an ITRAX .spe file with counts")
+    header, records = parse_header(lines[:at], path)
+    counts = parse_counts(lines[at + 1:], at + 2, path)
+    declared = _header_number(header, "number_mca_channels", path)
+    if declared is not None and int(declared) != counts.size:
+        raise InputError(path, f"found {counts.size} channel rows, the header declares {int(declared)} "
+                               "(truncated file?)", field="number_mca_channels")
+
+    warnings: list[str] = []
+    table, row = _results_row(path, warnings)
+    ctx = itrax_results.scan_context(path, section_name=table.section_name() if table is not None else "")
+    warnings += ctx["warnings"]
+    doc = ctx["document"]
+    core_id, section, _where = itrax_results.resolve_core(path, core=core,
+                                                          names=_section_names(table, header, doc, path))
+    top = itrax_results.section_top(section_top_mm_override, warnings)
+    position = _position(table, row, header, doc, path, warnings)
+    cal = _calibration(calibration, table, row, ctx, header, path, warnings)
+
+    kv = _header_number(header, "tube voltage", path)
+    ma = _header_number(header, "tube current", path)
+    if kv is None and math.isfinite(ctx["tube_kv"]):
+        kv, ma = ctx["tube_kv"], ctx["tube_ma"]
+        warnings.append(f"tube settings from {ctx['tube_source']}")
+    live = _header_number(header, "livetime", path)
+    real = _header_number(header, "runtime", path)
+    if real is None and doc is not None:
+        real = doc.exposure_s
+    cps = _header_number(header, "input_count_rate", path)
+    valid = True if table is None else bool(table.value(row, "validity") != 0)
+
+    return [Spectrum(
+        counts=counts, core=core_id, section=section, section_top_mm=top, position_mm=float(position),
+        depth_mm=top + float(position), run="", replicate=0,
+        tube_kv=math.nan if kv is None else kv, tube_ma=math.nan if ma is None else ma,
+        live_time_s=math.nan if live is None else live, real_time_s=math.nan if real is None else real,
+        total_cps=math.nan if cps is None else cps, date=_iso_date(header) or (doc.date if doc else ""),
+        calibration=cal, instrument="itrax", valid=valid, source=source or path.name,
+        header="\n".join(r for r in records if r.strip()), warnings=tuple(warnings),
+    )]
