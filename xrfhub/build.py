@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -72,6 +73,28 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
                                          per_core_alignment[core_id]))
     _save_history(store, current, old, history)
 
+    # The archive and the hub are written from the same records, independently: in two threads,
+    # since compression (zlib, blosc) and file I/O release the GIL.
+    archive = dask.delayed(_write_archive, pure=False)(gen, current, records, changed, old, progress)
+    written = dask.delayed(_write_hub, pure=False)(gen, records, spectra, samples_ds, sources)
+    cores_manifest, _ = dask.compute(archive, written, scheduler="threads")
+    manifest = {
+        "generation": gen.name, "parent": current.name if current else None, "created": stamp,
+        "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,
+        "kinds": hub.groups(gen.hub_path), "alignment": asdict(align), "alignment_summary": align_summary,
+        "composite_table": composite_table, "core_map": core_map or old.get("core_map", {}), "history": (old.get("history", []) + list(history)),
+    }
+    from .store.generations import write_json_atomic
+
+    write_json_atomic(gen.path / layout.MANIFEST, manifest)
+    store.commit(gen)
+    store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
+               "cores": sorted(changed), "date": stamp})
+    return gen
+
+
+def _write_archive(gen, current, records, changed, old, progress) -> dict[str, dict]:
+    """NeXus files of the new generation: rewritten for changed cores, hard-linked otherwise."""
     cores_manifest: dict[str, dict] = {}
     taken: set[str] = set()
     items = sorted(records.items())
@@ -88,7 +111,11 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
             nexus.write_core(gen.path / rel, rec)
         taken.add(rel)
         cores_manifest[core_id] = _core_summary(rec, rel)
+    return cores_manifest
 
+
+def _write_hub(gen, records, spectra, samples_ds, sources) -> None:
+    """Every kind of the Zarr hub, from the records."""
     spectra_ds = {n_ch: hub.write_spectra(gen.hub_path, block) for n_ch, block in spectra.items()}
     for group, ds in predictions.run_datasets(records, spectra, spectra_ds).items():
         hub.write_table(gen.hub_path, group, ds)
@@ -97,20 +124,54 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
         if "mean_spectrum" in samples_ds:
             chunked["mean_spectrum"] = (min(1024, max(1, samples_ds.sizes["sample"])), samples_ds.sizes["channel"])
         hub.write_table(gen.hub_path, "samples", samples_ds, chunked)
+    elements = _elements_dataset(records)
+    if elements is not None:
+        hub.write_table(gen.hub_path, "elements", elements)
     hub.write_table(gen.hub_path, "sources", hub.sources_dataset(sources))
-    manifest = {
-        "generation": gen.name, "parent": current.name if current else None, "created": stamp,
-        "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,
-        "kinds": hub.groups(gen.hub_path), "alignment": asdict(align), "alignment_summary": align_summary,
-        "composite_table": composite_table, "core_map": core_map or old.get("core_map", {}), "history": (old.get("history", []) + list(history)),
-    }
-    from .store.generations import write_json_atomic
 
-    write_json_atomic(gen.path / layout.MANIFEST, manifest)
-    store.commit(gen)
-    store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
-               "cores": sorted(changed), "date": stamp})
-    return gen
+
+def _elements_dataset(records: dict[str, CoreRecord]) -> xr.Dataset | None:
+    """All element tables over ``point`` x ``line``: lines are the union, NaN where a table lacks one."""
+    tables = [t for c in sorted(records) for t in records[c].elements]
+    if not tables:
+        return None
+    lines = sorted({ln for t in tables for ln in t.lines}, key=_line_order)
+    quantities = sorted({q for t in tables for q in t.values})
+    n = sum(len(t.points) for t in tables)
+    data = {q: np.full((n, len(lines)), np.nan) for q in quantities}
+    flags = np.full((n, len(lines)), "", dtype=object)
+    row = 0
+    for t in tables:
+        cols = [lines.index(ln) for ln in t.lines]
+        rows = slice(row, row + len(t.points))
+        for q, v in t.values.items():
+            data[q][rows, cols] = v
+        if t.flags is not None:
+            flags[rows, cols] = t.flags
+        row += len(t.points)
+    points = pd.concat([t.points.assign(source=t.source) for t in tables], ignore_index=True)
+    coords = {}
+    for col in points.columns:
+        values = points[col].to_numpy()
+        if points[col].dtype.kind in "fiub":
+            coords[col] = ((layout.POINT,), values)
+        else:
+            coords[col] = ((layout.POINT,), np.array(["" if v is None or v != v else str(v) for v in values],
+                                                     dtype=object))
+    coords["line"] = ((layout.LINE,), np.array(lines, dtype=object), {"long_name": "emission line"})
+    variables = {q: ((layout.POINT, layout.LINE), v, {"long_name": f"{q} (vendor peak fit)"})
+                 for q, v in data.items()}
+    variables["flags"] = ((layout.POINT, layout.LINE), flags, {"long_name": "'negative' where the area is < 0"})
+    return xr.Dataset(variables, coords=coords, attrs={"kind": "elements"})
+
+
+def _line_order(line: str):
+    from .lines import atomic_number, element_of
+
+    try:
+        return (atomic_number(element_of(line)), line)
+    except (ValueError, KeyError):
+        return (999, line)
 
 
 def _files(manifest) -> set[str]:

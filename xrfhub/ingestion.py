@@ -18,7 +18,7 @@ import pandas as pd
 from . import __version__, coreid
 from .build import AlignParams, load_records, write_generation
 from .errors import InputError
-from .records import Calibration, CoreRecord, LabTable, Process, SpectraBlock, Spectrum
+from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, find, parse_all
 from .store.generations import Store, now_iso
 
@@ -35,12 +35,14 @@ class IngestReport:
     cores: list[str] = field(default_factory=list)  # cores whose content changed
     n_spectra: int = 0
     n_samples: int = 0
+    n_points: int = 0  # element-table points
     generation: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"ingested {len(self.added)} new and {len(self.replaced)} replaced file(s): "
-                 f"{self.n_spectra} spectra, {self.n_samples} lab samples, {len(self.cores)} core(s) changed"]
+                 f"{self.n_spectra} spectra, {self.n_samples} lab samples, {self.n_points} element-table points, "
+                 f"{len(self.cores)} core(s) changed"]
         if self.unchanged:
             lines.append(f"{len(self.unchanged)} file(s) already in the store, unchanged: skipped")
         if self.ignored:
@@ -121,6 +123,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             return report
 
         changed = _merge_spectra(records, spectra)
+        changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"], core)
         tables = [(p, p.records) for p in new + replaced if p.kind == "samples"]
         changed |= _merge_lab(records, tables, cmap, report)
         changed |= _rehome_lab_only(records, cmap)
@@ -143,6 +146,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.replaced = [p.source.name for p in replaced]
         report.n_spectra = len(spectra)
         report.n_samples = sum(len(t.samples) for _, t in tables)
+        report.n_points = sum(len(p.records.points) for p in new + replaced if p.kind == "elements")
         report.cores = sorted(changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
         gen = write_generation(store, current, records, changed, known, history=history,
@@ -237,6 +241,24 @@ def _merge_spectra(records: dict[str, CoreRecord], spectra: list[Spectrum]) -> s
     return changed
 
 
+def _merge_elements(records: dict[str, CoreRecord], parsed: list[Parsed], core_option) -> set[str]:
+    """Split each element table by core and attach the parts to the core records."""
+    changed = set()
+    for p in parsed:
+        table = p.records
+        cores = table.points["core"].astype(str).to_numpy()
+        for core_id in sorted(set(cores)):
+            sel = cores == core_id
+            part = ElementTable(table.source, table.points[sel].reset_index(drop=True), list(table.lines),
+                                {q: np.asarray(v)[sel] for q, v in table.values.items()},
+                                None if table.flags is None else np.asarray(table.flags)[sel], dict(table.metadata))
+            rec = records.setdefault(core_id, CoreRecord(core_id))
+            rec.elements.append(part)
+            rec.sources.append(p.source)
+            changed.add(core_id)
+    return changed
+
+
 def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict) -> list[dict]:
     """Remove what replaced sources contributed; return the history entries to record."""
     history = []
@@ -250,6 +272,9 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
                     rec.scans[scan] = SpectraBlock(block.counts[keep], block.coords[keep].reset_index(drop=True))
                 else:
                     del rec.scans[scan]
+        kept = [t for t in rec.elements if t.source not in names]
+        if len(kept) != len(rec.elements):
+            rec.elements, touched = kept, True
         if not rec.lab.empty and "source" in rec.lab:
             keep = ~rec.lab["source"].isin(names).to_numpy()
             if not keep.all():

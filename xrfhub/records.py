@@ -226,6 +226,7 @@ class CoreRecord:
     sources: list[SourceFile] = field(default_factory=list)
     processes: list[Process] = field(default_factory=list)
     igsn: str = ""
+    elements: list["ElementTable"] = field(default_factory=list)
 
 
 @dataclass

@@ -165,6 +165,9 @@ def write_core(path, record: CoreRecord, *, compression="gzip", level=1) -> None
                 entries.append(name)
                 _write_scan(f, name, scan, record, block, compression, level)
             _write_core_entry(f, record)
+            from . import nxelements
+
+            nxelements.write(f[CORE_ENTRY], record.elements)
             _root_attrs(f, path, default=entries[0] if entries else CORE_ENTRY)
     except StoreError:
         raise
@@ -435,6 +438,9 @@ def read_core(path) -> CoreRecord:
                 scan, block = _read_scan(f[name])
                 record.scans[scan] = block
             _read_core_entry(core, record)
+            from . import nxelements
+
+            record.elements = nxelements.read(core)
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
