@@ -157,8 +157,8 @@ def test_file_structure_follows_the_definition(written):
         # a section token with a dash gives a NeXus-safe entry name; the scan name is kept
         odd = f["scan_A_1_Run1_10p5kV_rep0"]
         assert odd["entry_identifier"][()].decode() == "scan_A-1_Run1_10p5kV_rep0"
-        notes = f["core/sources"]
-        assert notes["source_0000/checksum"][()].decode() == SHA
+        table = f["core/sources"]
+        assert table["checksum"].asstr()[0] == SHA and table["algorithm"][()].decode() == "sha256"
         assert f["core/lab/CaCO3"].attrs["units"] == "wt%"
         assert f["core/lab/CaCO3"].attrs["unit_as_written"] == "%"
         assert f["core/alignment/parameters/type"][()].decode() == "application/json"

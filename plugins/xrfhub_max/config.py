@@ -1,0 +1,222 @@
+"""MAX configuration: architecture and training recipe as one plain dataclass.
+
+A configuration is data: it round-trips through JSON (``to_dict``/``from_dict``), loads from YAML
+(``from_yaml``) and takes ``--set key=value`` overrides from the command line as strings
+(``with_overrides``), each converted to the field's type. The defaults are the published MAX recipe
+on the ViT-Base architecture (source document 000, DESIGN section 6); ``PRESETS`` holds the named
+sizes. Nothing here imports torch, so the CLI can validate a configuration without it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from os import PathLike
+from typing import Any, Mapping
+
+from xrfhub.errors import ConfigError, InputError
+
+TRANSFORMS = ("instance", "channel", "log")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class MaxConfig:
+    """Architecture and recipe of a MAX run.
+
+    Architecture: a spectrum of ``channels`` values is cut into ``channels // patch`` patches;
+    the encoder is a ViT of ``width``/``depth``/``heads``, the decoder one of
+    ``decoder_width``/``decoder_depth``/``decoder_heads``; ``mask_ratio`` of the patches are hidden
+    during pre-training. ``transform`` names the input scaling (see ``transforms.py``).
+
+    Recipe: AdamW(``lr``, ``betas``, ``weight_decay``), gradient-norm clip ``clip``, ``batch``
+    spectra a step, ``epochs`` epochs, linear warm-up over ``warmup_epochs`` then cosine decay to
+    ``min_lr``. Fine-tuning uses ``finetune_lr`` and warms up over ``finetune_warmup`` (a fraction
+    of the epochs), as the paper did.
+    """
+
+    # architecture
+    channels: int = 2048
+    patch: int = 16
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    decoder_width: int = 512
+    decoder_depth: int = 8
+    decoder_heads: int = 16
+    mlp_ratio: float = 4.0
+    mask_ratio: float = 0.5
+    transform: str = "instance"
+    # recipe
+    lr: float = 1e-4
+    finetune_lr: float = 1e-5
+    min_lr: float = 0.0
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip: float = 0.5
+    batch: int = 256
+    epochs: int = 100
+    warmup_epochs: float = 10.0
+    finetune_warmup: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU (fp32 there)
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, name: str) -> "MaxConfig":
+        """The named size (``tiny`` for CPU tests, ``base`` for the published model)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown MAX preset {name!r}; choose one of {sorted(PRESETS)}")
+        return PRESETS[name]
+
+    def replace(self, **overrides: Any) -> "MaxConfig":
+        """A copy with values replaced (type-checked); unknown keys raise ConfigError."""
+        return self.with_overrides(overrides)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "MaxConfig":
+        """A copy with values given as strings (``--set key=value``) converted to field types."""
+        _check_keys(overrides)
+        types = _field_types()
+        return dataclasses.replace(
+            self, **{k: _parse(k, v, types[k]) for k, v in overrides.items()})
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MaxConfig":
+        """Build from a mapping (JSON/YAML); a ``preset`` key picks the starting size."""
+        data = dict(data)
+        base = cls.from_preset(data.pop("preset")) if "preset" in data else cls()
+        return base.with_overrides(data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_yaml(cls, path: str | PathLike) -> "MaxConfig":
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except OSError as e:
+            raise InputError(path, f"cannot read the configuration: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            line = getattr(getattr(e, "problem_mark", None), "line", None)
+            raise InputError(path, f"not valid YAML: {e}",
+                             line=None if line is None else line + 1) from e
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError(path, "expected a mapping of configuration keys to values")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+    # -- derived ----------------------------------------------------------------------------
+    @property
+    def num_patches(self) -> int:
+        return self.channels // self.patch
+
+    def validate(self) -> None:
+        """Raise ConfigError when the values cannot build a model or run the recipe."""
+        positive = ("channels", "patch", "width", "depth", "heads", "decoder_width",
+                    "decoder_depth", "decoder_heads", "batch", "epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.channels % self.patch:
+            raise ConfigError(f"channels ({self.channels}) must be divisible by patch "
+                              f"({self.patch})")
+        if self.num_patches < 2:
+            raise ConfigError("a spectrum needs at least 2 patches (channels // patch >= 2)")
+        for w, h in (("width", "heads"), ("decoder_width", "decoder_heads")):
+            if getattr(self, w) % getattr(self, h):
+                raise ConfigError(f"{w} ({getattr(self, w)}) must be divisible by {h} "
+                                  f"({getattr(self, h)})")
+        if self.width % 2 or self.decoder_width % 2:
+            raise ConfigError("width and decoder_width must be even (sin-cos positions)")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        for name in ("lr", "finetune_lr", "mlp_ratio"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("min_lr", "weight_decay", "clip", "warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.finetune_warmup < 1.0:
+            raise ConfigError(f"finetune_warmup is a fraction of the epochs in [0, 1), got "
+                              f"{self.finetune_warmup}")
+
+
+# Encoder/decoder sizes of DESIGN section 6: `base` is the published MAX (ViT-Base encoder),
+# `tiny` is what a 2-core CPU can train in a test.
+PRESETS: dict[str, MaxConfig] = {
+    "base": MaxConfig(),
+    "tiny": MaxConfig(width=128, depth=4, heads=4, decoder_width=64, decoder_depth=2,
+                      decoder_heads=4, batch=64),
+}
+
+
+def _field_types() -> dict[str, type]:
+    hints = {"int": int, "float": float, "str": str, "bool": bool,
+             "tuple[float, float]": tuple}
+    return {f.name: hints[f.type] for f in fields(MaxConfig)}
+
+
+def _check_keys(keys) -> None:
+    valid = _field_types()
+    unknown = sorted(k for k in keys if k not in valid)
+    if unknown:
+        raise ConfigError(f"unknown MAX configuration key(s) {unknown}; valid keys: "
+                          f"{', '.join(valid)}")
+
+
+def _parse(key: str, value: Any, kind: type) -> Any:
+    """Convert ``value`` (a string from the CLI, or a JSON/YAML scalar) to ``kind``."""
+    expected = {int: "an integer", float: "a number", str: "a string",
+                bool: "true or false", tuple: "two numbers like 0.9,0.95"}[kind]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is tuple:
+            items = value.strip("()[] ").split(",") if isinstance(value, str) else list(value)
+            if len(items) != 2:
+                raise ValueError(value)
+            return tuple(float(v) for v in items)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"configuration key {key!r} expects {expected}, got {value!r}") from None
