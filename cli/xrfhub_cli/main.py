@@ -116,6 +116,96 @@ def rebuild(store):
     click.echo(f"rebuilt the hub from NeXus: generation {gen.name}")
 
 
+def _key_values(pairs) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--set")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@cli.command("plugins")
+@_friendly
+def plugins_():
+    """Registered model plugins: their stages, targets and config keys."""
+    from xrfhub import registry
+
+    for plugin in registry.installed().values():
+        click.echo(registry.describe(plugin))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--store", required=True, type=click.Path(exists=True))
+@click.option("--stage", default=None, help="Training stage (default: the plugin's first).")
+@click.option("--out", required=True, type=click.Path(), help="Run folder (checkpoints, metrics, pictures).")
+@click.option("--plugin", "plugin_from", default=None, help="Where MODEL comes from: plugin name, module or FILE.py.")
+@click.option("--config", default=None, help="A preset (tiny, base, ...) or a YAML file.")
+@click.option("--set", "sets", multiple=True, help="Override one config key: key=value (repeatable).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--holdout-cores", default=None, help="Comma-separated cores kept out of training.")
+@click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
+@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Run folder to start from (inherits its config and held-out cores).")
+@_friendly
+def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init):
+    """Train MODEL from the store."""
+    from xrfhub import registry, training
+
+    stage = stage or registry.load(model, plugin_from).stages[0]
+    cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
+    summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
+                             sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init)
+    click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
+               f"in {summary.run_dir}")
+    click.echo(json.dumps(summary.metrics, indent=1, default=str))
+
+
+@cli.command()
+@click.option("--store", required=True, type=click.Path(exists=True))
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--wait", type=float, default=0.0, show_default=True)
+@_friendly
+def predict(store, run_dir, wait):
+    """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
+    from xrfhub import training
+
+    run_id = training.predict(store, run_dir, wait=wait)
+    click.echo(f"wrote prediction run {run_id} into {store}")
+
+
+@cli.command()
+@click.argument("store", type=click.Path(exists=True))
+@_friendly
+def runs(store):
+    """Prediction runs held in the store."""
+    from xrfhub.predictions import list_runs
+
+    found = list_runs(store)
+    if not found:
+        click.echo("no prediction runs")
+    for r in found:
+        click.echo(f"{r['run']}  {r['created']}  plugin {r['plugin']}  targets {','.join(r['targets'])}  "
+                   f"{r['n_predicted']} spectra  from {r['run_dir']}")
+
+
+@cli.command()
+@click.option("--store", required=True, type=click.Path(exists=True))
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(), help="PNG to write (a CSV of the data goes beside it).")
+@click.option("--core", multiple=True, help="Restrict to these cores (repeatable).")
+@_friendly
+def saliency(store, run_dir, out, core):
+    """Which energies drive a model: |dMSE/dinput| per channel, with element lines marked."""
+    from xrfhub import training
+
+    result = training.saliency(store, run_dir, out, cores=list(core) or None)
+    click.echo(f"saliency over {result['n_spectra']} spectra: {result['png']} and {result['csv']}")
+    click.echo("salient peaks: " + ", ".join(f"{label} ({e:.2f} keV)" for e, label in result["peaks"]))
+
+
 @cli.command()
 @click.option("--out", default="demo-output", show_default=True, type=click.Path(), help="Work folder.")
 @click.option("--size", default="demo", show_default=True, help="Corpus size: tiny, demo or benchmark.")

@@ -1,0 +1,247 @@
+"""MAX as an xrfhub model plugin: pre-train, fine-tune, predict and saliency from a store.
+
+Splits follow DESIGN section 6: held-out cores are never seen (not even by pre-training); the
+labelled pairs of the other cores are split 80/20 by seed into train and validation; validation
+picks the epoch; held-out metrics are only reported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import xrfhub
+from xrfhub.errors import ConfigError
+from xrfhub.loaders import BatchStream, counts_array, labelled_samples, select_rows
+from xrfhub.registry import Predictions, RunSummary
+
+from .config import PRESETS, MaxConfig
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class MaxRunConfig(MaxConfig):
+    """MAX's model and recipe, plus how the plugin feeds it from the store."""
+
+    tube_kv: float = 10.0  # spectra of this voltage are pre-trained on, paired and predicted
+    val_fraction: float = 0.2  # of the labelled pairs of the training cores (fine-tuning)
+    pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
+    loader: str = "auto"  # auto | memory | stream
+
+
+def _r2_metrics(y: np.ndarray, pred: np.ndarray, train_mean: float) -> dict[str, float]:
+    """sklearn R2, the reference code's R2 against the training mean (named so), and RMSE."""
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    if len(y) < 2:
+        return {"n": int(len(y))}
+    sse = float(np.sum((y - pred) ** 2))
+    return {"n": int(len(y)), "r2": float(r2_score(y, pred)),
+            "r2_vs_training_mean": 1.0 - sse / float(np.sum((y - train_mean) ** 2)),
+            "rmse": float(math.sqrt(mean_squared_error(y, pred)))}
+
+
+class _Epochs:
+    """A per-epoch view of a BatchStream in the shape the engine wants (x, or (x, y))."""
+
+    def __init__(self, stream: BatchStream, with_targets: bool = False):
+        self.stream, self.with_targets = stream, with_targets
+
+    def __call__(self, epoch: int):
+        self.stream.set_epoch(epoch)
+        return self
+
+    def __len__(self):
+        return len(self.stream)
+
+    def __iter__(self):
+        for x, y, _rows in self.stream:
+            yield (x, y) if self.with_targets else x
+
+
+class MaxPlugin:
+    """The masked autoencoder for XRF spectra (MAX) and its CaCO3/TOC regressor."""
+
+    name = "max"
+    description = "MAX: masked autoencoder pre-trained on spectra, fine-tuned to lab properties"
+    stages = ("pretrain", "finetune")
+    targets = ("*",)
+    config = MaxRunConfig
+    presets = {name: cfg.to_dict() for name, cfg in PRESETS.items()}
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, store, *, stage, out, config, target=None, init=None, holdout_cores=(), progress=True):
+        if stage not in self.stages:
+            raise ConfigError(f"plugin 'max' has no stage {stage!r}; stages: {', '.join(self.stages)}")
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if stage == "pretrain":
+            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress)
+        else:
+            if not target:
+                raise ConfigError("fine-tuning needs --target (a lab property of the store, e.g. CaCO3)")
+            metrics = self._finetune(store, out, config, target, init, tuple(holdout_cores), progress)
+        run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
+               "holdout_cores": list(holdout_cores), "init": str(init) if init else None,
+               "config": dataclasses.asdict(config), "metrics": metrics, "xrfhub_version": xrfhub.__version__,
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+        return RunSummary(out, self.name, stage, target, metrics)
+
+    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress) -> dict:
+        from . import engine
+        from .model import MaxAutoencoder
+
+        ds = xrfhub.open(store, "spectra", index=False)
+        self._check_channels(ds.sizes["channel"], config)
+        rows = select_rows(ds, exclude_cores=holdout, tube_kv=config.tube_kv)
+        if len(rows) == 0:
+            raise ConfigError(f"no {config.tube_kv:g} kV spectra outside the held-out cores to pre-train on")
+        rng = np.random.default_rng(config.seed)
+        is_val = rng.random(len(rows)) < config.pretrain_val_fraction
+        counts = counts_array(store, ds.attrs["group"])
+        stream = dict(array=counts, batch_size=config.batch, mode=config.loader, seed=config.seed)
+        train = _Epochs(BatchStream(rows=rows[~is_val], **stream))
+        val = _Epochs(BatchStream(rows=rows[is_val], shuffle=False, **stream)) if is_val.any() else None
+        engine.seed_everything(config.seed)
+        model = MaxAutoencoder(config).to(engine.pick_device(config.device))
+        result = engine.pretrain(model, config, train, val, out, progress=progress)
+        sample = next(iter(val or train))
+        energy = ds["energy"].values
+        engine.reconstruction_png(model, sample, out / "reconstruction.png", energy,
+                                  transform=self._transform(out), seed=config.seed)
+        return {"best_epoch": result.best_epoch, "best_loss": float(result.best_loss),
+                "n_train_spectra": int((~is_val).sum()), "n_val_spectra": int(is_val.sum())}
+
+    def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress) -> dict:
+        from . import checkpoint as ckpt
+        from . import engine
+        from .model import MaxAutoencoder, MaxRegressor
+
+        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
+        if len(y) < 2:
+            raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
+        self._check_channels(x.shape[1], config)
+        rng = np.random.default_rng(config.seed)
+        is_val = rng.random(len(y)) < config.val_fraction
+        if is_val.all() or not is_val.any():
+            is_val = np.arange(len(y)) % 5 == 0
+        engine.seed_everything(config.seed)
+        transform = None
+        if init is not None:
+            autoencoder = MaxAutoencoder(config)
+            ckpt.load_weights(autoencoder, Path(init) / ckpt.BEST_FILE)
+            model = MaxRegressor.from_autoencoder(autoencoder)
+            transform = self._transform(Path(init))
+        else:
+            model = MaxRegressor(config)
+        model = model.to(engine.pick_device(config.device))
+        train = engine.in_memory_batches(x[~is_val], y[~is_val], config.batch, seed=config.seed)
+        val = engine.in_memory_batches(x[is_val], y[is_val], config.batch, shuffle=False)
+        result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress)
+        stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
+        metrics = {"target": target, "best_epoch": result.best_epoch,
+                   "validation": _r2_metrics(y[is_val], np.clip(result.predictions, 0, 100), stats["mean"])}
+        if holdout:
+            hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
+            if len(hy):
+                pred = engine.predict(model, engine.in_memory_batches(hx, None, config.batch, shuffle=False),
+                                      self._transform(out), stats)
+                metrics["held_out"] = _r2_metrics(hy, np.clip(pred, 0, 100), stats["mean"])
+        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+        return metrics
+
+    @staticmethod
+    def _check_channels(n: int, config: MaxConfig) -> None:
+        if n != config.channels:
+            raise ConfigError(f"the store's spectra have {n} channels but the config says {config.channels}; "
+                              f"pass --set channels={n} (and a patch size that divides it)")
+
+    @staticmethod
+    def _transform(run_dir: Path):
+        from . import checkpoint as ckpt
+        from .transforms import Transform
+
+        return Transform.from_dict(ckpt.read_json(Path(run_dir) / ckpt.TRANSFORM_FILE))
+
+    # ------------------------------------------------------------------ using a run
+
+    def load(self, run_dir):
+        """The trained model of a run folder, its config, transform and target statistics."""
+        from . import checkpoint as ckpt
+        from . import engine
+        from .model import MaxAutoencoder, MaxRegressor
+
+        run_dir = Path(run_dir)
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        config = MaxRunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["config"].items()})
+        model = (MaxRegressor if run["stage"] == "finetune" else MaxAutoencoder)(config)
+        ckpt.load_weights(model, run_dir / ckpt.BEST_FILE)
+        model = model.to(engine.pick_device(config.device)).eval()
+        stats = ckpt.read_json(run_dir / ckpt.TARGET_STATS_FILE) if run["stage"] == "finetune" else None
+        return run, config, model, self._transform(run_dir), stats
+
+    def predict(self, store, run_dir, *, progress=True) -> Predictions:
+        from . import engine
+        from . import checkpoint as ckpt
+
+        run, config, model, transform, stats = self.load(run_dir)
+        if run["stage"] != "finetune":
+            raise ConfigError(f"{run_dir} is a pre-training run; predict with a fine-tuned run (--init it first)")
+        ds = xrfhub.open(store, "spectra", index=False)
+        rows = select_rows(ds, tube_kv=config.tube_kv)
+        stream = BatchStream(counts_array(store, ds.attrs["group"]), rows, batch_size=config.batch,
+                             shuffle=False, mode="stream")
+        values = np.full(ds.sizes["spectrum"], np.nan, dtype=np.float32)
+        batches = stream
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(stream, total=len(stream), desc="predict", unit="batch")
+        for x, _y, got in batches:  # batch by batch: spectra never all in memory
+            values[got] = engine.predict(model, [x], transform, stats)
+        digest = hashlib.sha256((Path(run_dir) / ckpt.BEST_FILE).read_bytes()).hexdigest()
+        return Predictions(ds.attrs["group"], {run["target"]: values},
+                           {"run_dir": str(Path(run_dir).resolve()), "checkpoint_sha256": digest,
+                            "config": run["config"], "trained": run["created"], "stage": run["stage"],
+                            "tube_kv": config.tube_kv})
+
+    def saliency(self, store, run_dir, *, cores=None, limit: int = 512):
+        """|d MSE / d input| per channel, normalised per spectrum, averaged over a selection."""
+        import torch
+
+        from . import engine
+
+        run, config, model, transform, stats = self.load(run_dir)
+        device = next(model.parameters()).device
+        if run["stage"] == "finetune":
+            x, y, _, _ = labelled_samples(store, run["target"], cores=cores)
+            y = (y - stats["mean"]) / stats["std"]
+        else:
+            ds = xrfhub.open(store, "spectra", index=False)
+            rows = select_rows(ds, cores=cores, tube_kv=config.tube_kv)
+            x, y = np.asarray(ds["counts"].values[rows[:limit]], dtype=np.float32), None
+        x, y = x[:limit], None if y is None else y[:limit]
+        if len(x) == 0:
+            raise ConfigError("no spectra in the selection to compute saliency on")
+        inputs = transform(engine.to_device(x, device).float()).detach().requires_grad_(True)
+        if y is None:
+            loss = model(inputs, generator=config.seed)[0]
+        else:
+            loss = torch.nn.functional.mse_loss(model(inputs), torch.as_tensor(y, device=device).float())
+        loss.backward()
+        grad = inputs.grad.abs()
+        grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        return grad.mean(0).cpu().numpy(), len(x)
+
+
+plugin = MaxPlugin()
