@@ -28,7 +28,7 @@ def _read_run(run_dir) -> dict:
 
 def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, config: str | None = None,
           sets: dict[str, str] | None = None, epochs: int | None = None, holdout_cores=None,
-          target: str | None = None, init=None, progress: bool = True):
+          target: str | None = None, init=None, progress: bool = True, resume: bool = False):
     """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`."""
     plugin = registry.load(name, plugin_from)
     if stage not in plugin.stages:
@@ -51,8 +51,9 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     if epochs is not None:
         overrides["epochs"] = str(epochs)
     cfg = registry.build_config(plugin, config, overrides, base=base)
+    extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
     summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
-                           holdout_cores=holdout or (), progress=progress)
+                           holdout_cores=holdout or (), progress=progress, **extra)
     run = _read_run(out)
     run["plugin_source"] = plugin_from
     (Path(out) / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))

@@ -149,15 +149,17 @@ def plugins_():
 @click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
 @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Run folder to start from (inherits its config and held-out cores).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
 @_friendly
-def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init):
+def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume):
     """Train MODEL from the store."""
     from xrfhub import registry, training
 
     stage = stage or registry.load(model, plugin_from).stages[0]
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
-                             sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init)
+                             sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
+                             resume=resume)
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))

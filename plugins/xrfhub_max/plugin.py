@@ -79,17 +79,18 @@ class MaxPlugin:
 
     # ------------------------------------------------------------------ training
 
-    def train(self, store, *, stage, out, config, target=None, init=None, holdout_cores=(), progress=True):
+    def train(self, store, *, stage, out, config, target=None, init=None, holdout_cores=(), progress=True,
+              resume=False):
         if stage not in self.stages:
             raise ConfigError(f"plugin 'max' has no stage {stage!r}; stages: {', '.join(self.stages)}")
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         if stage == "pretrain":
-            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress)
+            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress, resume)
         else:
             if not target:
                 raise ConfigError("fine-tuning needs --target (a lab property of the store, e.g. CaCO3)")
-            metrics = self._finetune(store, out, config, target, init, tuple(holdout_cores), progress)
+            metrics = self._finetune(store, out, config, target, init, tuple(holdout_cores), progress, resume)
         run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
                "holdout_cores": list(holdout_cores), "init": str(init) if init else None,
                "config": dataclasses.asdict(config), "metrics": metrics, "xrfhub_version": xrfhub.__version__,
@@ -97,7 +98,7 @@ class MaxPlugin:
         (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
         return RunSummary(out, self.name, stage, target, metrics)
 
-    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress) -> dict:
+    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False) -> dict:
         from . import engine
         from .model import MaxAutoencoder
 
@@ -114,7 +115,7 @@ class MaxPlugin:
         val = _Epochs(BatchStream(rows=rows[is_val], shuffle=False, **stream)) if is_val.any() else None
         engine.seed_everything(config.seed)
         model = MaxAutoencoder(config).to(engine.pick_device(config.device))
-        result = engine.pretrain(model, config, train, val, out, progress=progress)
+        result = engine.pretrain(model, config, train, val, out, progress=progress, resume=resume)
         sample = next(iter(val or train))
         energy = ds["energy"].values
         engine.reconstruction_png(model, sample, out / "reconstruction.png", energy,
@@ -122,7 +123,8 @@ class MaxPlugin:
         return {"best_epoch": result.best_epoch, "best_loss": float(result.best_loss),
                 "n_train_spectra": int((~is_val).sum()), "n_val_spectra": int(is_val.sum())}
 
-    def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress) -> dict:
+    def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
+                  resume=False) -> dict:
         from . import checkpoint as ckpt
         from . import engine
         from .model import MaxAutoencoder, MaxRegressor
@@ -147,7 +149,8 @@ class MaxPlugin:
         model = model.to(engine.pick_device(config.device))
         train = engine.in_memory_batches(x[~is_val], y[~is_val], config.batch, seed=config.seed)
         val = engine.in_memory_batches(x[is_val], y[is_val], config.batch, shuffle=False)
-        result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress)
+        result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress,
+                                 resume=resume)
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         metrics = {"target": target, "best_epoch": result.best_epoch,
                    "validation": _r2_metrics(y[is_val], np.clip(result.predictions, 0, 100), stats["mean"])}
