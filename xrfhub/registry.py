@@ -63,15 +63,19 @@ class Predictions:
 # ---------------------------------------------------------------------------- discovery
 
 
-def installed() -> dict[str, Any]:
-    """Plugins registered through entry points, by name (load errors are reported, not hidden)."""
+def installed(*, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """Plugins registered through entry points, by name.
+
+    A plugin that fails to import is left out rather than breaking every other one; its error
+    goes into ``errors`` (when given) and is raised when that plugin is asked for by name.
+    """
     found = {}
     for ep in entry_points(group=GROUP):
         try:
-            plugin = ep.load()
+            found[ep.name] = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not break the CLI
-            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        found[ep.name] = plugin
+            if errors is not None:
+                errors[ep.name] = f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
     return found
 
 
@@ -100,9 +104,12 @@ def _import_file(path: Path):
 
 def load(name: str, where: str | None = None):
     """The plugin called ``name``: from ``where`` (entry-point name, module or .py file) or installed."""
-    if where is None or where in installed():
-        plugins = installed()
+    broken: dict[str, str] = {}
+    plugins = installed(errors=broken)
+    if where is None or where in plugins or where in broken:
         key = where or name
+        if key in broken:
+            raise ConfigError(broken[key])
         if key not in plugins:
             raise ConfigError(f"unknown plugin {key!r}; installed: {', '.join(sorted(plugins)) or 'none'}. "
                               "Give --plugin MODULE or FILE.py for your own")

@@ -132,8 +132,11 @@ def plugins_():
     """Registered model plugins: their stages, targets and config keys."""
     from xrfhub import registry
 
-    for plugin in registry.installed().values():
+    broken: dict[str, str] = {}
+    for plugin in registry.installed(errors=broken).values():
         click.echo(registry.describe(plugin))
+    for message in broken.values():
+        click.echo(f"warning: {message}", err=True)
 
 
 @cli.command()
