@@ -62,7 +62,7 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
     if old.get("alignment") and old["alignment"] != asdict(align):
         changed = changed | {c for c, r in records.items() if not r.lab.empty}
     gen = store.new_generation()
-    spectra, offsets = _concat_spectra(records)
+    spectra = concat_spectra(records)
     samples_ds, per_core_alignment, align_summary = _align(records, spectra, align)
     stamp = now_iso()
     for core_id in changed:
@@ -205,15 +205,14 @@ def _core_summary(rec: CoreRecord, rel: str) -> dict:
     }
 
 
-def _concat_spectra(records: dict[str, CoreRecord]) -> tuple[dict[int, SpectraBlock], dict]:
+def concat_spectra(records: dict[str, CoreRecord]) -> dict[int, SpectraBlock]:
     """All scans of all cores, grouped by channel count, in store order (core, scan, depth)."""
     by_channels: dict[int, list[SpectraBlock]] = {}
     for core_id in sorted(records):
         for name in sorted(records[core_id].scans):
             block = records[core_id].scans[name]
             by_channels.setdefault(block.n_channels, []).append(block)
-    out = {n: SpectraBlock.concat(blocks) for n, blocks in sorted(by_channels.items())}
-    return out, {}
+    return {n: SpectraBlock.concat(blocks) for n, blocks in sorted(by_channels.items())}
 
 
 def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):

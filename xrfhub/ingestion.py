@@ -123,7 +123,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             return report
 
         changed = _merge_spectra(records, spectra)
-        changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"], core)
+        changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"])
         tables = [(p, p.records) for p in new + replaced if p.kind == "samples"]
         changed |= _merge_lab(records, tables, cmap, report)
         changed |= _rehome_lab_only(records, cmap)
@@ -241,7 +241,7 @@ def _merge_spectra(records: dict[str, CoreRecord], spectra: list[Spectrum]) -> s
     return changed
 
 
-def _merge_elements(records: dict[str, CoreRecord], parsed: list[Parsed], core_option) -> set[str]:
+def _merge_elements(records: dict[str, CoreRecord], parsed: list[Parsed]) -> set[str]:
     """Split each element table by core and attach the parts to the core records."""
     changed = set()
     for p in parsed:

@@ -145,9 +145,9 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
             raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
         manifest = current.manifest()
         records = load_records(current)
-        from .build import _concat_spectra
+        from .build import concat_spectra
 
-        spectra, _ = _concat_spectra(records)
+        spectra = concat_spectra(records)
         n_ch = int(group.rsplit("ch", 1)[1])
         if n_ch not in spectra or any(len(v) != len(spectra[n_ch]) for v in values.values()):
             raise StoreError(f"predictions do not match the rows of {group}; the store changed since "
