@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrfhub.align import (Alignment, align_samples, composite_depth, mean_spectra,
-                          read_affine_table)
+from xrfhub.align import Alignment, align_samples, mean_spectra
+from xrfhub.depth import composite_depth, read_affine_table
 from xrfhub.errors import ConfigError, InputError, StoreError
 
 NAN = np.nan

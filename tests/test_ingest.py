@@ -222,3 +222,23 @@ def test_validate_and_rebuild(corpus, tmp_path):
     after = xrfhub.open(store, index=False).load()
     xr.testing.assert_identical(before, after)
     xr.testing.assert_identical(samples_before, xrfhub.open(store, "samples", index=False).load())
+
+
+def test_composite_depth_from_an_affine_table_persists(corpus, tmp_path):
+    store = tmp_path / "hub"
+    table = tmp_path / "affine.csv"
+    table.write_text("core,offset_mm,scale\nPS75-056-1,1000,1.0\n")
+    xrfhub.ingest([corpus.scans], store, composite_table=table)
+    ds = xrfhub.open(store, index=False)
+    mine = ds["core"].values == "PS75-056-1"
+    np.testing.assert_allclose(ds["composite_depth_mm"].values[mine], ds["depth_mm"].values[mine] + 1000)
+    assert np.isnan(ds["composite_depth_mm"].values[~mine]).all()  # no table row: no composite depth
+    more = corpus.scans / "PS75-056-1" / "Run 1 at  10kV" / f"{spe_stem('PS75-056-1', '0010', 99.0)}.spe"
+    more.write_text(spe_text("PS75-056-1", "0010", 99.0, minute=30, counts=synthetic_counts(np.random.default_rng(2), 5)))
+    xrfhub.ingest([corpus.scans], store)  # no table this time: the core keeps its scale
+    ds = xrfhub.open(store)
+    assert float(ds.sel(core="PS75-056-1", depth_mm=199.0)["composite_depth_mm"].values[0]) == 1199.0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("core,offset_mm\nPS75-056-1,lots\n")
+    with pytest.raises(InputError, match="bad.csv"):
+        xrfhub.ingest([corpus.scans], store, composite_table=bad)

@@ -55,7 +55,7 @@ def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[st
 
 def write_generation(store: Store, current: Generation | None, records: dict[str, CoreRecord],
                      changed: set[str], sources: dict, *, history=(), align: AlignParams = AlignParams(),
-                     composite_table=None, core_map: dict | None = None, event: dict | None = None,
+                     core_map: dict | None = None, event: dict | None = None,
                      progress: bool = False) -> Generation:
     """Write a complete new generation and commit it; ``changed`` cores get new NeXus files."""
     old = current.manifest() if current else {"cores": {}}
@@ -82,7 +82,7 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
         "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,
         "kinds": hub.groups(gen.hub_path), "alignment": asdict(align), "alignment_summary": align_summary,
-        "composite_table": composite_table, "core_map": core_map or old.get("core_map", {}), "history": (old.get("history", []) + list(history)),
+        "core_map": core_map or old.get("core_map", {}), "history": (old.get("history", []) + list(history)),
     }
     from .store.generations import write_json_atomic
 
@@ -309,5 +309,4 @@ def rebuild(store, *, progress: bool = False) -> Generation:
         records = load_records(current, progress=progress)
         align = AlignParams(**manifest.get("alignment", {}))
         return write_generation(store, current, records, set(), manifest["sources"], align=align,
-                                composite_table=manifest.get("composite_table"),
-                                event={"action": "rebuild"}, progress=progress)
+                                core_map=manifest.get("core_map"), event={"action": "rebuild"}, progress=progress)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import __version__, coreid
 from .build import AlignParams, load_records, write_generation
+from .depth import composite_depth, read_affine_table
 from .errors import InputError
 from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, find, parse_all
@@ -101,7 +102,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 replaced.append(p)
             else:
                 new.append(p)
-        if not new and not replaced:
+        if not new and not replaced and composite_table is None:
             return report
 
         records = load_records(current) if current else {}
@@ -119,7 +120,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             replaced = [p for p in replaced if p.source.name not in drop]
             spectra = [s for s in spectra if s.source not in drop]
             bad = _check_scans(spectra, records)
-        if not new and not replaced:
+        if not new and not replaced and composite_table is None:
             return report
 
         changed = _merge_spectra(records, spectra)
@@ -127,6 +128,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         tables = [(p, p.records) for p in new + replaced if p.kind == "samples"]
         changed |= _merge_lab(records, tables, cmap, report)
         changed |= _rehome_lab_only(records, cmap)
+        if composite_table is not None:
+            changed |= _apply_composite(records, read_affine_table(composite_table), str(composite_table))
+        _refresh_composite(records, changed)
         stamp = now_iso()
         by_core = _sources_by_core(new + replaced)
         for core_id in sorted(changed & set(records)):
@@ -150,12 +154,45 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.cores = sorted(changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
         gen = write_generation(store, current, records, changed, known, history=history,
-                               align=align or AlignParams(), composite_table=composite_table,
+                               align=align or AlignParams(),
                                core_map=cmap.pairs,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
                                       "skipped": report.skipped, "date": stamp}, progress=progress)
         report.generation = gen.name
         return report
+
+
+def _apply_composite(records: dict[str, CoreRecord], table, source: str) -> set[str]:
+    """Composite depths of the cores the user's affine table names, recorded as an NXprocess."""
+    changed = set()
+    for core_id in sorted(set(table["core"]) & set(records)):
+        rec = records[core_id]
+        row = table[table["core"] == core_id].iloc[0]
+        for name, block in rec.scans.items():
+            coords = block.coords.copy()
+            coords["composite_depth_mm"] = composite_depth(coords["core"].to_numpy(), coords["depth_mm"].to_numpy(),
+                                                           table)
+            rec.scans[name] = SpectraBlock(block.counts, coords)
+        rec.processes = [p for p in rec.processes if p.name != "composite_depth"]
+        rec.processes.append(Process("composite_depth", "xrfhub", __version__, now_iso(),
+                                     {"table": source, "offset_mm": float(row["offset_mm"]),
+                                      "scale": float(row.get("scale", 1.0))}))
+        changed.add(core_id)
+    return changed
+
+
+def _refresh_composite(records: dict[str, CoreRecord], changed: set[str]) -> None:
+    """Spectra added to a core that has a composite scale get their composite depth too."""
+    for core_id in sorted(changed & set(records)):
+        rec = records[core_id]
+        proc = next((p for p in rec.processes if p.name == "composite_depth"), None)
+        if proc is None:
+            continue
+        scale, offset = proc.parameters.get("scale", 1.0), proc.parameters["offset_mm"]
+        for name, block in rec.scans.items():
+            coords = block.coords.copy()
+            coords["composite_depth_mm"] = coords["depth_mm"].to_numpy(dtype=float) * scale + offset
+            rec.scans[name] = SpectraBlock(block.counts, coords)
 
 
 def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport) -> None:

@@ -155,7 +155,6 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         changed = attach(records, spectra[n_ch].coords, values, run_id,
                          {**provenance, "plugin": plugin, "channels": n_ch})
         write_generation(store, current, records, changed, manifest["sources"],
-                         align=AlignParams(**manifest.get("alignment", {})),
-                         composite_table=manifest.get("composite_table"), core_map=manifest.get("core_map"),
+                         align=AlignParams(**manifest.get("alignment", {})), core_map=manifest.get("core_map"),
                          event={"action": "predict", "run": run_id, "plugin": plugin})
     return run_id

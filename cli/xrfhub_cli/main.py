@@ -48,10 +48,12 @@ def cli():
 @click.option("--window", type=float, default=5.0, show_default=True, help="Half window (mm) for --align window.")
 @click.option("--tolerance", type=float, default=5.0, show_default=True, help="Tolerance (mm) for --align nearest.")
 @click.option("--align-kv", type=float, default=10.0, show_default=True, help="Tube voltage paired with lab samples.")
+@click.option("--composite", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Affine table core,offset_mm[,scale] giving composite depths.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address for parallel parsing.")
 @_friendly
 def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
-           align_method, window, tolerance, align_kv, scheduler):
+           align_method, window, tolerance, align_kv, composite, scheduler):
     """Read scanner files and lab tables (files or folders) into STORE."""
     from xrfhub.build import AlignParams
     from xrfhub.records import Calibration
@@ -65,7 +67,8 @@ def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, sect
         inputs, store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
         core=core, section_top_mm=section_top,
         calibration=Calibration(gain, offset, "option") if gain is not None else None,
-        align=AlignParams(align_method, window, tolerance, align_kv), client=client, progress=True)
+        align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
+        progress=True)
     click.echo(report.summary())
 
 
