@@ -114,3 +114,12 @@ def test_killed_ingest_leaves_the_previous_or_the_next_state(corpus, tmp_path):
 def test_killed_ingest_at_many_points(corpus, tmp_path):
     outcomes = kill_points(corpus, tmp_path, list(np.linspace(0.2, 6.0, 24)))
     assert outcomes["before"] > 0 and outcomes["after"] > 0
+
+
+def test_format_option_overrides_recognition(corpus, tmp_path):
+    odd = tmp_path / "lab-without-units.txt"
+    odd.write_text("core,depth_m,CaCO3\nPS75-056-1,0.015,21.0\n")
+    result = run_cli("ingest", odd, "--store", tmp_path / "hub", "--format", "nonsense", check=False)
+    assert result.returncode == 2 and "unknown format 'nonsense'" in result.stderr and "lab-csv" in result.stderr
+    run_cli("ingest", odd, "--store", tmp_path / "hub", "--format", "lab-csv")
+    assert xrfhub.open(tmp_path / "hub", "samples").sizes["sample"] == 1
