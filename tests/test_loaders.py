@@ -99,3 +99,18 @@ def test_stream_from_store_and_labelled_samples(store):
     assert set(cores2) == {"PS75-056-1"} and len(y2) == 4
     with pytest.raises(ConfigError, match="no lab property 'opal'"):
         labelled_samples(store, "opal")
+
+
+def test_torch_dataset_shares_rows_between_workers_exactly_once(store):
+    torch = pytest.importorskip("torch")
+    from xrfhub.torchdata import SpectraDataset
+
+    ds = xrfhub.open(store, index=False)
+    rows = select_rows(ds, tube_kv=None)
+    targets = np.arange(ds.sizes["spectrum"], dtype=np.float32)  # a row's target is its row number
+    data = SpectraDataset(store, rows, batch_size=7, targets=targets, chunks_per_block=1)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+    seen = np.concatenate([y.numpy() for _x, y in loader]).astype(int)
+    assert sorted(seen.tolist()) == rows.tolist()
+    x, y = next(iter(loader))
+    assert x.dtype == torch.float32 and x.shape[1] == 2048 and len(data) == 9

@@ -147,6 +147,7 @@ class BatchStream:
     seed: int = 0
     drop_last: bool = False
     epoch: int = 0
+    scheduler: str = "threads"  # dask scheduler for block reads ("synchronous" in forked workers)
     _cache: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -185,7 +186,7 @@ class BatchStream:
 
     def _iter_memory(self):
         if self._cache is None:
-            self._cache = read_rows(self.array, self.rows)
+            self._cache = read_rows(self.array, self.rows, self.scheduler)
         order = self._rng().permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
         for start in range(0, len(order), self.batch_size):
             take = order[start:start + self.batch_size]
@@ -207,7 +208,7 @@ class BatchStream:
         buffers = [groups[i:i + self.buffer_chunks] for i in range(0, len(groups), self.buffer_chunks)]
         rng = self._rng()
         carry_x, carry_rows = None, None
-        for x, rows in _prefetch(lambda part: _read_groups(self.array, part), buffers):
+        for x, rows in _prefetch(lambda part: _read_groups(self.array, part, self.scheduler), buffers):
             if carry_x is not None:
                 x, rows = np.concatenate([carry_x, x]), np.concatenate([carry_rows, rows])
             # gather each batch straight from the buffer: one copy per row, not two
@@ -231,11 +232,11 @@ def _row_chunk(array) -> int:
     return layout.SPECTRA_CHUNK_ROWS
 
 
-def _read_groups(array, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _read_groups(array, groups: list[np.ndarray], scheduler: str = "threads") -> tuple[np.ndarray, np.ndarray]:
     """Read the chunks holding ``groups`` (row sets of one chunk each) in parallel, keep their rows."""
     size = _row_chunk(array)
     spans = [(int(g[0] // size) * size, min(int(g[0] // size) * size + size, array.shape[0])) for g in groups]
-    blocks = dask.compute(*[array[a:b] for a, b in spans], scheduler="threads") if hasattr(array, "dask") \
+    blocks = dask.compute(*[array[a:b] for a, b in spans], scheduler=scheduler) if hasattr(array, "dask") \
         else [np.asarray(array[a:b]) for a, b in spans]
     out = np.empty((sum(len(g) for g in groups), *array.shape[1:]), dtype=array.dtype)
     pos = 0
@@ -246,7 +247,7 @@ def _read_groups(array, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return out, np.concatenate(groups)
 
 
-def read_rows(array, rows: np.ndarray) -> np.ndarray:
+def read_rows(array, rows: np.ndarray, scheduler: str = "threads") -> np.ndarray:
     """Gather ``rows`` of a chunked array, reading each chunk once."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
@@ -258,7 +259,7 @@ def read_rows(array, rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
     pos = 0
     for i in range(0, len(groups), 16):
-        x, _ = _read_groups(array, groups[i:i + 16])
+        x, _ = _read_groups(array, groups[i:i + 16], scheduler)
         out[order[pos:pos + len(x)]] = x
         pos += len(x)
     return out
