@@ -334,3 +334,29 @@ def labelled_samples(store, target: str, *, cores=None, exclude_cores=None):
     ok = np.isfinite(y[rows]) & (ds["match_status"].values[rows] == "matched")
     rows = rows[ok]
     return ds["mean_spectrum"].values[rows], y[rows], ds["core"].values[rows].astype(str), rows
+
+
+def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size: int = 256,
+                    progress: bool = True) -> tuple[str, np.ndarray]:
+    """Apply ``predict`` (raw float32 counts -> one value per row) to every valid spectrum of
+    one voltage, batch by batch (never all spectra in memory); other rows get NaN.
+
+    Returns the spectra group predicted and the values over its rows, ready for
+    :class:`xrfhub.registry.Predictions`.
+    """
+    ds = api.open(store, "spectra", index=False)
+    rows = select_rows(ds, tube_kv=tube_kv)
+    if len(rows) == 0:
+        raise ConfigError(f"the store has no valid {tube_kv:g} kV spectra to predict" if tube_kv is not None
+                          else "the store has no valid spectra to predict")
+    stream = BatchStream(counts_array(store, ds.attrs["group"]), rows, batch_size=batch_size, shuffle=False,
+                         mode="stream")
+    values = np.full(ds.sizes[layout.SPECTRUM], np.nan, dtype=np.float32)
+    batches = stream
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(stream, total=len(stream), desc="predict", unit="batch")
+    for x, _y, got in batches:
+        values[got] = predict(x)
+    return ds.attrs["group"], values

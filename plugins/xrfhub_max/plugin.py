@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import BatchStream, counts_array, labelled_samples, select_rows
+from xrfhub.loaders import BatchStream, counts_array, labelled_samples, predict_spectra, select_rows
+from xrfhub.metrics import regression_metrics
 from xrfhub.registry import Predictions, RunSummary
 
 from .config import PRESETS, MaxConfig
@@ -35,18 +35,6 @@ class MaxRunConfig(MaxConfig):
     val_fraction: float = 0.2  # of the labelled pairs of the training cores (fine-tuning)
     pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
     loader: str = "auto"  # auto | memory | stream
-
-
-def _r2_metrics(y: np.ndarray, pred: np.ndarray, train_mean: float) -> dict[str, float]:
-    """sklearn R2, the reference code's R2 against the training mean (named so), and RMSE."""
-    from sklearn.metrics import mean_squared_error, r2_score
-
-    if len(y) < 2:
-        return {"n": int(len(y))}
-    sse = float(np.sum((y - pred) ** 2))
-    return {"n": int(len(y)), "r2": float(r2_score(y, pred)),
-            "r2_vs_training_mean": 1.0 - sse / float(np.sum((y - train_mean) ** 2)),
-            "rmse": float(math.sqrt(mean_squared_error(y, pred)))}
 
 
 class _Epochs:
@@ -153,13 +141,13 @@ class MaxPlugin:
                                  resume=resume)
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         metrics = {"target": target, "best_epoch": result.best_epoch,
-                   "validation": _r2_metrics(y[is_val], np.clip(result.predictions, 0, 100), stats["mean"])}
+                   "validation": regression_metrics(y[is_val], np.clip(result.predictions, 0, 100), stats["mean"])}
         if holdout:
             hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
             if len(hy):
                 pred = engine.predict(model, engine.in_memory_batches(hx, None, config.batch, shuffle=False),
                                       self._transform(out), stats)
-                metrics["held_out"] = _r2_metrics(hy, np.clip(pred, 0, 100), stats["mean"])
+                metrics["held_out"] = regression_metrics(hy, np.clip(pred, 0, 100), stats["mean"])
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         return metrics
 
@@ -200,20 +188,10 @@ class MaxPlugin:
         run, config, model, transform, stats = self.load(run_dir)
         if run["stage"] != "finetune":
             raise ConfigError(f"{run_dir} is a pre-training run; predict with a fine-tuned run (--init it first)")
-        ds = xrfhub.open(store, "spectra", index=False)
-        rows = select_rows(ds, tube_kv=config.tube_kv)
-        stream = BatchStream(counts_array(store, ds.attrs["group"]), rows, batch_size=config.batch,
-                             shuffle=False, mode="stream")
-        values = np.full(ds.sizes["spectrum"], np.nan, dtype=np.float32)
-        batches = stream
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(stream, total=len(stream), desc="predict", unit="batch")
-        for x, _y, got in batches:  # batch by batch: spectra never all in memory
-            values[got] = engine.predict(model, [x], transform, stats)
+        group, values = predict_spectra(store, lambda x: engine.predict(model, [x], transform, stats),
+                                        tube_kv=config.tube_kv, batch_size=config.batch, progress=progress)
         digest = hashlib.sha256((Path(run_dir) / ckpt.BEST_FILE).read_bytes()).hexdigest()
-        return Predictions(ds.attrs["group"], {run["target"]: values},
+        return Predictions(group, {run["target"]: values},
                            {"run_dir": str(Path(run_dir).resolve()), "checkpoint_sha256": digest,
                             "config": run["config"], "trained": run["created"], "stage": run["stage"],
                             "tube_kv": config.tube_kv})
