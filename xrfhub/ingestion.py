@@ -109,7 +109,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         replaced_names = {p.source.name for p in replaced}
         history = _drop_replaced(records, replaced_names, known)
         spectra = [s for p in new + replaced if p.kind == "spectra" for s in p.records]
-        bad = _check_scans(spectra, records)
+        paths = {p.source.name: p.source.path for p in new + replaced}
+        bad = _check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:
                 raise bad[0][1]
@@ -119,7 +120,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             new = [p for p in new if p.source.name not in drop]
             replaced = [p for p in replaced if p.source.name not in drop]
             spectra = [s for s in spectra if s.source not in drop]
-            bad = _check_scans(spectra, records)
+            bad = _check_scans(spectra, records, paths)
         if not new and not replaced and composite_table is None:
             return report
 
@@ -204,8 +205,12 @@ def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport) -> No
 # ---------------------------------------------------------------------------- scans
 
 
-def _check_scans(spectra: list[Spectrum], records: dict[str, CoreRecord]) -> list[tuple[str, InputError]]:
-    """Per scan: one channel count, unique depths, depth increasing with measurement time."""
+def _check_scans(spectra: list[Spectrum], records: dict[str, CoreRecord],
+                 paths: dict[str, str]) -> list[tuple[str, InputError]]:
+    """Per scan: one channel count, unique depths, depth increasing with measurement time.
+
+    Returns (store name, error naming the file as the user gave it) per offending file.
+    """
     bad: list[tuple[str, InputError]] = []
     by_scan: dict[tuple, list[Spectrum]] = defaultdict(list)
     for s in spectra:
@@ -238,7 +243,7 @@ def _check_scans(spectra: list[Spectrum], records: dict[str, CoreRecord]) -> lis
                                   f"{a.depth_mm:g} mm", field="depth")))
     first: dict[str, InputError] = {}
     for name, err in bad:  # one complaint per file: the first says enough
-        first.setdefault(name, err)
+        first.setdefault(name, InputError(paths.get(name, name), err.reason, line=err.line, field=err.field))
     return list(first.items())
 
 

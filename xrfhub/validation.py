@@ -2,9 +2,10 @@
 
 Checks, per core: the file opens (a truncated HDF5 file does not), it passes our application
 definition (nexusformat's ``nxcheck`` and our own structural validator), its counts match the
-checksums recorded at write time; then every hub group's arrays match the checksums stored
-with them (a damaged chunk does not) and the hub's rows of each core equal its NeXus counts.
-Each problem names the core and the command that repairs it.
+checksums recorded at write time. Then, per hub group, every array is read block of rows by
+block of rows and compared with the block checksums stored with the group at write time (a
+damaged chunk either fails to decode or differs), and the hub's rows of each core are compared
+with the counts in its NeXus file. Each problem names the core(s) and the command that repairs it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from .errors import StoreError
 from .store import hub, layout, nexus, nxvalidate
-from .store.generations import Store
+from .store.generations import Generation, Store
 
 
 @dataclass
@@ -35,49 +36,111 @@ class ValidationReport:
 
 
 def validate(store, *, nxcheck: bool = True) -> ValidationReport:
+    """Check the current generation; ``nxcheck=False`` skips nexusformat's (slow) definition check."""
     store = store if isinstance(store, Store) else Store(store)
     gen = store.current()
     if gen is None:
         raise StoreError(f"{store.root}: the store is empty; nothing to validate")
     manifest = gen.manifest()
     report = ValidationReport()
-    good_cores = {}
+    nexus_digests: dict[str, dict[str, str]] = {}  # core -> scan -> digest of the counts in its file
     for core, info in sorted(manifest["cores"].items()):
         path = gen.path / info["file"]
         report.checked.append(str(path))
-        problems = _check_core_file(path, info, nxcheck)
-        report.problems += [f"core {core} ({info['file']}): {p}. Repair: re-ingest the core's source files "
-                            f"with --replace, or restore it from {layout.HISTORY}/" for p in problems]
-        if not problems:
-            good_cores[core] = path
-    _check_hub(gen, manifest, good_cores, report)
+        problems, digests, readable = _check_core_file(path, info, nxcheck)
+        if readable:
+            nexus_digests[core] = digests
+        for p in problems:
+            report.problems.append(f"core {core} ({info['file']}): {p}. Repair: "
+                                   + (_altered_repair(gen) if readable else _unreadable_repair(store, gen, info)))
+    _check_hub(gen, manifest, nexus_digests, report)
     return report
 
 
-def _check_core_file(path: Path, info: dict, run_nxcheck: bool) -> list[str]:
+# ---------------------------------------------------------------------------- NeXus files
+
+
+def _check_core_file(path: Path, info: dict, run_nxcheck: bool) -> tuple[list[str], dict[str, str], bool]:
+    """Problems of one core file, the digests of its counts per scan, and whether it could be read."""
     if not path.exists():
-        return ["file missing"]
+        return ["file missing"], {}, False
     try:
         record = nexus.read_core(path)
-    except StoreError as exc:
-        return [f"cannot be read ({exc})"]
+    except Exception as exc:  # noqa: BLE001 - h5py raises RuntimeError too for a file cut mid-write
+        return [f"cannot be read ({type(exc).__name__}: {exc})"], {}, False
+    digests = {scan: hub.array_sha256(block.counts.astype(np.uint32)) for scan, block in record.scans.items()}
     problems = list(nxvalidate.validate_core_file(path))
     if run_nxcheck:
-        n_errors, text = nxvalidate.nxcheck(path)
+        n_errors, _text = nxvalidate.nxcheck(path)
         if n_errors:
             problems.append(f"nxcheck reports {n_errors} error(s) against the application definition")
     for scan, expected in info["scans"].items():
-        block = record.scans.get(scan)
-        if block is None:
+        if scan not in digests:
             problems.append(f"scan {scan} missing")
-        elif hub.array_sha256(block.counts) != expected["counts_sha256"]:
-            problems.append(f"counts of scan {scan} differ from the checksum recorded at write time")
-    return problems
+        elif digests[scan] != expected["counts_sha256"]:
+            problems.append(f"counts of scan {scan} differ from the checksum recorded at write time "
+                            "(the file was altered or replaced after the commit)")
+    return problems, digests, True
 
 
-def _check_hub(gen, manifest, good_cores: dict, report: ValidationReport) -> None:
-    import xarray as xr
+def _altered_repair(gen: Generation) -> str:
+    return (f"if this file is the version you want, `xrfhub rebuild {gen.root}` makes the hub and the "
+            f"manifest follow it (the NeXus files are the source of truth); otherwise restore the original "
+            f"from {layout.HISTORY}/ or re-ingest the core's source files with --replace")
 
+
+def _unreadable_repair(store: Store, gen: Generation, info: dict) -> str:
+    intact = _intact_copy(store, gen, info)
+    if intact is not None:
+        return f"copy the intact version {intact} over {gen.path / info['file']}"
+    # re-ingesting the core's sources does not help: they are unchanged, so ingest skips them
+    return (f"restore the file from a backup or from {layout.HISTORY}/ (no intact copy is there or in an older "
+            "generation); failing that, ingest the original source files into a new store. Until then "
+            "ingest and rebuild stop at this core")
+
+
+def _intact_copy(store: Store, gen: Generation, info: dict) -> Path | None:
+    """Another file (not a hard link of the damaged one) whose counts match the manifest's checksums.
+
+    Older generations hard-link unchanged core files, so they share the damage of an in-place
+    truncation; a file replaced by a new inode, or a copy in ``history/``, may still be intact.
+    """
+    target = gen.path / info["file"]
+    try:
+        inode = target.stat().st_ino
+    except OSError:
+        inode = None
+    stem = Path(info["file"]).stem
+    candidates = sorted((store.root / layout.GENERATIONS).glob(f"g*/{info['file']}"), reverse=True)
+    candidates += sorted(store.history_dir.glob(f"{stem}.g*{layout.NEXUS_SUFFIX}"), reverse=True)
+    for path in candidates:
+        try:
+            if path == target or path.stat().st_ino == inode:
+                continue
+            record = nexus.read_core(path)
+        except Exception:  # noqa: BLE001 - a damaged candidate is simply not an intact copy
+            continue
+        if all(s in record.scans and hub.array_sha256(record.scans[s].counts.astype(np.uint32)) == e["counts_sha256"]
+               for s, e in info["scans"].items()):
+            return path
+    return None
+
+
+# ---------------------------------------------------------------------------- the hub
+
+
+@dataclass
+class _Damage:
+    """A block of rows of one array that cannot be read or differs from its write-time digest."""
+
+    array: str
+    start: int
+    stop: int
+    unreadable: bool
+    detail: str = ""
+
+
+def _check_hub(gen: Generation, manifest: dict, nexus_digests: dict, report: ValidationReport) -> None:
     hub_path = gen.hub_path
     try:
         present = hub.groups(hub_path)
@@ -87,51 +150,112 @@ def _check_hub(gen, manifest, good_cores: dict, report: ValidationReport) -> Non
     for kind, groups in present.items():
         for group in groups:
             report.checked.append(f"hub:{group}")
-            stored = hub.stored_checksums(hub_path, group)
-            try:
-                ds = xr.open_zarr(hub_path, group=group, consolidated=False, zarr_format=3)
-                for name, var in ds.variables.items():
-                    if name in stored and hub.array_sha256(np.asarray(var.values)) != stored[name]:
-                        report.problems.append(f"hub group {group}: array {name!r} differs from its write-time "
-                                               f"checksum{_cores_hint(ds, name)}. Repair: xrfhub rebuild {gen.root}")
-            except Exception as exc:  # noqa: BLE001 - any codec/IO failure means a damaged chunk
-                report.problems.append(f"hub group {group}: cannot be read ({type(exc).__name__}: {exc}). "
-                                       f"Repair: xrfhub rebuild {gen.root}")
-    if "spectra" in present:
-        for group in present["spectra"]:
-            _compare_with_nexus(hub_path, group, good_cores, manifest, report, gen.root)
+            damaged_cores = _check_group(hub_path, group, gen.root, report)
+            if kind == "spectra":
+                _compare_with_nexus(hub_path, group, nexus_digests, manifest, damaged_cores, report, gen.root)
 
 
-def _cores_hint(ds, name: str) -> str:
-    """Name the cores whose rows sit in the damaged array's chunks, when it is row-indexed."""
-    return ""
-
-
-def _compare_with_nexus(hub_path, group, good_cores, manifest, report, root) -> None:
+def _open(hub_path, group: str):
     import xarray as xr
 
+    # chunks=None: lazily indexed arrays, so a slice reads only the chunks it touches
+    return xr.open_zarr(hub_path, group=group, consolidated=False, zarr_format=3, chunks=None)
+
+
+def _check_group(hub_path, group: str, root, report: ValidationReport) -> set[str]:
+    """Check every array of a group block by block; report damage naming cores; return those cores."""
     try:
-        ds = xr.open_zarr(hub_path, group=group, consolidated=False, zarr_format=3)
-        cores = ds["core"].values
-        scans = ds["scan"].values
-    except Exception:  # noqa: BLE001 - already reported above
+        ds = _open(hub_path, group)
+        stored = hub.stored_checksums(hub_path, group)
+        blocks = hub.stored_block_checksums(hub_path, group)
+    except Exception as exc:  # noqa: BLE001 - any metadata/IO failure means a damaged group
+        report.problems.append(f"hub group {group}: cannot be opened ({type(exc).__name__}: {exc}). "
+                               f"Repair: xrfhub rebuild {root}")
+        return set()
+    damage = []
+    for name, var in ds.variables.items():
+        if name in stored:
+            damage += _check_array(name, var, stored[name], blocks.get(name))
+    cores = set()
+    for d in damage:
+        what = "cannot be read" if d.unreadable else "differs from its write-time checksum"
+        where, named = _locate(ds, d)
+        cores |= named
+        detail = f" ({d.detail})" if d.detail else ""
+        report.problems.append(f"hub group {group}: array {d.array!r}, {where}: {what}{detail}. "
+                               f"Repair: xrfhub rebuild {root}")
+    return cores
+
+
+def _check_array(name: str, var, whole: str, blocks: dict | None) -> list[_Damage]:
+    """Read ``var`` one block of rows at a time; blocks that fail to decode or differ are damage."""
+    n = var.shape[0] if var.ndim else 1
+    if blocks is None:  # one block: the whole array
+        spans, digests = [(0, n)], [whole]
+        digest = hub.array_sha256
+    else:
+        rows = int(blocks["rows"])
+        spans = [(i, min(i + rows, n)) for i in range(0, n, rows)]
+        digests = blocks["digests"]
+        digest = hub.block_digest
+        if len(digests) != len(spans):
+            return [_Damage(name, 0, n, False, f"{n} rows where {len(digests)} blocks of {rows} were written")]
+    damage = []
+    for (start, stop), expected in zip(spans, digests):
+        try:
+            values = np.asarray((var[start:stop] if var.ndim else var).values)
+        except Exception as exc:  # noqa: BLE001 - a codec or IO failure is what a damaged chunk gives
+            damage.append(_Damage(name, start, stop, True, f"{type(exc).__name__}: {exc}"))
+            continue
+        if values.dtype.kind == "T":  # numpy StringDType from zarr: hash like the object strings written
+            values = values.astype(object)
+        if digest(values) != expected:
+            damage.append(_Damage(name, start, stop, False))
+    return damage
+
+
+def _locate(ds, d: _Damage) -> tuple[str, set[str]]:
+    """Say which rows (and so which cores) a damaged block holds, when the array is row-indexed."""
+    var = ds.variables[d.array]
+    core = ds.variables.get("core")
+    if var.ndim == 0 or core is None or core.ndim != 1 or var.dims[0] != core.dims[0]:
+        return "whole array", set()
+    rows = f"{var.dims[0]} rows {d.start}-{d.stop - 1}"
+    try:
+        names = sorted({str(c) for c in np.asarray(core[d.start:d.stop].values).tolist()})
+    except Exception:  # noqa: BLE001 - the core coordinate itself is damaged: rows are all we can say
+        return f"{rows} (cores unknown: the core coordinate cannot be read)", set()
+    return f"{rows}, core(s) {', '.join(names)}", set(names)
+
+
+def _compare_with_nexus(hub_path, group, nexus_digests, manifest, skip: set[str], report, root) -> None:
+    """The hub's rows of each core must hold exactly the counts of the core's NeXus file."""
+    try:
+        ds = _open(hub_path, group)
+        cores = np.asarray(ds["core"].values).astype(object)
+        scans = np.asarray(ds["scan"].values).astype(object)
+    except Exception:  # noqa: BLE001 - already reported by the block check
         return
     n_ch = ds.sizes[layout.CHANNEL]
     for core, info in sorted(manifest["cores"].items()):
+        if core in skip or core not in nexus_digests:
+            continue  # damage already reported for these rows, or the file itself is unreadable
         mine = {s: v for s, v in info["scans"].items() if v["channels"] == n_ch}
         rows = np.flatnonzero(cores == core)
         if len(rows) != sum(v["n"] for v in mine.values()):
             report.problems.append(f"hub {group} holds {len(rows)} spectra of core {core}, its NeXus file "
                                    f"{sum(v['n'] for v in mine.values())}. Repair: xrfhub rebuild {root}")
             continue
-        for scan, expected in mine.items():
+        for scan in mine:
             sel = rows[scans[rows] == scan]
             try:
-                counts = np.asarray(ds["counts"][sel].values)
+                # a scan's rows are contiguous (store order: core, scan, depth): read just that range
+                counts = (np.zeros((0, n_ch), np.uint32) if len(sel) == 0 else
+                          np.asarray(ds["counts"][sel.min():sel.max() + 1].values)[sel - sel.min()])
             except Exception as exc:  # noqa: BLE001
-                report.problems.append(f"hub {group}: counts of core {core} unreadable ({exc}). "
+                report.problems.append(f"hub {group}: counts of core {core} cannot be read ({exc}). "
                                        f"Repair: xrfhub rebuild {root}")
                 break
-            if hub.array_sha256(counts.astype(np.uint32)) != expected["counts_sha256"]:
-                report.problems.append(f"hub {group}: counts of core {core}, scan {scan} disagree with its NeXus "
-                                       f"file. Repair: xrfhub rebuild {root}")
+            if hub.array_sha256(counts.astype(np.uint32)) != nexus_digests[core].get(scan):
+                report.problems.append(f"hub {group}: counts of core {core}, scan {scan} disagree with its "
+                                       f"NeXus file {info['file']}. Repair: xrfhub rebuild {root}")

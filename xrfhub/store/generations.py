@@ -148,6 +148,8 @@ class Store:
 
     def _remove_uncommitted(self) -> None:
         """Folders of generations newer than the pointer are leftovers of a crashed writer."""
+        for tmp in self.root.glob(f".{layout.POINTER}.*.tmp"):  # a pointer write cut short
+            tmp.unlink(missing_ok=True)
         gens = self.root / layout.GENERATIONS
         if not gens.exists():
             return

@@ -443,7 +443,7 @@ def read_core(path) -> CoreRecord:
             record.elements = nxelements.read(core)
         except StoreError:
             raise
-        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
             raise StoreError(f"{path}: damaged core file: {exc}") from exc
     return record
 
@@ -512,7 +512,7 @@ def read_core_summary(path) -> dict:
                 "n_lab_samples": int(core["lab/sample"].shape[0]) if "lab" in core else 0,
                 "sources": list(_read_column(core["sources/name"], "str")),
             }
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise StoreError(f"{path}: damaged core file: {exc}") from exc
 
 
