@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -108,7 +107,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         records = load_records(current) if current else {}
         replaced_names = {p.source.name for p in replaced}
         history = _drop_replaced(records, replaced_names, known)
-        spectra = [s for p in new + replaced if p.kind == "spectra" for s in p.records]
+        spectra = [s for p in new + replaced for s in _spectra_of(p)]
         paths = {p.source.name: p.source.path for p in new + replaced}
         bad = _check_scans(spectra, records, paths)
         while bad:
@@ -126,7 +125,11 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
         changed = _merge_spectra(records, spectra)
         changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"])
-        tables = [(p, p.records) for p in new + replaced if p.kind == "samples"]
+        tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
+        for p in new + replaced:
+            report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
+            if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
+                report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
         changed |= _merge_lab(records, tables, cmap, report)
         changed |= _rehome_lab_only(records, cmap)
         if composite_table is not None:
@@ -307,7 +310,9 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
     for core_id, rec in records.items():
         touched = False
         for scan, block in list(rec.scans.items()):
-            keep = ~block.coords["source"].isin(names).to_numpy()
+            src = block.coords["source"].astype(str)
+            # a folder source (a MAX data set) names its spectra "<folder name>/<file>"
+            keep = ~(src.isin(names) | src.str.startswith(tuple(f"{n}/" for n in names))).to_numpy()
             if not keep.all():
                 touched = True
                 if keep.any():
@@ -318,7 +323,8 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
         if len(kept) != len(rec.elements):
             rec.elements, touched = kept, True
         if not rec.lab.empty and "source" in rec.lab:
-            keep = ~rec.lab["source"].isin(names).to_numpy()
+            src = rec.lab["source"].astype(str)
+            keep = ~(src.isin(names) | src.str.startswith(tuple(f"{n}/" for n in names))).to_numpy()
             if not keep.all():
                 touched = True
                 rec.lab = rec.lab[keep].reset_index(drop=True)
@@ -390,11 +396,26 @@ def _rehome_lab_only(records: dict[str, CoreRecord], cmap) -> set[str]:
     return changed
 
 
+def _spectra_of(p: Parsed) -> list[Spectrum]:
+    if p.kind == "spectra":
+        return p.records
+    if p.kind == "spectra+samples":
+        return p.records.spectra
+    return []
+
+
+def _tables_of(p: Parsed) -> list[LabTable]:
+    if p.kind == "samples":
+        return [p.records]
+    if p.kind == "spectra+samples":
+        return list(p.records.tables)
+    return []
+
+
 def _sources_by_core(parsed: list[Parsed]) -> dict[str, list]:
     """Spectra sources per core (lab sources are attached where their samples land)."""
     out: dict[str, list] = defaultdict(list)
     for p in parsed:
-        if p.kind == "spectra":
-            for c in {s.core for s in p.records}:
-                out[c].append(p.source)
+        for c in {s.core for s in _spectra_of(p)}:
+            out[c].append(p.source)
     return out

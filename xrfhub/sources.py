@@ -4,6 +4,11 @@ A source is known to the store by a *name*: its path relative to the folder the 
 prefixed by that folder's name (``scans/PS75-056-1/Run 1 at  10kV/x.spe``), or its bare file
 name when the user named the file. Re-ingesting the same folder therefore finds the same
 names, which is what makes ingest idempotent and lets a changed file be recognised.
+
+A few layouts are a *folder* source rather than many file sources: a folder that
+``readers.max_dataset.sniff_dir`` accepts (the MAX data set, thousands of small CSV files) is
+one candidate, fingerprinted by the sorted (relative path, file sha256) pairs of its files and
+parsed by ``read_dir`` into ``Parsed(kind="spectra+samples")``.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import dask.bag as db
 
 from . import readers
 from .errors import InputError, UnknownFormatError
+from .readers import max_dataset
 from .records import SourceFile
 
 _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "truth.json", "desktop.ini"}
@@ -23,11 +29,15 @@ _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "truth.json", "desktop.ini"}
 
 @dataclass
 class Candidate:
-    """A file to ingest: where it is, the name the store will know it by, whether named."""
+    """A file (or folder source) to ingest: where it is, its store name, whether named.
+
+    ``folder_format`` is set for a folder read as one source (e.g. ``"max-dataset"``).
+    """
 
     path: Path
     name: str
     explicit: bool
+    folder_format: str = ""
 
 
 @dataclass
@@ -43,14 +53,29 @@ class Parsed:
 
 
 def find(paths) -> list[Candidate]:
-    """Expand folders (recursively, in sorted order) into candidate files."""
+    """Expand folders (recursively, in sorted order) into candidate files and folder sources.
+
+    A folder laid out as a MAX data set, given or met while walking, becomes one candidate and
+    is not walked into.
+    """
     out: list[Candidate] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
             base = path.resolve().name or "root"
+            if max_dataset.sniff_dir(path):
+                out.append(Candidate(path, base, True, max_dataset.FORMAT))
+                continue
             for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                keep = []
+                for d in sorted(d for d in dirs if not d.startswith(".")):
+                    sub = Path(folder) / d
+                    if max_dataset.sniff_dir(sub):
+                        out.append(Candidate(sub, f"{base}/{sub.relative_to(path).as_posix()}", False,
+                                             max_dataset.FORMAT))
+                    else:
+                        keep.append(d)
+                dirs[:] = keep
                 for name in sorted(files):
                     if name.startswith(".") or name in _IGNORED_NAMES:
                         continue
@@ -76,6 +101,8 @@ def sha256_of(raw: bytes) -> str:
 def parse_one(cand: Candidate, format_name: str | None = None, options: dict | None = None) -> Parsed:
     """Read, fingerprint and parse one file; user errors are returned, not raised."""
     options = options or {}
+    if cand.folder_format:
+        return _parse_folder(cand, options)
     try:
         raw = cand.path.read_bytes()
     except OSError as exc:
@@ -97,6 +124,65 @@ def parse_one(cand: Candidate, format_name: str | None = None, options: dict | N
         # a reader bug or an input it did not foresee: still the user's file that triggers it
         return Parsed(src, kind=module.KIND, error=InputError(cand.path, f"cannot parse ({type(exc).__name__}: {exc})"))
     return Parsed(src, kind=module.KIND, records=records)
+
+
+class _FolderDigest:
+    """Fingerprint of a folder source: sha256 over its sorted (relative path, file sha256) pairs.
+
+    Files are hashed as the reader reads them, so each is read once; ``finish`` hashes the
+    files the reader did not need (or did not reach, when it failed).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.prefix = os.path.join(os.fspath(root), "")
+        self.sums: dict[str, tuple[str, int]] = {}
+
+    def _rel(self, path) -> str:
+        text = os.fspath(path)  # string slicing: pathlib's relative_to is slow on 10^5 files
+        if text.startswith(self.prefix):
+            return text[len(self.prefix):].replace(os.sep, "/")
+        return Path(path).relative_to(self.root).as_posix()
+
+    def read(self, path) -> bytes:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        self.sums[self._rel(path)] = (sha256_of(raw), len(raw))
+        return raw
+
+    def finish(self, files: list[Path]) -> tuple[str, int]:
+        for f in files:
+            if self._rel(f) not in self.sums:
+                self.read(f)
+        digest = hashlib.sha256()
+        for rel in sorted(self.sums):
+            digest.update(f"{rel}\0{self.sums[rel][0]}\n".encode("utf-8"))
+        return digest.hexdigest(), sum(size for _, size in self.sums.values())
+
+
+def _parse_folder(cand: Candidate, options: dict) -> Parsed:
+    """A folder source: fingerprint and read it whole; user errors are returned, not raised."""
+    module = max_dataset  # the only folder format so far
+    digest = _FolderDigest(cand.path)
+    src = SourceFile(cand.name, str(cand.path), "", module.FORMAT, 0)
+    records, error = None, None
+    try:
+        records = module.read_dir(cand.path, source=cand.name, read_bytes=digest.read,
+                                  calibration=options.get("calibration"))
+    except InputError as exc:
+        error = exc
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeError, OverflowError) as exc:
+        error = InputError(cand.path, f"cannot parse ({type(exc).__name__}: {exc})")
+    except OSError as exc:
+        error = InputError(getattr(exc, "filename", None) or cand.path, f"cannot read: {exc.strerror or exc}")
+    try:
+        src.sha256, src.size = digest.finish(module.dataset_files(cand.path))
+    except OSError as exc:
+        error = error or InputError(getattr(exc, "filename", None) or cand.path,
+                                    f"cannot read: {exc.strerror or exc}")
+    if error is not None:
+        return Parsed(src, kind=module.KIND, error=error)
+    return Parsed(src, kind=module.KIND, records=records, warnings=list(records.warnings))
 
 
 def parse_all(cands: list[Candidate], *, format_name=None, options=None, client=None,
