@@ -133,13 +133,6 @@ def sources_dataset(sources: dict[str, dict]) -> xr.Dataset:
 # ---------------------------------------------------------------------------- reading
 
 
-def _open_group(hub, group: str, mode="r"):
-    try:
-        return zarr.open_group(hub, path=group, mode=mode)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr.errors, "GroupNotFoundError") else KeyError):
-        return None
-
-
 def groups(hub) -> dict[str, list[str]]:
     """Kinds present in a hub and their groups, e.g. ``{"spectra": ["spectra/ch2048"]}``."""
     try:
