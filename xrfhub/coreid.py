@@ -45,7 +45,15 @@ def _tokens(core_id: str) -> list[str]:
             kind = this
     if current:
         tokens.append(current)
-    return [str(int(t)) if t.isdigit() else t for t in tokens]
+    return [_without_leading_zeros(t) if t.isdigit() else t for t in tokens]
+
+
+def _without_leading_zeros(digits: str) -> str:
+    """``056`` -> ``56``; digits int() refuses (rare Unicode digits, thousands of them) stay as written."""
+    try:
+        return str(int(digits))
+    except ValueError:
+        return digits
 
 
 def normalise(core_id: str) -> str:

@@ -89,6 +89,8 @@ def _to_number(text: str, path, field: str, units: dict[str, float] | None = Non
     if not match:
         raise InputError(path, f"expected a number, found {text!r}", line=line, field=field)
     value = float(match.group(1).replace(",", "."))
+    if not math.isfinite(value):  # hundreds of digits overflow a float
+        raise InputError(path, f"number {match.group(1)[:40]!r} is out of range", line=line, field=field)
     unit = match.group(2)
     if unit:
         if units is None or unit not in units:
@@ -101,14 +103,18 @@ def _to_number(text: str, path, field: str, units: dict[str, float] | None = Non
 # --------------------------------------------------------------------------- file names
 
 _SECTION_TOKEN = re.compile(r"^(.+)_(\d{3,6})$")
+#: A whole number as int() reads it safely: ASCII digits (str.isdigit also accepts '²'), and few
+#: enough of them to be a run, a replicate or a channel (a damaged file may hold thousands).
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_SMALL_WHOLE = re.compile(r"[0-9]{1,9}")
 
 
 def section_top_mm(token: str, path, field: str) -> float:
     """Section top from its token: 3-4 digits are cm, 5-6 digits are mm (DESIGN section 3)."""
     token = token.strip()
-    if token.isdigit() and int(token) == 0:
+    if _ASCII_DIGITS.fullmatch(token) and not token.strip("0"):
         return 0.0  # zero is zero in cm and mm alike (bAXIL writes section "0")
-    if not token.isdigit() or not 3 <= len(token) <= 6:
+    if not _ASCII_DIGITS.fullmatch(token) or not 3 <= len(token) <= 6:
         raise InputError(path, f"section token {token!r} is not 3-4 digits (cm) or 5-6 digits (mm); "
                                "pass the section top explicitly", field=field)
     return float(int(token) * 10 if len(token) <= 4 else int(token))
@@ -138,9 +144,9 @@ def parse_space_name(stem: str) -> dict:
             out["tube_ma"] = float(low[:-2].replace(",", ".")) / 1000.0
         elif re.fullmatch(r"\d+(?:[.,]\d+)?ma", low):
             out["tube_ma"] = float(low[:-2].replace(",", "."))
-        elif re.fullmatch(r"run\d+", low):
+        elif re.fullmatch(r"run[0-9]{1,9}", low):
             out["run"] = f"Run{int(low[3:])}"
-        elif re.fullmatch(r"rep\d+", low):
+        elif re.fullmatch(r"rep[0-9]{1,9}", low):
             out["replicate"] = int(low[3:])
         elif mm_seen == 1 and "filter" not in out and not tok.lower().startswith("sett"):
             out["filter"] = tok
@@ -162,10 +168,10 @@ def parse_bang_name(stem: str, path) -> dict:
            "tube_ma": num(8, "uA") / 1000.0, "position_mm": num(9, "X mm"), "y_mm": num(10, "Y mm"),
            "filter": f[11], "slit_dc_mm": num(12, "slit DC mm"), "slit_cc_mm": num(13, "slit CC mm")}
     if f[14]:
-        out["run"] = f"Run{int(f[14])}" if f[14].isdigit() else f[14].replace(" ", "")
+        out["run"] = f"Run{int(f[14])}" if _SMALL_WHOLE.fullmatch(f[14]) else f[14].replace(" ", "")
     if f[15]:
         rep = re.sub(r"(?i)^rep", "", f[15])
-        out["replicate"] = int(_to_number(rep, path, "file name field 16 (replicate)"))
+        out["replicate"] = _replicate(rep, path, "file name field 16 (replicate)")
     if f[4]:
         out["date"] = _iso_date(f"{f[4]} {f[5]}".strip(), path, "file name date")
     return out
@@ -197,7 +203,7 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
                          field="$DATA")
     bounds_text = text[nl1 + 1:nl2 if nl2 != -1 else None]
     bounds = bounds_text.split()
-    if len(bounds) != 2 or not all(b.lstrip("-").isdigit() for b in bounds):
+    if len(bounds) != 2 or not all(re.fullmatch(r"-?[0-9]{1,18}", b) for b in bounds):
         raise InputError(path, f"expected 'first last' channel after $DATA:, found {bounds_text!r}",
                          line=line0 + 1, field="$DATA")
     first, last = int(bounds[0]), int(bounds[1])
@@ -229,7 +235,7 @@ def _locate_bad_count(body: str, first_line: int, expected: int, path):
     lines = body.split("\n")
     for i, line in enumerate(lines):
         for token in line.split():
-            if not token.isdigit():
+            if not _ASCII_DIGITS.fullmatch(token):
                 raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=first_line + i,
                                  field="$DATA")
             seen += 1
@@ -338,10 +344,11 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     date_text = fields.text("DATE_MEA")
     date = _iso_date(date_text, path, "$DATE_MEA") if date_text else name.get("date", "")
     run = fields.text("RUN_ID") or name.get("run") or _run_from_folder(path)
-    if run and run.isdigit():
+    if run and _SMALL_WHOLE.fullmatch(run):
         run = f"Run{int(run)}"
     rep_text = fields.text("REPLICATE_ID")
-    replicate = int(_to_number(rep_text, path, "$Replicate_ID")) if rep_text else name.get("replicate", 0)
+    replicate = _replicate(rep_text, path, "$Replicate_ID", line=fields.where.get("REPLICATE_ID", 0) + 1) \
+        if rep_text else name.get("replicate", 0)
     cal = calibration if calibration is not None else _calibration(fields, path)
 
     return [Spectrum(
@@ -358,6 +365,15 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         instrument="avaatech", detector=fields.text("DETECTOR") or fields.text("SPEC_REM") or "",
         source=source or path.name, header=header_text, warnings=tuple(warn),
     )]
+
+
+def _replicate(text: str, path, field: str, *, line=None) -> int:
+    """A replicate number: whole, 0 or more, and small enough for the store's int32."""
+    value = _to_number(text, path, field, line=line)
+    if not value.is_integer() or not 0 <= value < 2 ** 31:
+        raise InputError(path, f"replicate {text.strip()[:40]!r} is not a whole number in 0..2^31-1",
+                         line=line, field=field)
+    return int(value)
 
 
 def _first(*values) -> float:

@@ -23,6 +23,7 @@ union over sheets, NaN where a sheet lacks one. Other sheets are skipped and nam
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from pathlib import Path
@@ -39,6 +40,7 @@ DESCRIPTION = "Avaatech processed export as an Excel workbook (one sheet per tub
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HEADER_SEARCH_ROWS = 20
+_EXCEL_MAX_ROWS = 1_048_576
 _SHEET_KV = re.compile(r"(\d+(?:[.,]\d+)?)\s*kv", re.IGNORECASE)
 
 
@@ -64,6 +66,16 @@ def _header_row(rows: list[tuple]) -> int | None:
     return None
 
 
+def _rows(sheet, path: Path) -> list[tuple]:
+    """A sheet's rows as values. openpyxl fills the gap up to a row's number with empty rows,
+    so a damaged ``<row r="18446744073709551616">`` would never end: stop past Excel's limit."""
+    rows = list(itertools.islice(sheet.iter_rows(values_only=True), _EXCEL_MAX_ROWS + 1))
+    if len(rows) > _EXCEL_MAX_ROWS:
+        raise InputError(path, f"sheet {sheet.title!r} has more rows than Excel allows "
+                               f"({_EXCEL_MAX_ROWS:,}): a damaged workbook")
+    return rows
+
+
 def _load_sheets(path: Path, data: bytes) -> list[tuple[str, list[tuple]]]:
     """``(sheet name, rows of cell values)`` for every worksheet; InputError if unreadable."""
     import openpyxl  # imported here: only workbook reading needs it
@@ -74,7 +86,9 @@ def _load_sheets(path: Path, data: bytes) -> list[tuple[str, list[tuple]]]:
         raise InputError(path, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc}); "
                                "expected an Excel export of Avaatech results") from None
     try:
-        return [(sheet.title, list(sheet.iter_rows(values_only=True))) for sheet in book.worksheets]
+        return [(sheet.title, _rows(sheet, path)) for sheet in book.worksheets]
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a sheet part that is cut off or not XML
         raise InputError(path, f"damaged worksheet in the workbook ({type(exc).__name__}: {exc})") from None
     finally:

@@ -70,7 +70,7 @@ METADATA_COLUMNS = {
 _MISSING = frozenset({"", "nan", "na", "n/a", "-"})
 _PLACEHOLDER_CORES = frozenset({"", "0", "nan", "none"})
 _SEPARATORS = (",", ";", "\t")
-_REPLICATE = re.compile(r"^(?:rep)?\s*(\d+)$", re.IGNORECASE)
+_REPLICATE = re.compile(r"^(?:rep)?\s*([0-9]{1,9})$", re.IGNORECASE)  # fits the store's int32
 _HYPHEN_TIME = re.compile(r"^\s*(\d{1,2})-(\d{2})-(\d{2})\s*$")
 
 
@@ -142,6 +142,15 @@ def _number(cell, path, line: int, field: str, what: str = "a number", decimal: 
     return value
 
 
+def _drop_trailing_empty(cells: list, keep: int = 0) -> list:
+    """``cells`` without trailing blank cells, never fewer than ``keep``; one slice, since a
+    damaged line may hold a hundred thousand separators."""
+    end = len(cells)
+    while end > keep and not str(cells[end - 1]).strip():
+        end -= 1
+    return cells[:end]
+
+
 def _text(cell) -> str:
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return ""
@@ -152,7 +161,7 @@ def _text(cell) -> str:
 
 def _run(value) -> str:
     text = _text(value)
-    return f"Run{int(text)}" if text.isdigit() else text
+    return f"Run{int(text)}" if re.fullmatch(r"[0-9]{1,9}", text) else text
 
 
 def _replicate(value, path, line: int, field: str) -> int:
@@ -207,7 +216,7 @@ def _spectrum_fields(cell: str, path, line: int) -> dict:
 
 
 def _top_from_token(token: str, path, line: int, field: str) -> float:
-    if token.isdigit() and int(token) == 0:
+    if re.fullmatch(r"[0-9]+", token) and not token.strip("0"):
         return 0.0  # bAXIL's section "0": the core top, whatever the unit
     try:
         return section_top_mm(token, path, field)
@@ -241,8 +250,7 @@ class _Header:
     def __init__(self, path, header: list[str], header_line: int, sheet: str, decimal: str, notes: list[str]):
         self.path, self.sheet, self.decimal = path, sheet, decimal
         self.where = f"sheet {sheet!r}, " if sheet else ""
-        while header and not header[-1]:
-            header = header[:-1]
+        header = _drop_trailing_empty(header)
         self.names = header
         if not any(h.lower() == "spectrum" for h in header):
             raise InputError(path, f"{self.where}no 'Spectrum' column in the header row; expected an Avaatech "
@@ -469,8 +477,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
             first_line = start + 2 + reader.line_num
             if not any(c.strip() for c in cells):
                 continue
-            while len(cells) > len(header) and not cells[-1].strip():
-                cells = cells[:-1]
+            cells = _drop_trailing_empty(cells, keep=len(header))
             if len(cells) != len(header):
                 raise InputError(path, f"row has {len(cells)} cells, the header has {len(header)} "
                                        "(truncated or damaged file?)", line=line)

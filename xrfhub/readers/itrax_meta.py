@@ -211,10 +211,10 @@ def parse_document(raw: bytes, path) -> ScanDocument:
     doc.section_name = names.get("section name", "")
     doc.user = names.get("user id", "")
     when = _label_row(rows[2], rows[3])
-    if all(when.get(k, "").isdigit() for k in ("year", "month", "day")):
-        hour = when.get("time", "0")
+    if all(re.fullmatch(r"[0-9]{1,4}", when.get(k, "")) for k in ("year", "month", "day")):
+        hour = when.get("time", "0")  # str.isdigit would pass '²', which int() refuses
         doc.date = (f"{int(when['year']):04d}-{int(when['month']):02d}-{int(when['day']):02d}"
-                    f"T{int(hour) if hour.isdigit() else 0:02d}:00:00")
+                    f"T{int(hour) if re.fullmatch(r'[0-9]{1,2}', hour) else 0:02d}:00:00")
 
     def find(label: str):
         """(value, unit, line) of the first row naming ``label`` in cell 0 or cell 2."""

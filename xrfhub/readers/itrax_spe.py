@@ -96,7 +96,9 @@ def parse_counts(rows: list[str], first_line: int, path) -> np.ndarray:
         raise InputError(path, f"channel numbers must run 1, 2, 3, ...; found {channels[bad]:g}",
                          line=first_line + _row_offset(rows, bad), field="channel")
     rounded = np.rint(counts)
-    wrong = (np.abs(counts - rounded) > 1e-6) | (rounded < 0) | (rounded > np.iinfo(np.uint32).max)
+    with np.errstate(invalid="ignore"):  # nan/inf counts are caught by the isfinite test
+        wrong = ~np.isfinite(counts) | (np.abs(counts - rounded) > 1e-6) | (rounded < 0) | \
+            (rounded > np.iinfo(np.uint32).max)
     if wrong.any():
         bad = int(np.flatnonzero(wrong)[0])
         raise InputError(path, f"count {counts[bad]:g} is not a whole number of counts in 0..2^32-1",
@@ -132,8 +134,8 @@ def _header_number(header, key: str, path) -> float | None:
         return None
     value, _unit, line = header[key]
     parsed = meta.number(value)
-    if parsed is None:
-        raise InputError(path, f"expected a number, found {value!r}", line=line, field=key)
+    if parsed is None or not math.isfinite(parsed):
+        raise InputError(path, f"expected a number, found {value[:40]!r}", line=line, field=key)
     return parsed
 
 
@@ -239,8 +241,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     header, records = parse_header(lines[:at], path)
     counts = parse_counts(lines[at + 1:], at + 2, path)
     declared = _header_number(header, "number_mca_channels", path)
-    if declared is not None and int(declared) != counts.size:
-        raise InputError(path, f"found {counts.size} channel rows, the header declares {int(declared)} "
+    if declared is not None and declared != counts.size:
+        raise InputError(path, f"found {counts.size} channel rows, the header declares {declared:g} "
                                "(truncated file?)", field="number_mca_channels")
 
     warnings: list[str] = []

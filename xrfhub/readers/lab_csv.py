@@ -34,6 +34,10 @@ MISSING = frozenset({"", "nan", "na", "n/a", "n.a.", "nd", "n.d.", "-", "--", "n
 FLAG_KEEPS = {"?": True, "*": True, "/": False}
 
 _SEPARATORS = ("\t", ";", ",")
+#: Columns a lab table may have. Real exports have tens (an IODP report ~30, a PANGAEA data set
+#: a few hundred at most); a header of thousands of cells is a damaged line or the wrong
+#: separator, and building it would take seconds per thousand columns.
+MAX_COLUMNS = 1_000
 _COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
 _DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
 
@@ -111,6 +115,20 @@ def _mark_duplicates(names: list[str]) -> list[str]:
     return out
 
 
+def _used_width(header: list[str], rows) -> int:
+    """Header columns up to the last one that is named or holds a value in some row: trailing
+    empty columns are separators at line ends. One pass over the cells (a damaged line may end
+    in a hundred thousand separators)."""
+    width = len(header)
+    used = next((i + 1 for i in range(width - 1, -1, -1) if header[i].strip()), 0)
+    for _, cells in rows:
+        for i in range(min(len(cells), width) - 1, used - 1, -1):
+            if cells[i].strip():
+                used = i + 1
+                break
+    return used
+
+
 def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]], *,
                      source: str | None = None, decimal: str = ".", core: str | None = None,
                      default_core: str | None = None, depth_unit: str | None = None,
@@ -126,9 +144,8 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     """
     metadata = dict(metadata or {})
     ignore = {str(c).strip() for c in ignore_columns}
-    while header and not header[-1].strip() and all(
-            len(cells) < len(header) or not cells[len(header) - 1].strip() for _, cells in rows):
-        header = header[:-1]  # trailing separator on the header line
+    header = header[:_used_width(header, rows)]  # trailing separators on the header line
+    check_width(path, header)
     fields = [P.split_header(h) for h in header]
     role_of = []
     for i, f in enumerate(fields):
@@ -332,8 +349,18 @@ def parse_delimited(path, text: str, *, sep: str | None = None):
         raise InputError(path, f"malformed delimited text ({exc}): a quote left open or text "
                          "after a closing quote; a truncated file?") from None
     header = [c.strip() for c in records[0][1]]
+    check_width(path, header, line=first + 1)
     rows = [(line + first, cells) for line, cells in records[1:]]
     return header, rows, sep
+
+
+def check_width(path, header: list[str], line: int | None = None) -> None:
+    """Refuse a header of more than :data:`MAX_COLUMNS` named columns (trailing empty cells are
+    separators at the line end and do not count)."""
+    named = next((i + 1 for i in range(len(header) - 1, -1, -1) if header[i].strip()), 0)
+    if named > MAX_COLUMNS:
+        raise InputError(path, f"the header row has {named:,} columns, more than the {MAX_COLUMNS:,} a lab "
+                         "table may have: a damaged line or the wrong separator?", line=line)
 
 
 def _head_text(head: bytes) -> str | None:

@@ -97,8 +97,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     # Build normalised rows: hole id, sample id, top/bottom CSF-A in m, then the value columns.
     value_cols = [i for i, f in enumerate(fields)
                   if i not in keys.values() and P.name_key(f.name) not in _BOOKKEEPING]
-    bookkeeping = [fields[i].text for i, f in enumerate(fields)
-                   if i not in value_cols and i not in keys.values()]
+    used = set(value_cols) | set(keys.values())  # a set: a damaged header may have 100,000 columns
+    bookkeeping = [fields[i].text for i in range(len(fields)) if i not in used]
     bottom_name = header[keys["bottom_csfa"]] if "bottom_csfa" in keys else "Bottom depth CSF-A (m)"
     new_header = ["core", "sample_id", header[keys["top_csfa"]], bottom_name] + \
         [header[i] for i in value_cols]

@@ -89,7 +89,13 @@ def linear_fit(channels: np.ndarray, energies_kev: np.ndarray, source: str) -> C
     if channels.size == 1:
         return Calibration(float(energies_kev[0] / channels[0]) if channels[0] else math.nan, 0.0, source)
     design = np.column_stack([channels, np.ones_like(channels)])
-    (gain, offset), *_ = np.linalg.lstsq(design, energies_kev, rcond=None)
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(design).all() and np.isfinite(energies_kev).all()):
+            return Calibration(math.nan, math.nan, source)  # degenerate: the caller warns and falls back
+        try:
+            (gain, offset), *_ = np.linalg.lstsq(design, energies_kev, rcond=None)
+        except np.linalg.LinAlgError:  # points near the float limits: no line through them
+            return Calibration(math.nan, math.nan, source)
     return Calibration(float(gain), float(offset), source)
 
 
@@ -113,7 +119,8 @@ def whole_counts(values: np.ndarray, path, lines: np.ndarray, field: str) -> np.
     """Counts as uint32; a fraction, a negative number or an overflow names its line."""
     rounded = np.rint(values)
     too_big = rounded > np.iinfo(np.uint32).max
-    wrong = ~np.isfinite(values) | (np.abs(values - rounded) > 1e-6) | (rounded < 0) | too_big
+    with np.errstate(invalid="ignore"):  # inf - inf: caught by the isfinite test
+        wrong = ~np.isfinite(values) | (np.abs(values - rounded) > 1e-6) | (rounded < 0) | too_big
     if wrong.any():
         bad = int(np.flatnonzero(wrong)[0])
         raise InputError(path, f"count {values[bad]:g} of channel {bad} is not a whole number of counts "

@@ -147,7 +147,7 @@ def _calibration(blocks, path) -> Calibration | None:
                                  line=number, field="LABEL")
             continue
         cells = text.split()
-        if len(cells) != 2 or not all(_is_number(c) for c in cells):
+        if len(cells) != 2 or not all(_is_number(c) and math.isfinite(float(c)) for c in cells):
             raise InputError(path, f"expected 'channel energy', found {text[:40]!r}", line=number,
                              field="<<CALIBRATION>>")
         points.append((float(cells[0]), float(cells[1]) * _LABEL_UNITS[unit]))
@@ -201,7 +201,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
                 key, sep, rest = text.partition("=")
                 if sep:
                     config[key.strip().upper()] = (rest.split(";")[0].strip(), number)
-    if "MCAC" in config and config["MCAC"][0].isdigit() and int(config["MCAC"][0]) != counts.size:
+    if "MCAC" in config and re.fullmatch(r"[0-9]{1,18}", config["MCAC"][0]) and int(config["MCAC"][0]) != counts.size:
         raise InputError(path, f"found {counts.size} counts, the configuration says MCAC={config['MCAC'][0]} "
                                "(truncated file?)", line=config["MCAC"][1], field="MCAC")
     tags = _tags(blocks["PMCA SPECTRUM"][1], path, _TAG, "TAG - value")

@@ -109,15 +109,16 @@ def parse(lines: list[str], path) -> list[_Array]:
                 ctx.date = _date(rest)
             elif key == "#@CHANN":
                 values = _floats(rest.split(), path, number, "#@CHANN")
-                if len(values) < 3 or values[0] <= 0 or any(v != int(v) for v in values):
+                if len(values) < 3 or values[0] <= 0 or not all(v.is_integer() for v in values):  # inf/nan too
                     raise InputError(path, "expected '#@CHANN n first last [reduction]' with whole numbers",
                                      line=number, field="#@CHANN")
                 n, first, last = (int(v) for v in values[:3])
                 ctx.chann, ctx.chann_line = (n, first, last, int(values[3]) if len(values) > 3 else 1), number
             elif key == "#@CALIB":
                 values = _floats(rest.split(), path, number, "#@CALIB")
-                if len(values) < 2:
-                    raise InputError(path, "expected '#@CALIB a b [c]'", line=number, field="#@CALIB")
+                if len(values) < 2 or not all(math.isfinite(v) for v in values):
+                    raise InputError(path, "expected '#@CALIB a b [c]' with finite numbers", line=number,
+                                     field="#@CALIB")
                 ctx.calib = (values[0], values[1], values[2] if len(values) > 2 else 0.0)
             elif key == "#@CTIME":
                 values = _floats(rest.split(), path, number, "#@CTIME")
