@@ -142,7 +142,7 @@ class BatchStream:
     transform: SpectrumTransform | None = None
     targets: np.ndarray | None = None
     mode: str = "auto"
-    buffer_chunks: int = 2
+    buffer_chunks: int = 4
     memory_limit: int = 2 * 1024**3
     seed: int = 0
     drop_last: bool = False
@@ -209,13 +209,22 @@ class BatchStream:
         rng = self._rng()
         carry_x, carry_rows = None, None
         for x, rows in _prefetch(lambda part: _read_groups(self.array, part, self.scheduler), buffers):
-            if carry_x is not None:
-                x, rows = np.concatenate([carry_x, x]), np.concatenate([carry_rows, rows])
-            # gather each batch straight from the buffer: one copy per row, not two
+            # gather each batch straight from the buffer (one copy per row); the few rows left
+            # from the previous buffer join the first batch instead of being copied with it
             order = rng.permutation(len(rows)) if self.shuffle else np.arange(len(rows))
-            full = len(rows) - len(rows) % self.batch_size
-            for start in range(0, full, self.batch_size):
-                take = order[start:start + self.batch_size]
+            start = 0
+            if carry_x is not None and len(carry_rows):
+                need = self.batch_size - len(carry_rows)
+                take = order[:need]
+                carry_x = np.concatenate([carry_x, x[take]])
+                carry_rows = np.concatenate([carry_rows, rows[take]])
+                start = len(take)
+                if len(carry_rows) < self.batch_size:
+                    continue
+                yield self._emit(carry_x, carry_rows)
+            full = start + (len(order) - start) // self.batch_size * self.batch_size
+            for i in range(start, full, self.batch_size):
+                take = order[i:i + self.batch_size]
                 yield self._emit(x[take], rows[take])
             rest = order[full:]
             carry_x, carry_rows = x[rest], rows[rest]
@@ -298,11 +307,12 @@ def _prefetch(read, items, depth: int = 2):
 # ---------------------------------------------------------------------------- from a store
 
 
-def counts_array(store, group: str | None = None, *, chunks_per_block: int = 8):
+def counts_array(store, group: str | None = None, *, chunks_per_block: int = 4):
     """The counts of a spectra group as a dask array whose blocks span several Zarr chunks.
 
     One block is then one contiguous Zarr read, which zarr decompresses concurrently: ~2.5x
-    the throughput of one dask task per chunk on this machine.
+    the throughput of one dask task per chunk on this machine. Four chunks a block, four blocks
+    a buffer (16k rows shuffled together) measured best here (~90-105k spectra/s streamed).
     """
     import dask.array as da
     import zarr

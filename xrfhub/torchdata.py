@@ -38,7 +38,7 @@ class SpectraDataset(IterableDataset):
 
     def __init__(self, store, rows, *, group: str | None = None, batch_size: int = 256, shuffle: bool = True,
                  seed: int = 0, mode: str = "stream", targets=None, transform: SpectrumTransform | None = None,
-                 chunks_per_block: int = 8):
+                 chunks_per_block: int = 4):
         super().__init__()
         if group is None:  # resolved here, in the parent: workers should only read counts
             from . import api
