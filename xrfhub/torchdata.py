@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
+import torch  # lazy: only plugins import this module; `import xrfhub` never does
+from torch.utils.data import IterableDataset, get_worker_info  # lazy: as above
 
 from .loaders import BatchStream, SpectrumTransform, counts_array
 
