@@ -19,7 +19,10 @@ from . import __version__, predictions
 from .align import align_samples, mean_spectra
 from .records import CoreRecord, Process, SpectraBlock
 from .store import hub, layout, nexus
-from .store.generations import Generation, Store, link_or_copy, now_iso
+from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
+
+
+MAX_WARNINGS = 1000
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[st
 def write_generation(store: Store, current: Generation | None, records: dict[str, CoreRecord],
                      changed: set[str], sources: dict, *, history=(), align: AlignParams = AlignParams(),
                      core_map: dict | None = None, event: dict | None = None,
-                     progress: bool = False) -> Generation:
+                     warnings: list[str] = (), progress: bool = False) -> Generation:
     """Write a complete new generation and commit it; ``changed`` cores get new NeXus files."""
     old = current.manifest() if current else {"cores": {}}
     if old.get("alignment") and old["alignment"] != asdict(align):
@@ -82,9 +85,11 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
         "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,
         "kinds": hub.groups(gen.hub_path), "alignment": asdict(align), "alignment_summary": align_summary,
-        "core_map": core_map or old.get("core_map", {}), "history": (old.get("history", []) + list(history)),
+        "core_map": core_map or old.get("core_map", {}),
+        # what ingests had to say, newest last, kept for `xrfhub info` (bounded: a store lives long)
+        "warnings": (list(old.get("warnings", [])) + list(warnings))[-MAX_WARNINGS:],
+        "history": old.get("history", []) + list(history),
     }
-    from .store.generations import write_json_atomic
 
     write_json_atomic(gen.path / layout.MANIFEST, manifest)
     store.commit(gen)

@@ -159,7 +159,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
         gen = write_generation(store, current, records, changed, known, history=history,
                                align=align or AlignParams(),
-                               core_map=cmap.pairs,
+                               core_map=cmap.pairs, warnings=report.warnings,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
                                       "skipped": report.skipped, "date": stamp}, progress=progress)
         report.generation = gen.name

@@ -22,7 +22,7 @@ def info(store) -> dict:
         "cores": {c: {k: v for k, v in m.items() if k != "scans"} | {"scans": sorted(m["scans"])}
                   for c, m in sorted(manifest["cores"].items())},
         "alignment": manifest.get("alignment"), "matches": manifest.get("alignment_summary", {}),
-        "warnings": [w for m in manifest["cores"].values() for w in m.get("warnings", [])],
+        "warnings": manifest.get("warnings", []),
         "history": manifest.get("history", []),
     }
     if "spectra" in kinds:
