@@ -13,7 +13,8 @@ def test_ingest_info_validate_query_end_to_end(corpus, tmp_path):
     out = run_cli("ingest", corpus.scans, corpus.files["pangaea"], "--store", store)
     assert "60 spectra, 11 lab samples" in out.stdout
     info = run_cli("info", store).stdout
-    assert "PS75-056-1" in info and "40 spectra" in info and "lab samples: 11" in info and "unmatched 2" in info
+    assert "PS75-056-1" in info and "40 spectra" in info and "lab samples: 11" in info and "2 unmatched" in info
+    assert "lab cores without scans: PS75/999-9" in info
     assert "warnings (1)" in info and "PS75/999-9" in info  # the lab core with no scan, kept and reported
     assert "store is valid" in run_cli("validate", store).stdout
     run_cli("query", store, "--core", "PS75-056-1", "--depth", "100:150", "--out", tmp_path / "sel.csv")

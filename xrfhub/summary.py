@@ -67,7 +67,12 @@ def format_info(summary: dict) -> str:
         lines.append(f"alignment: {a['method']} (window +-{a['window_mm']} mm, tolerance {a['tolerance_mm']} mm, "
                      f"tube {a['tube_kv']} kV)")
     if summary.get("matches"):
-        lines.append("matches: " + ", ".join(f"{k} {v}" for k, v in summary["matches"].items()))
+        m = summary["matches"]
+        counts = ", ".join(f"{m[k]} {k}" for k in ("matched", "unmatched", "no-scan", "overlapping", "duplicates")
+                           if k in m)
+        lines.append(f"matches: {m.get('n_samples', '?')} samples: {counts}")
+        if m.get("cores_without_scan"):
+            lines.append("lab cores without scans: " + ", ".join(m["cores_without_scan"]))
     if summary["warnings"]:
         lines.append(f"warnings ({len(summary['warnings'])}):")
         lines.extend(f"  {w}" for w in summary["warnings"][:20])
