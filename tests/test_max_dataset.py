@@ -137,22 +137,19 @@ def test_depths_settings_and_assumptions(tiny):
 # --------------------------------------------------------------------------- labels and paired means
 
 
-def test_labels_per_target_and_split(layout, dataset):
+def test_labels_one_table_per_split_with_every_target(layout, dataset):
     tables = {t.source: t for t in dataset.tables}
-    assert sorted(tables) == sorted(f"data/finetune/{t}/{s}/info.csv" for t in ("CaCO3%", "TOC%")
-                                    for s in ("train", "test"))
+    assert sorted(tables) == ["data/finetune/test", "data/finetune/train"]
     for (folder, split), expect in layout.finetune.items():
-        table = tables[f"data/finetune/{folder}/{split}/info.csv"]
+        table = tables[f"data/finetune/{split}"]
         prop = folder.rstrip("%")
-        assert table.properties == [prop]
-        assert table.units == {prop: "wt%"} and table.metadata["split"] == split
-        s = table.samples
-        assert list(s.columns) == ["core", "sample_id", "top_mm", "bottom_mm", "mid_mm", "line", prop]
-        assert s.top_mm.isna().all() and s.bottom_mm.isna().all()
-        assert list(s.sample_id) == list(expect.dirname) and list(s.core) == list(expect.core)
+        assert sorted(table.properties) == ["CaCO3", "TOC"]
+        assert table.units == {"CaCO3": "wt%", "TOC": "wt%"} and table.metadata["split"] == split
+        s = table.samples.set_index("sample_id").loc[list(expect.dirname)]
+        assert len(table.samples) == len(expect)  # each lab sample once, not once per target
+        assert s.top_mm.isna().all() and s.bottom_mm.isna().all() and list(s.core) == list(expect.core)
         np.testing.assert_array_equal(s.mid_mm, expect.mid_depth_mm)
         np.testing.assert_array_equal(s[prop], expect.value)
-        assert list(s.line) == list(range(2, len(expect) + 2))
         assert (table.flags[prop] == "").all()
 
 
@@ -193,7 +190,9 @@ def test_info_variants_of_older_scripts(tmp_path):
     (split / "info.csv").rename(split / "info_test.csv")
     data = M.read_dir(lay.root)
     assert data.source == "data" and len(data.spectra) == len(lay.pretrain)
-    assert sum(len(t.samples) for t in data.tables) == sum(len(f) for f in lay.finetune.values())
+    # one row per lab sample: the same samples appear in every target folder
+    assert sum(len(t.samples) for t in data.tables) == sum(len(f) for (t, _s), f in lay.finetune.items()
+                                                          if t == "CaCO3%")
     (split / "spe" / "9999.csv").write_text("1\n")
     assert any("not listed in info.csv" in w and "9999.csv" in w for w in M.read_dir(lay.root).warnings)
 
@@ -307,7 +306,7 @@ def test_missing_column_and_bad_depth(tiny):
 def test_ingest_data_set_in_one_command(layout, tmp_path):
     store = tmp_path / "hub"
     report = xrfhub.ingest([layout.root], store)
-    n_samples = sum(len(f) for f in layout.finetune.values())
+    n_samples = sum(len(f) for (t, _s), f in layout.finetune.items() if t == "CaCO3%")  # once, not per target
     assert report.added == ["data"] and report.n_spectra == len(layout.pretrain)
     assert report.n_samples == n_samples
     spectra = xrfhub.open(store, index=False).load()

@@ -545,7 +545,38 @@ def read_dir(path, *, source: str | None = None, calibration: Calibration | None
                 data.warnings.append(f"{source}/{_join(sf.rel, sub)}: {len(extra)} file(s) not listed in "
                                      f"info.csv ignored (e.g. {', '.join(extra[:3])})")
     data.test_cores = sorted(test_cores)
+    data.tables = merge_targets(data.tables, source)
     return data
+
+
+def merge_targets(tables: list[LabTable], source: str) -> list[LabTable]:
+    """One table per split with every target as a column: MAX keeps each target in its own
+    folder, but a row number names the same lab sample in all of them, and the store should
+    hold that sample once (with CaCO3 and TOC), not once per property."""
+    by_split: dict[str, list[LabTable]] = {}
+    for t in tables:
+        by_split.setdefault(t.metadata.get("split", ""), []).append(t)
+    merged = []
+    keys = ["core", "sample_id", "mid_mm"]
+    for split, group in sorted(by_split.items()):
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        samples = group[0].samples
+        flags = group[0].flags.assign(**{k: samples[k] for k in keys})
+        for t in group[1:]:
+            prop_cols = [c for c in t.samples.columns if c not in samples.columns]
+            samples = samples.merge(t.samples[keys + prop_cols], on=keys, how="outer")
+            flags = flags.merge(t.flags.assign(**{k: t.samples[k] for k in keys}), on=keys, how="outer")
+        flags = flags.drop(columns=keys).fillna("").reset_index(drop=True)
+        samples = samples.reset_index(drop=True)
+        samples["line"] = samples["line"].fillna(-1).astype(np.int64)
+        units = {k: v for t in group for k, v in t.units.items()}
+        meta = {"format": FORMAT, "split": split, "targets": ", ".join(sorted(units)),
+                "merged_from": "; ".join(t.source for t in group)}
+        merged.append(LabTable(source=f"{source}/finetune/{split}", samples=samples, flags=flags, units=units,
+                               metadata=meta))
+    return merged
 
 
 # --------------------------------------------------------------------------- paired means
