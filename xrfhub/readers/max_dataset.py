@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -48,6 +47,8 @@ from ..errors import ConfigError, InputError
 from ..properties import canonical_property
 from ..records import DEFAULT_CALIBRATION, Calibration, LabTable, Spectrum
 from .avaatech_spe import parse_bang_name, parse_space_name
+from .max_layout import (SplitFolder, _info_candidates, _join, _unlisted,  # noqa: F401 (public here too)
+                         dataset_files, sniff_dir, split_folders)
 
 FORMAT = "max-dataset"
 KIND = "spectra+samples"
@@ -60,21 +61,7 @@ WINDOW_MM = 5.0  # MAX paired a lab sample with the spectra within +-5 mm of its
 PRETRAIN_COLUMNS = ("dirname", "core", "composite_depth_mm")
 FINETUNE_COLUMNS = ("core", "mid_depth_mm")  # plus the file column: dirname or filename
 
-_JUNK = {".DS_Store", "Thumbs.db", "desktop.ini"}
-_SPLIT_NAMES = {"train", "test", "val", "valid", "validation"}
-
 ReadBytes = Callable[[Path], bytes]
-
-
-@dataclass(frozen=True)
-class SplitFolder:
-    """One ``{train,test}`` folder of the layout: ``info.csv`` + ``spe/`` (+ ``target/``)."""
-
-    path: Path
-    rel: str  # posix path from the data set root ("" when the root is this folder)
-    role: str  # "pretrain" or "finetune"
-    split: str  # the folder's name: "train", "test", ...
-    target: str = ""  # fine-tuning: the target folder's name as written, e.g. "CaCO3%"
 
 
 @dataclass
@@ -135,117 +122,6 @@ class MaxDataset:
 
 
 # --------------------------------------------------------------------------- layout
-
-
-def _subdirs(path: Path) -> list[Path]:
-    try:  # scandir knows the entry types: no stat per file in folders of 10^4 .spe files
-        with os.scandir(path) as entries:
-            return sorted(path / e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return []
-
-
-def _info_candidates(path: Path) -> list[Path]:
-    if (path / "info.csv").is_file():
-        return [path / "info.csv"]
-    try:
-        return sorted(p for p in path.glob("info*.csv") if p.is_file())
-    except OSError:
-        return []
-
-
-def _has_csv(folder: Path) -> bool:
-    try:
-        with os.scandir(folder) as entries:  # stops at the first hit: spe/ may hold 10^5 files
-            return any(e.name.lower().endswith(".csv") for e in entries)
-    except OSError:
-        return False
-
-
-def _is_split(path: Path) -> bool:
-    """``spe/`` holding CSV files, plus an info file, ``target/`` or a split name: a split folder.
-
-    A missing ``info.csv`` must still be recognised (and then refused with a clear message),
-    so the split name or ``target/`` is enough beside ``spe/``; an Avaatech ``spe/`` folder of
-    ``.spe`` files is not mistaken for one.
-    """
-    if not (path / "spe").is_dir() or not _has_csv(path / "spe"):
-        return False
-    return (path.name.lower() in _SPLIT_NAMES or (path / "target").is_dir()
-            or bool(_info_candidates(path)))
-
-
-def _split(path: Path, rel: str, target_name: str) -> SplitFolder:
-    finetune = (path / "target").is_dir()
-    return SplitFolder(path, rel, "finetune" if finetune else "pretrain", path.name,
-                       target_name if finetune else "")
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
-
-
-def _targets(folder: Path, prefix: str) -> list[SplitFolder]:
-    return [SplitFolder(s, _join(_join(prefix, t.name), s.name), "finetune", s.name, t.name)
-            for t in _subdirs(folder) for s in _subdirs(t) if _is_split(s)]
-
-
-def split_folders(root) -> list[SplitFolder]:
-    """The split folders of a data set rooted at ``root`` (empty when it is none).
-
-    ``root`` may be the data set folder (holding ``pretrain/`` and/or ``finetune/``), either
-    of those two, one target folder of ``finetune/``, or a single split folder.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    if _is_split(root):
-        parent = root.parent.name if root.name.lower() in _SPLIT_NAMES else root.name
-        return [_split(root, "", parent)]
-    out: list[SplitFolder] = []
-    if (root / "pretrain").is_dir():
-        out += [SplitFolder(s, f"pretrain/{s.name}", "pretrain", s.name)
-                for s in _subdirs(root / "pretrain") if _is_split(s)]
-    if (root / "finetune").is_dir():
-        out += _targets(root / "finetune", "finetune")
-    if out:
-        return out
-    out = [_split(s, s.name, root.name) for s in _subdirs(root) if _is_split(s)]
-    if not out and root.name.lower() == "finetune":
-        out = _targets(root, "")
-    return out
-
-
-def sniff_dir(path) -> bool:
-    """True for a folder laid out as a MAX data set (see :func:`split_folders`)."""
-    return bool(split_folders(path))
-
-
-def dataset_files(root) -> list[Path]:
-    """Every file of the data set: all files under its split folders, sorted.
-
-    Files elsewhere under ``root`` (notes, a ``legacy/`` folder) are not part of it, so editing
-    them does not make the data set "changed".
-    """
-    files: set[Path] = set()
-    for sf in split_folders(root):
-        for folder, dirs, names in os.walk(sf.path):  # os.walk: no stat per file, unlike rglob
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            files.update(Path(folder) / n for n in names if n not in _JUNK and not n.startswith("."))
-    return sorted(files, key=lambda p: p.as_posix())  # all share the root: same order as relative
-
-
-def _unlisted(folder: Path, sub: str, used: set[str]) -> list[str]:
-    """Files in ``folder`` (``spe/`` or ``target/``) that no info.csv row named."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_file() and f"{sub}/{e.name}" not in used
-                          and e.name not in _JUNK and not e.name.startswith("."))
-    except OSError:
-        return []
-
-
-# --------------------------------------------------------------------------- small files
 
 
 def _decode(raw: bytes) -> str:
