@@ -276,3 +276,12 @@ def test_composite_depth_from_an_affine_table_persists(corpus, tmp_path):
     bad.write_text("core,offset_mm\nPS75-056-1,lots\n")
     with pytest.raises(InputError, match="bad.csv"):
         xrfhub.ingest([corpus.scans], store, composite_table=bad)
+
+
+def test_a_store_opens_from_an_fsspec_url(corpus, tmp_path):
+    store = tmp_path / "hub"
+    _ingest(corpus, store)
+    ds = xrfhub.open(f"file://{store}")
+    assert ds.sizes["spectrum"] == 60 and ds.sel(core="SO264-09-2").sizes["spectrum"] == 20
+    samples = xrfhub.open(f"file://{store}", "samples")
+    assert samples.sizes["sample"] == 11
