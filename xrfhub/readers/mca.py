@@ -126,3 +126,12 @@ def whole_counts(values: np.ndarray, path, lines: np.ndarray, field: str) -> np.
         raise InputError(path, f"count {values[bad]:g} of channel {bad} is not a whole number of counts "
                                "in 0..2^32-1", line=int(lines[bad]), field=field)
     return rounded.astype(np.uint32)
+
+
+def is_number(text: str) -> bool:
+    """True for anything ``float`` reads (``inf`` and ``nan`` included: callers check range)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -120,18 +120,10 @@ def _counts(blocks, path) -> np.ndarray:
     try:
         values = np.array([t for _, t in entries], dtype=np.float64)
     except ValueError:
-        bad = next((n, t) for n, t in entries if not _is_number(t))
+        bad = next((n, t) for n, t in entries if not mca.is_number(t))
         raise InputError(path, f"expected one integer count per line, found {bad[1][:20]!r}", line=bad[0],
                          field="<<DATA>>") from None
     return mca.whole_counts(values, path, numbers, "<<DATA>>")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _calibration(blocks, path) -> Calibration | None:
@@ -147,7 +139,7 @@ def _calibration(blocks, path) -> Calibration | None:
                                  line=number, field="LABEL")
             continue
         cells = text.split()
-        if len(cells) != 2 or not all(_is_number(c) and math.isfinite(float(c)) for c in cells):
+        if len(cells) != 2 or not all(mca.is_number(c) and math.isfinite(float(c)) for c in cells):
             raise InputError(path, f"expected 'channel energy', found {text[:40]!r}", line=number,
                              field="<<CALIBRATION>>")
         points.append((float(cells[0]), float(cells[1]) * _LABEL_UNITS[unit]))

@@ -144,7 +144,7 @@ def parse(lines: list[str], path) -> list[_Array]:
             try:
                 values = np.array([float(t) for t in tokens])
             except ValueError:
-                bad = next(k for k, t in enumerate(tokens) if not _is_number(t))
+                bad = next(k for k, t in enumerate(tokens) if not mca.is_number(t))
                 raise InputError(path, f"expected a count, found {tokens[bad][:20]!r}", line=value_lines[bad],
                                  field="@A") from None
             start = value_lines[0] if value_lines else number
@@ -156,14 +156,6 @@ def parse(lines: list[str], path) -> list[_Array]:
     if not arrays:
         raise InputError(path, "no MCA data: expected '@A' arrays after '#@MCA'/'#@CHANN' lines")
     return arrays
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _date(text: str) -> str:
