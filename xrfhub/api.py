@@ -13,6 +13,7 @@ import xarray as xr
 
 from .errors import StoreError
 from .store import hub, layout
+from .store.generations import read_pointer
 
 
 def _join(root: str, *parts: str) -> str:
@@ -22,14 +23,7 @@ def _join(root: str, *parts: str) -> str:
 def resolve(store) -> tuple[str, dict]:
     """The current generation's folder (path or URL) and its pointer, read once."""
     root = os.fspath(store)
-    try:
-        with fsspec.open(_join(root, layout.POINTER), "r") as fh:
-            pointer = json.load(fh)
-    except FileNotFoundError:
-        raise StoreError(f"{root}: not an xrfhub store (no {layout.POINTER}); create one with "
-                         "`xrfhub ingest FILES --store PATH`") from None
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"{root}/{layout.POINTER}: damaged pointer ({exc})") from None
+    pointer = read_pointer(root)
     if not pointer.get("current"):
         raise StoreError(f"{root}: the store is empty (nothing committed yet)")
     return _join(root, layout.GENERATIONS, pointer["current"]), pointer

@@ -101,20 +101,7 @@ class Store:
         return self.pointer_path.exists()
 
     def pointer(self) -> dict:
-        try:
-            with open(self.pointer_path, encoding="utf-8") as fh:
-                pointer = json.load(fh)
-        except FileNotFoundError:
-            raise StoreError(f"{self.root}: not an xrfhub store (no {layout.POINTER}); "
-                             "create one with `xrfhub ingest FILES --store PATH`") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{self.pointer_path}: damaged pointer file ({exc})") from None
-        if pointer.get("format") != layout.STORE_FORMAT:
-            raise StoreError(f"{self.pointer_path}: not an xrfhub store pointer")
-        if pointer.get("version", 0) > layout.STORE_VERSION:
-            raise StoreError(f"{self.root}: store version {pointer['version']} is newer than this "
-                             f"xrfhub understands ({layout.STORE_VERSION}); upgrade xrfhub")
-        return pointer
+        return read_pointer(self.root)
 
     def current(self) -> Generation | None:
         """The committed generation, or None for a store that holds nothing yet."""
@@ -215,6 +202,28 @@ class Store:
     @property
     def history_dir(self) -> Path:
         return self.root / layout.HISTORY
+
+
+def read_pointer(root) -> dict:
+    """A store's pointer, from a folder or an fsspec URL, checked to be one this xrfhub reads."""
+    import fsspec
+
+    root = os.fspath(root)
+    where = f"{root.rstrip('/')}/{layout.POINTER}"
+    try:
+        with fsspec.open(where, "r", encoding="utf-8") as fh:
+            pointer = json.load(fh)
+    except FileNotFoundError:
+        raise StoreError(f"{root}: not an xrfhub store (no {layout.POINTER}); "
+                         "create one with `xrfhub ingest FILES --store PATH`") from None
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{where}: damaged pointer file ({exc})") from None
+    if pointer.get("format") != layout.STORE_FORMAT:
+        raise StoreError(f"{where}: not an xrfhub store pointer")
+    if pointer.get("version", 0) > layout.STORE_VERSION:
+        raise StoreError(f"{root}: store version {pointer['version']} is newer than this "
+                         f"xrfhub understands ({layout.STORE_VERSION}); upgrade xrfhub")
+    return pointer
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
