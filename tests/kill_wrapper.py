@@ -107,6 +107,7 @@ def install(point: str) -> None:
     import shutil
 
     import xrfhub.ingestion
+    from xrfhub import build
     from xrfhub.store import generations, hub, nexus
     from xrfhub.store.generations import Store
 
@@ -134,7 +135,7 @@ def install(point: str) -> None:
                                             when=lambda *a, **k: a[1] == "samples"),
         "zarr-sources:inside": lambda: _hook_zarr_set("sources/", 4),
         # between the generation folder and the pointer
-        "manifest:before": lambda: _hook(generations, "write_json_atomic", 1, before=True,
+        "manifest:before": lambda: _hook(build, "write_json_atomic", 1, before=True,
                                          when=_first_is("manifest.json")),
         "manifest:tmp": lambda: _hook(os, "replace", 1, before=True, when=_target_is("manifest.json")),
         "commit:before-sync": lambda: _hook(Store, "commit", 1, before=True),
