@@ -27,7 +27,7 @@ def element_lines(max_kev: float = 40.0) -> dict[str, float]:
     return {k: v for k, v in lines.items() if 0 < v <= max_kev}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +39,7 @@ def _pyplot():
 def plot_spectra(energy: np.ndarray, counts: np.ndarray, labels: list[str], path, *, title: str = "",
                  max_kev: float | None = None) -> Path:
     """A few spectra on a log scale with the emission lines of sediment elements marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
     for row, label in zip(np.atleast_2d(counts), labels):
         ax.semilogy(energy, np.maximum(row, 0.5), lw=0.8, label=label)
@@ -67,7 +67,7 @@ def roi_counts(energy: np.ndarray, counts: np.ndarray, centre_kev: float, half_w
 def plot_profile(depth_mm: np.ndarray, series: dict[str, np.ndarray], lab_depth_mm: np.ndarray | None,
                  lab: dict[str, np.ndarray], path, *, title: str = "") -> Path:
     """Down-core panels, depth downwards: scanner series as lines, lab values as dots."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = list(series) + list(lab)
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 7), dpi=110, sharey=True)
     axes = np.atleast_1d(axes)
@@ -98,7 +98,7 @@ def plot_saliency(energy: np.ndarray, saliency: np.ndarray, path, *, top: int = 
     if max_kev is not None:
         keep = energy <= max_kev
         energy, saliency = energy[keep], saliency[keep]
-    plt = _pyplot()
+    plt = pyplot()
     lines = element_lines(float(energy[-1]))
     peaks, _ = find_peaks(saliency, distance=5)
     peaks = peaks[np.argsort(saliency[peaks])[::-1][:top]]

@@ -39,6 +39,10 @@ class Plugin(Protocol):
 
     def predict(self, store, run_dir, *, progress: bool = True) -> "Predictions": ...
 
+    # Optional, for ``xrfhub evaluate``: fit on arrays already split by the protocol.
+    # def fit_pairs(self, x, y, x_val, y_val, *, target, config, out, init=None, progress=False,
+    #               resume=False) -> FittedRegressor: ...
+
 
 @dataclass
 class RunSummary:
@@ -49,6 +53,20 @@ class RunSummary:
     stage: str
     target: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FittedRegressor:
+    """What a plugin's optional ``fit_pairs`` returns: a model fitted on arrays, ready to score.
+
+    ``predict`` maps raw counts (spectra x channels) to the target in its own units;
+    ``train_mean`` is the mean target of the training pairs (for the training-mean R2);
+    ``best_epoch`` is the epoch chosen on validation, where the model has epochs.
+    """
+
+    predict: Any
+    train_mean: float
+    best_epoch: int | None = None
 
 
 @dataclass

@@ -215,6 +215,26 @@ def saliency(store, run_dir, out, core):
 
 
 @cli.command()
+@click.option("--store", required=True, type=click.Path(exists=True))
+@click.option("--holdout-cores", required=True, help="Comma-separated cores: the test set, never trained on.")
+@click.option("--out", required=True, type=click.Path(), help="Report folder (CSV, PNG, summary.md; resumable).")
+@click.option("--quick", is_flag=True, help="A reduced protocol that runs in a few minutes.")
+@click.option("--set", "sets", multiple=True, help="Override one protocol setting: key=value (repeatable).")
+@click.option("--reference", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder with the paper's CSV tables to set beside ours.")
+@click.option("--restart", is_flag=True, help="Forget finished runs in --out and start over.")
+@_friendly
+def evaluate(store, holdout_cores, out, quick, sets, reference, restart):
+    """Evaluate like the MAX paper: data-amount curves, zero/few-shot, mask-ratio sweep."""
+    from xrfhub.evaluation import evaluate as run_evaluation
+
+    cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
+    summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
+                             restart=restart)
+    click.echo(f"report: {summary}")
+
+
+@cli.command()
 @click.option("--out", default="demo-output", show_default=True, type=click.Path(), help="Work folder.")
 @click.option("--size", default="demo", show_default=True, help="Corpus size: tiny, demo or benchmark.")
 @click.option("--seed", default=0, show_default=True, type=int)

@@ -21,7 +21,7 @@ import xrfhub
 from xrfhub.errors import ConfigError
 from xrfhub.loaders import labelled_samples, predict_spectra
 from xrfhub.metrics import regression_metrics
-from xrfhub.registry import Predictions, RunSummary
+from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
 from .model import ARRAYS_FILE, NmfSvr
 
@@ -137,8 +137,7 @@ class BaselinePlugin:
             is_val = np.arange(len(y)) % 5 == 0
         fit = ~is_val
         hyper = self._hyperparameters(config, target, x[fit], y[fit], cores[fit], out, progress)
-        model = NmfSvr(hyper["n_components"], hyper["C"], hyper["gamma"], max_iter=config.max_iter,
-                       seed=config.seed).fit(x[fit], y[fit])
+        model = self._fit(x[fit], y[fit], hyper, config)
         model.save(out)
         train_mean = float(y[fit].mean())
         metrics = {"target": target, "hyperparameters": hyper, "model": model.info,
@@ -152,6 +151,29 @@ class BaselinePlugin:
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         return metrics
 
+    @staticmethod
+    def _fit(x, y, hyper: dict, config: BaselineConfig) -> NmfSvr:
+        # NMF cannot find more components than there are spectra: a tiny training set gets fewer
+        k = min(int(hyper["n_components"]), len(y))
+        if k < hyper["n_components"]:
+            hyper["n_components_used"] = k
+        return NmfSvr(k, hyper["C"], hyper["gamma"], max_iter=config.max_iter, seed=config.seed).fit(x, y)
+
+    def fit_pairs(self, x, y, x_val, y_val, *, target, config: BaselineConfig, out=None, init=None, progress=False,
+                  resume=False, groups=None) -> FittedRegressor:
+        """Fit on arrays (raw counts, wt%) with the published settings, or the grid search over
+        ``groups`` (core per pair) when ``grid=true``; what ``xrfhub evaluate`` calls per cell.
+        The validation pairs are not used: the settings are fixed or searched on the training part."""
+        if init is not None:
+            raise ConfigError("the baseline trains from scratch; it has no pre-trained model to start from")
+        config.validate()
+        if groups is None:
+            groups = np.arange(len(y)).astype(str)
+        hyper = self._hyperparameters(config, target, np.asarray(x), np.asarray(y), np.asarray(groups),
+                                      Path(out) if out is not None else None, progress)
+        model = self._fit(np.asarray(x), np.asarray(y), hyper, config)
+        return FittedRegressor(model.predict, float(np.mean(y)))
+
     def _hyperparameters(self, config: BaselineConfig, target, x, y, cores, out: Path, progress) -> dict:
         """The (n_components, C, gamma) to fit, with where each came from."""
         if config.grid:
@@ -160,7 +182,8 @@ class BaselinePlugin:
             result = grid_search(x, y, cores, components=config.grid_components, Cs=config.grid_C,
                                  gammas=config.grid_gamma, folds=config.folds, max_iter=config.max_iter,
                                  seed=config.seed, progress=progress)
-            result.to_csv(out / GRID_FILE)
+            if out is not None:
+                result.to_csv(out / GRID_FILE)
             note = f"grid search, {result.folds} folds grouped by core, on the training part only"
             if result.folds < config.folds:
                 note += f" (asked for {config.folds}; only {result.folds} training cores)"

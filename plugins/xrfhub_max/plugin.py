@@ -19,7 +19,7 @@ import xrfhub
 from xrfhub.errors import ConfigError
 from xrfhub.loaders import BatchStream, counts_array, labelled_samples, predict_spectra, select_rows
 from xrfhub.metrics import regression_metrics
-from xrfhub.registry import Predictions, RunSummary
+from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
 from .config import PRESETS, MaxConfig
 
@@ -35,6 +35,7 @@ class MaxRunConfig(MaxConfig):
     val_fraction: float = 0.2  # of the labelled pairs of the training cores (fine-tuning)
     pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
     loader: str = "auto"  # auto | memory | stream
+    pretrain_spectra: int = 0  # pre-train on at most this many spectra, drawn by seed (0: all)
 
 
 class _Epochs:
@@ -96,6 +97,8 @@ class MaxPlugin:
         if len(rows) == 0:
             raise ConfigError(f"no {config.tube_kv:g} kV spectra outside the held-out cores to pre-train on")
         rng = np.random.default_rng(config.seed)
+        if 0 < config.pretrain_spectra < len(rows):  # a budget: a seeded draw, kept in store order
+            rows = np.sort(rng.choice(rows, config.pretrain_spectra, replace=False))
         is_val = rng.random(len(rows)) < config.pretrain_val_fraction
         counts = counts_array(store, ds.attrs["group"])
         stream = dict(array=counts, batch_size=config.batch, mode=config.loader, seed=config.seed)
@@ -113,18 +116,35 @@ class MaxPlugin:
 
     def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
                   resume=False) -> dict:
-        from . import checkpoint as ckpt
-        from . import engine
-        from .model import MaxAutoencoder, MaxRegressor
-
         x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
         if len(y) < 2:
             raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
-        self._check_channels(x.shape[1], config)
         rng = np.random.default_rng(config.seed)
         is_val = rng.random(len(y)) < config.val_fraction
         if is_val.all() or not is_val.any():
             is_val = np.arange(len(y)) % 5 == 0
+        fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
+                                out=out, init=init, progress=progress, resume=resume)
+        metrics = {"target": target, "best_epoch": fitted.best_epoch,
+                   "validation": regression_metrics(y[is_val], fitted.predict(x[is_val]), fitted.train_mean)}
+        if holdout:
+            hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
+            if len(hy):
+                metrics["held_out"] = regression_metrics(hy, fitted.predict(hx), fitted.train_mean)
+        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+        return metrics
+
+    def fit_pairs(self, x, y, x_val, y_val, *, target, config: MaxRunConfig, out, init=None, progress=False,
+                  resume=False) -> FittedRegressor:
+        """Fine-tune on arrays (raw counts, wt%): from the autoencoder of run ``init``, or from
+        scratch without it. The epoch is chosen on ``(x_val, y_val)``. This is what ``train``
+        runs after splitting the store's pairs, and what ``xrfhub evaluate`` calls per cell."""
+        from . import checkpoint as ckpt
+        from . import engine
+        from .model import MaxAutoencoder, MaxRegressor
+
+        out = Path(out)
+        self._check_channels(np.shape(x)[1], config)
         engine.seed_everything(config.seed)
         transform = None
         if init is not None:
@@ -135,21 +155,20 @@ class MaxPlugin:
         else:
             model = MaxRegressor(config)
         model = model.to(engine.pick_device(config.device))
-        train = engine.in_memory_batches(x[~is_val], y[~is_val], config.batch, seed=config.seed)
-        val = engine.in_memory_batches(x[is_val], y[is_val], config.batch, shuffle=False)
+        train = engine.in_memory_batches(x, y, config.batch, seed=config.seed)
+        val = engine.in_memory_batches(x_val, y_val, config.batch, shuffle=False) if len(y_val) else None
         result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress,
                                  resume=resume)
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
-        metrics = {"target": target, "best_epoch": result.best_epoch,
-                   "validation": regression_metrics(y[is_val], np.clip(result.predictions, 0, 100), stats["mean"])}
-        if holdout:
-            hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
-            if len(hy):
-                pred = engine.predict(model, engine.in_memory_batches(hx, None, config.batch, shuffle=False),
-                                      self._transform(out), stats)
-                metrics["held_out"] = regression_metrics(hy, np.clip(pred, 0, 100), stats["mean"])
-        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
-        return metrics
+        transform = self._transform(out)
+
+        def predict(spectra):
+            if len(spectra) == 0:
+                return np.zeros(0)
+            batches = engine.in_memory_batches(spectra, None, config.batch, shuffle=False)
+            return np.clip(engine.predict(model, batches, transform, stats), 0, 100)
+
+        return FittedRegressor(predict, float(np.mean(y)), result.best_epoch)
 
     @staticmethod
     def _check_channels(n: int, config: MaxConfig) -> None:

@@ -1,0 +1,241 @@
+"""Running the protocol: one folder per cell (a training run and its scores), resumable.
+
+A *cell* is one training run of the protocol: a pre-training, a learning-rate candidate, a point of
+a data-amount curve, a few-shot run or a sweep run. Each writes ``cells/<key>/result.json`` when
+done; an interrupted evaluation started again skips finished cells and resumes the unfinished one
+from its last epoch (the MAX engine checkpoints every epoch). Plugins are reached through the
+registry: pre-training runs through ``xrfhub.training.train`` as ``xrfhub train`` does, fine-tunes
+through each plugin's ``fit_pairs`` on the protocol's splits.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import api, registry, training
+from ..errors import ConfigError
+from ..loaders import labelled_samples
+from ..metrics import regression_metrics
+from .protocol import ALL, EvalConfig, Pairs, Splits, amounts_for, check_no_leak, make_splits
+
+CELLS = "cells"
+RESULT = "result.json"
+MODELS = ("max", "scratch", "baseline")  # pre-trained MAX, the same ViT from scratch, Lee et al. 2022
+_MODEL_FILES = ("model.safetensors", "best.safetensors", "optimizer.safetensors", "trainer_state.json")
+
+
+@dataclass
+class Cell:
+    key: str  # also its folder under cells/
+    run: Callable[[Path], dict]
+    meta: dict = field(default_factory=dict)
+    keep: bool = False  # keep the model files (pre-trained autoencoders are used by later cells)
+
+
+def load_pairs(store, target: str) -> Pairs:
+    x, y, cores, _ = labelled_samples(store, target)
+    return Pairs(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float64), np.asarray(cores).astype(str))
+
+
+def check_inputs(store, holdout, config: EvalConfig) -> dict[str, Pairs]:
+    """The pairs of every target, after checking the store can carry the protocol."""
+    if not holdout:
+        raise ConfigError("evaluate needs --holdout-cores: whole cores to test on, never trained on")
+    spectra = api.open(store, "spectra", index=False)
+    known = set(np.unique(spectra["core"].values.astype(str)))
+    missing = sorted(set(holdout) - known)
+    if missing:
+        raise ConfigError(f"--holdout-cores: {', '.join(missing)} not in the store (its cores with spectra: "
+                          f"{', '.join(sorted(known)[:12])}{' ...' if len(known) > 12 else ''})")
+    pairs = {}
+    for target in config.targets:
+        p = load_pairs(store, target)
+        held = np.isin(p.cores, holdout)
+        if held.sum() < 2 or (~held).sum() < 10:
+            raise ConfigError(f"{target}: {int((~held).sum())} labelled pairs outside and {int(held.sum())} inside "
+                              "the held-out cores; the protocol needs at least 10 and 2")
+        pairs[target] = p
+    return pairs
+
+
+class Evaluation:
+    """The cells of one evaluation and what they need (pairs, splits, configurations)."""
+
+    def __init__(self, store, holdout, out, config: EvalConfig, progress: bool = True):
+        self.store, self.holdout, self.out, self.config = store, tuple(holdout), Path(out), config
+        self.progress = progress
+        self.pairs = check_inputs(store, self.holdout, config)
+        self.splits = {(t, s): make_splits(p.cores, self.holdout, s, config)
+                       for t, p in self.pairs.items() for s in set(config.seeds) | set(config.sweep_seeds)}
+        for (target, _), split in self.splits.items():
+            check_no_leak(self.pairs[target].cores, split, self.holdout)
+        self.max = registry.load("max")
+        self.baseline = registry.load("baseline") if config.baseline else None
+
+    # -- configurations ------------------------------------------------------------------------
+    def max_config(self, **values):
+        sets = dict(self.config.model_sets)
+        sets.update({k: str(v) for k, v in values.items()})
+        return registry.build_config(self.max, self.config.preset, sets)
+
+    @staticmethod
+    def variant(mask: float, transform: str) -> str:
+        return f"mask{mask:g}-{transform}"
+
+    def variants(self) -> list[tuple[float, str]]:
+        c = self.config
+        found = [(c.mask_ratio, c.transform)] + [(r, c.transform) for r in c.mask_ratios] \
+            + [(c.mask_ratio, t) for t in c.transforms]
+        return list(dict.fromkeys(found))
+
+    def autoencoder(self, mask: float, transform: str) -> Path:
+        return self.out / CELLS / "pretrain" / self.variant(mask, transform)
+
+    # -- the cells ------------------------------------------------------------------------------
+    def cells(self) -> list[Cell]:
+        c = self.config
+        cells = [self._pretrain_cell(m, t) for m, t in self.variants()]
+        for target in c.targets:
+            for model in ("max", "scratch"):
+                if len(c.finetune_lrs) > 1:
+                    cells += [self._fit_cell("tune", model, target, ALL, c.protocol_seed, lr=lr)
+                              for lr in c.finetune_lrs]
+            for seed in c.seeds:
+                n_train = len(self.splits[target, seed].train)
+                for amount in amounts_for(c.amounts, n_train):
+                    for model in MODELS if self.baseline else MODELS[:2]:
+                        cells.append(self._fit_cell("amount", model, target, amount, seed))
+                pool = len(self.splits[target, seed].fewshot_pool)
+                for amount in amounts_for(c.fewshot_amounts, pool):
+                    cells.append(self._fit_cell("fewshot", "max", target, amount, seed))
+            for mask, transform in self.variants():
+                if (mask, transform) == (c.mask_ratio, c.transform):
+                    continue  # the main autoencoder's runs are the data-amount runs at "all"
+                for seed in c.sweep_seeds:
+                    cells.append(self._fit_cell("sweep", "max", target, ALL, seed, variant=(mask, transform)))
+        return cells
+
+    def _pretrain_cell(self, mask: float, transform: str) -> Cell:
+        c = self.config
+        sets = dict(c.model_sets)
+        sets.update(mask_ratio=str(mask), transform=transform, epochs=str(c.pretrain_epochs), lr=str(c.pretrain_lr),
+                    pretrain_spectra=str(c.pretrain_spectra), seed=str(c.protocol_seed),
+                    warmup_epochs=str(max(c.pretrain_epochs / 10, 0.5)))
+
+        def run(folder: Path) -> dict:
+            summary = training.train("max", self.store, stage="pretrain", out=folder, config=c.preset, sets=sets,
+                                     holdout_cores=self.holdout, progress=False, resume=True)
+            return {"metrics": summary.metrics}
+
+        key = f"pretrain/{self.variant(mask, transform)}"
+        return Cell(key, run, {"kind": "pretrain", "mask_ratio": mask, "transform": transform}, keep=True)
+
+    def chosen_lr(self, model: str, target: str) -> float:
+        """The fine-tune learning rate with the lowest validation RMSE among the candidates."""
+        lrs = self.config.finetune_lrs
+        if len(lrs) == 1:
+            return lrs[0]
+        scores = {lr: read_result(self.out, f"tune/{model}/{target}/lr{lr:g}")["val"]["rmse"] for lr in lrs}
+        return min(scores, key=scores.get)
+
+    def _fit_cell(self, kind: str, model: str, target: str, amount, seed: int, lr: float | None = None,
+                  variant: tuple[float, str] | None = None) -> Cell:
+        c = self.config
+        label = f"lr{lr:g}" if kind == "tune" else f"n{amount}/s{seed}"
+        if variant is not None:
+            label = f"{self.variant(*variant)}/{label}"
+        key = f"{kind}/{model}/{target}/{label}"
+        meta = {"kind": kind, "model": model, "target": target, "amount": amount, "seed": seed}
+        if variant is not None:
+            meta.update(mask_ratio=variant[0], transform=variant[1])
+
+        def run(folder: Path) -> dict:
+            pairs, split = self.pairs[target], self.splits[target, seed]
+            if kind == "fewshot":
+                draw = split.fewshot(amount, seed)
+                cut = max(1, int(round(c.val_fraction * len(draw)))) if len(draw) > 1 else 0
+                train_idx, val_idx, test_idx = draw[cut:], draw[:cut], split.fewshot_test
+            else:
+                train_idx, val_idx, test_idx = split.amount(amount), split.val, split.test
+            val_idx = np.random.default_rng([seed, 3]).permutation(val_idx)[: c.val_limit]
+            train, val, test = pairs.take(train_idx), pairs.take(val_idx), pairs.take(test_idx)
+            chosen = lr if lr is not None else (self.chosen_lr(model, target) if model != "baseline" else None)
+            start = time.perf_counter()
+            fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, variant, kind)
+            result = {"n_train": len(train), "n_val": len(val), "lr": chosen, "epochs": epochs,
+                      "best_epoch": fitted.best_epoch, "seconds": round(time.perf_counter() - start, 2)}
+            result["val"] = regression_metrics(val.y, fitted.predict(val.x), fitted.train_mean)
+            if kind != "tune":  # learning-rate candidates are never scored on the test cores
+                pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
+                result["test"] = regression_metrics(test.y, pred, fitted.train_mean)
+                result["test_index"] = test_idx.tolist()
+                result["y"], result["pred"] = test.y.tolist(), pred.tolist()
+                result["train_mean"] = fitted.train_mean
+                if kind == "amount" and model == "max":
+                    result["zero_shot_index"] = split.fewshot_test.tolist()
+            return result
+
+        return Cell(key, run, meta)
+
+    def _fit(self, model: str, target: str, train: Pairs, val: Pairs, folder: Path, seed: int, lr, variant, kind):
+        c = self.config
+        if model == "baseline":
+            cfg = registry.build_config(self.baseline, None, {"seed": str(seed)})
+            fitted = self.baseline.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
+                                             groups=train.cores)
+            return fitted, None
+        epochs = c.epochs_for(len(train))
+        mask, transform = variant or (c.mask_ratio, c.transform)
+        cfg = self.max_config(mask_ratio=mask, transform=transform, finetune_lr=lr, epochs=epochs, batch=c.batch,
+                              seed=seed)
+        init = None if model == "scratch" else self.autoencoder(mask, transform)
+        fitted = self.max.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
+                                    init=init, progress=False, resume=True)
+        return fitted, epochs
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        """Run every unfinished cell in order; returns every cell's result."""
+        from tqdm.auto import tqdm
+
+        cells = self.cells()
+        todo = [cell for cell in cells if not (self.out / CELLS / cell.key / RESULT).is_file()]
+        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="evaluate", unit="run",
+                   disable=not self.progress)
+        for cell in todo:
+            bar.set_postfix_str(cell.key)
+            folder = self.out / CELLS / cell.key
+            folder.mkdir(parents=True, exist_ok=True)
+            result = {"cell": cell.key, **cell.meta, **cell.run(folder)}
+            write_json_atomic(folder / RESULT, result)
+            if not cell.keep:
+                for name in _MODEL_FILES:  # a lost result then retrains from the start
+                    (folder / name).unlink(missing_ok=True)
+            bar.update(1)
+        bar.close()
+        return [read_result(self.out, cell.key) for cell in cells]
+
+
+def read_result(out, key: str) -> dict:
+    path = Path(out) / CELLS / key / RESULT
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; run the evaluation (it resumes) before reading this cell")
+    return json.loads(path.read_text())
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write then rename, so an interrupted run never leaves a half result that looks finished."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1, default=float))
+    tmp.replace(path)
+
+
+def clear(out) -> None:
+    """Forget every finished cell (``--restart``)."""
+    shutil.rmtree(Path(out) / CELLS, ignore_errors=True)
