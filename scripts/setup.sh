@@ -15,7 +15,7 @@ stamp=".venv/.xrfhub-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   python -m pip install -q --upgrade pip
   python -c "import torch" 2>/dev/null || python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-  python -m pip install -q -e ".[ml,test]"
+  python -m pip install -q -e ".[ml,test,xrd]"
   rm -f .venv/.xrfhub-installed-*
   touch "$stamp"
 fi

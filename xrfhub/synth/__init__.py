@@ -16,8 +16,10 @@ from .corpus import SIZES, CorpusSpec, CorpusTruth, CoreTruth, ScanTruth, genera
 from .lab_writer import pangaea_event, write_lab_csv, write_pangaea_tab
 from .realism import plot_mean_vs_reference, realism_correlation, reference_mean_std
 from .spe_writer import SpeMeta, SpeStyle, bang_name, space_name, spe_text, write_spe
+from .xrd import SimulatedPatterns, als_baseline, from_cifs, hydrothermal, pressure_ramp, write_xy
 
 __all__ = ["generate_corpus", "CorpusTruth", "CoreTruth", "ScanTruth", "CorpusSpec", "SIZES",
            "simulate_spectra", "write_spe", "spe_text", "SpeMeta", "SpeStyle", "space_name",
            "bang_name", "write_pangaea_tab", "write_lab_csv", "pangaea_event",
-           "plot_mean_vs_reference", "realism_correlation", "reference_mean_std"]
+           "plot_mean_vs_reference", "realism_correlation", "reference_mean_std",
+           "SimulatedPatterns", "pressure_ramp", "hydrothermal", "from_cifs", "write_xy", "als_baseline"]
