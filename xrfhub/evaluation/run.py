@@ -22,7 +22,7 @@ from .. import api, registry, training
 from ..errors import ConfigError
 from ..loaders import labelled_samples
 from ..metrics import regression_metrics
-from .protocol import ALL, EvalConfig, Pairs, Splits, amounts_for, check_no_leak, make_splits
+from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_splits
 
 CELLS = "cells"
 RESULT = "result.json"
