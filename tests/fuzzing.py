@@ -319,10 +319,60 @@ def _lab_csv_seeds() -> list[Seed]:
             _text_seed("example-tab", "lab3.txt", CSV_TAB)]
 
 
+def _xy_text(n=40, third=None, header="", sep="\t", eol="\r\n") -> bytes:
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(n):
+        cells = [f"{10 + 0.01 * i:.2f}", f"{rng.poisson(1900)}"]
+        if third == "sigma":
+            cells.append(f"{np.sqrt(1900):.2f}")
+        elif third == "bkg":
+            cells.append(f"{1864 - i}")
+        rows.append(sep.join(cells))
+    return (header + eol.join(rows) + eol).encode()
+
+
+def _xrd_text_seeds() -> list[Seed]:
+    out = [_text_seed("two-columns", "MnO.xy", _xy_text()),
+           _text_seed("header-sigma", "ramp_0185.xye", _xy_text(third="sigma", header="# wavelength = 0.4843 A\n2theta intensity esd\n", eol="\n"),
+                      {"scan_coord": "pressure_step"}),
+           _text_seed("comma-q", "q.csv", b"q,I\n" + b"".join(f"{1 + 0.05 * i:.2f},{100 + i}\n".encode() for i in range(30)),
+                      {"wavelength": 0.7}),
+           _text_seed("background", "bkg.dat", _xy_text(third="bkg", sep=" "))]
+    real = FIXTURES.parent / "xrd" / "Mn2O3+LiF.xy"
+    if real.is_file():
+        out.append(_text_seed("real-head", "Mn2O3+LiF.xy", _head_lines(real.read_bytes(), 60)))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _nexus_bytes(n: int) -> bytes:
+    from xrfhub.readers.xrd_nexus import write_nexus_patterns
+    from xrfhub.records import DiffractionPatterns
+
+    rng = np.random.default_rng(7)
+    patterns = DiffractionPatterns("sim", [f"p{i}" for i in range(n)], np.linspace(10, 30, 40), rng.random((n, 40)),
+                                   0.4843, "file", extra=rng.random((n, 40)), extra_kind="uncertainty",
+                                   scan={"pressure_step": np.arange(n, dtype=float)} if n > 1 else {})
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_nexus_patterns(Path(tmp, "p.nxs"), patterns).read_bytes()
+
+
+def _xrd_nexus_seeds() -> list[Seed]:
+    return [_text_seed("one-pattern", "one.nxs", _nexus_bytes(1)), _text_seed("scan", "ramp.nxs", _nexus_bytes(3))]
+
+
+def _xrd_labels_seeds() -> list[Seed]:
+    return [_text_seed("class", "labels.csv", "pattern_id,class\nMnO.xy,MnO\nTiO2.xy,TiO2\nramp_0001,low\n"),
+            _text_seed("phases", "phases.tsv", "file\tphases\tnote\nMn2O3+LiF.xy\tMn2O3;LiF\tmix\nMnO.xy\tMnO\t\n"),
+            _text_seed("wide", "wide.csv", "pattern,MnO,TiO2,LiF\nA,1,0,0\nB,1,1,0\nC,0,0,0\n")]
+
+
 _SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
           "itrax_spe": _itrax_spe_seeds, "itrax_results": _itrax_results_seeds, "mca_amptek": _amptek_seeds,
           "mca_spec": _spec_seeds, "lab_pangaea": _pangaea_seeds, "lab_iodp": _iodp_seeds,
-          "lab_csv": _lab_csv_seeds}
+          "lab_csv": _lab_csv_seeds, "xrd_nexus": _xrd_nexus_seeds, "xrd_labels": _xrd_labels_seeds,
+          "xrd_text": _xrd_text_seeds}
 
 
 @functools.lru_cache(maxsize=None)

@@ -26,6 +26,9 @@ _MODULES = (
     "lab_pangaea",
     "lab_iodp",
     "lab_csv",
+    "xrd_nexus",
+    "xrd_labels",
+    "xrd_text",
 )
 
 SNIFF_BYTES = 8192
