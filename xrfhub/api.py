@@ -42,7 +42,8 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
     ``kind`` defaults to ``"spectra"`` when present, otherwise the only kind present. Spectra of
     several channel counts are separate groups: ``channels`` picks one (default: the largest
     group). ``run`` picks a prediction run (default: per target, the most recent); ``grid`` a
-    diffraction grid. The result is indexed by core and depth, so
+    diffraction grid (default: the last; "common": every grid resampled onto one, recorded). The
+    result is indexed by core and depth where it has both, so
     ``ds.sel(core="PS75-056-1", depth_mm=slice(100, 500))`` works as typed.
     """
     gen, _ = resolve(store)
@@ -60,9 +61,12 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
         raise StoreError(f"unknown kind {kind!r}; kinds are {', '.join(layout.KINDS)}")
     if kind not in present:
         raise StoreError(f"{os.fspath(store)}: holds no {kind!r} (present: {', '.join(sorted(present)) or 'none'})")
+    if kind == "diffraction" and grid == "common":
+        from .diffraction import on_common_grid
+
+        return on_common_grid([_open_group(hub_path, g) for g in present[kind]])
     group = _pick_group(kind, present[kind], hub_path, run=run, channels=channels, grid=grid)
-    ds = hub.open_group(hub_path, group)
-    ds.attrs["group"] = group
+    ds = _open_group(hub_path, group)
     if kind == "predictions" and run is None and len(present[kind]) > 1:
         from .predictions import latest_per_target
 
@@ -71,6 +75,12 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
         from .index import with_core_depth_index
 
         ds = with_core_depth_index(ds)
+    return ds
+
+
+def _open_group(hub_path, group: str) -> xr.Dataset:
+    ds = hub.open_group(hub_path, group)
+    ds.attrs["group"] = group
     return ds
 
 

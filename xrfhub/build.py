@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, predictions
+from . import __version__, diffraction, predictions
 from .align import align_samples, mean_spectra
 from .records import CoreRecord, Process, SpectraBlock
 from .store import hub, layout, nexus
@@ -132,6 +132,9 @@ def _write_hub(gen, records, spectra, samples_ds, sources) -> None:
     elements = _elements_dataset(records)
     if elements is not None:
         hub.write_table(gen.hub_path, "elements", elements)
+    for group, ds in diffraction.hub_datasets(records).items():
+        rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, ds.sizes[layout.PATTERN]))
+        hub.write_table(gen.hub_path, group, ds, {"intensity": (rows, ds.sizes[layout.TWO_THETA])})
     hub.write_table(gen.hub_path, "sources", hub.sources_dataset(sources))
 
 
@@ -207,6 +210,8 @@ def _core_summary(rec: CoreRecord, rel: str) -> dict:
         "depth_min_mm": float(all_d.min()) if all_d.size else None,
         "depth_max_mm": float(all_d.max()) if all_d.size else None,
         "n_samples": int(len(rec.lab)),
+        **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
+            "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
     }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import __version__, coreid
+from . import __version__, coreid, diffraction
 from .build import AlignParams, load_records, write_generation
 from .depth import composite_depth, read_affine_table
 from .errors import InputError
@@ -61,6 +61,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
            replace: bool = False, wait: float = 0.0, calibration: Calibration | None = None,
            core: str | None = None, section_top_mm: float | None = None,
            align: AlignParams | None = None, composite_table=None, client=None,
+           wavelength: float | None = None, scan_coord: str | None = None,
            progress: bool = False) -> IngestReport:
     """Ingest files and folders into ``store`` (created if missing); see the module docstring.
 
@@ -72,7 +73,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
     cands = find(paths)
     cmap = coreid.CoreMap.from_csv(core_map) if core_map else None
     options = {k: v for k, v in {"calibration": calibration, "core": core,
-                                  "section_top_mm_override": section_top_mm}.items() if v is not None}
+                                  "section_top_mm_override": section_top_mm, "wavelength": wavelength,
+                                  "scan_coord": scan_coord}.items() if v is not None}
 
     with store.writer(wait=wait):
         current = store.current()
@@ -125,6 +127,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
         changed = _merge_spectra(records, spectra)
         changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"])
+        changed |= diffraction.merge_patterns(records, [p for p in new + replaced if p.kind == "diffraction"], core)
+        changed |= diffraction.merge_labels(records, [p for p in new + replaced if p.kind == "diffraction-labels"])
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
@@ -329,6 +333,7 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
                 touched = True
                 rec.lab = rec.lab[keep].reset_index(drop=True)
                 rec.lab_flags = rec.lab_flags[keep].reset_index(drop=True)
+        touched = diffraction.drop_sources(rec, names) or touched
         if touched:
             history.append({"core": core_id, "sources": sorted(names & {s.name for s in rec.sources})})
     for name in names:

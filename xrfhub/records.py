@@ -227,6 +227,10 @@ class CoreRecord:
     processes: list[Process] = field(default_factory=list)
     igsn: str = ""
     elements: list["ElementTable"] = field(default_factory=list)
+    #: diffraction patterns of this series by grid id (``xrfhub.diffraction.DiffractionBlock``)
+    diffraction: dict[str, "DiffractionBlock"] = field(default_factory=dict)  # noqa: F821
+    #: labels of its patterns: pattern_id, label (class, or phases joined by ";"), multi, source, line
+    pattern_labels: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -250,3 +254,60 @@ class ElementTable:
     values: dict[str, np.ndarray]
     flags: np.ndarray | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- diffraction
+
+#: Wavelength (angstrom) assumed when neither the file nor the user gives one: Cu K-alpha1.
+CU_KALPHA1_A = 1.5406
+
+
+@dataclass
+class DiffractionPatterns:
+    """Diffraction patterns read from one source, all on one 2-theta grid (as measured).
+
+    ``intensity`` is (patterns x points) over ``two_theta`` (degrees, increasing). ``extra`` is
+    an optional third column of the same shape, ``extra_kind`` says what it is ("uncertainty" or
+    "background"). ``wavelength_source`` says where ``wavelength`` (angstrom) came from: "file",
+    "option" or "assumed" (Cu K-alpha1); ``axis`` says what the file's axis was ("2theta", or "q"
+    converted with the wavelength). ``scan`` holds per-pattern coordinates (e.g. a pressure step),
+    ``lines`` the 1-based line where each pattern's data start (for messages).
+    """
+
+    source: str
+    pattern_ids: list[str]
+    two_theta: np.ndarray
+    intensity: np.ndarray
+    wavelength: float
+    wavelength_source: str = "assumed"
+    axis: str = "2theta"
+    extra: np.ndarray | None = None
+    extra_kind: str = ""
+    scan: dict[str, np.ndarray] = field(default_factory=dict)
+    lines: list[int] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.pattern_ids)
+
+
+@dataclass
+class PatternLabels:
+    """What a labels table says each pattern is: one class, or a set of phases.
+
+    ``table`` has one row per pattern with columns ``pattern_id``, ``label`` (a class name, or
+    the phases joined by ";" in sorted order for multi-phase labels) and ``line`` (1-based).
+    ``multi`` is True when the table lists sets of phases rather than one class.
+    """
+
+    source: str
+    table: pd.DataFrame
+    multi: bool = False
+
+    @property
+    def phases(self) -> list[str]:
+        """Every phase (or class) named in the table, sorted."""
+        names = set()
+        for label in self.table["label"]:
+            names.update(p for p in str(label).split(";") if p)
+        return sorted(names)

@@ -51,9 +51,14 @@ def cli():
 @click.option("--composite", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Affine table core,offset_mm[,scale] giving composite depths.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address for parallel parsing.")
+@click.option("--wavelength", type=float, default=None,
+              help="Diffraction: wavelength in angstrom for files that carry none (default Cu K-alpha1, recorded).")
+@click.option("--scan-coord", default=None, help="Diffraction: name of the scan coordinate numbered in file names.")
+@click.option("--labels", "labels", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Diffraction: a labels table (pattern id -> class or phases); repeatable.")
 @_friendly
 def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
-           align_method, window, tolerance, align_kv, composite, scheduler):
+           align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels):
     """Read scanner files and lab tables (files or folders) into STORE."""
     from xrfhub.build import AlignParams
     from xrfhub.records import Calibration
@@ -64,11 +69,11 @@ def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, sect
 
         client = Client(scheduler)
     report = xrfhub.ingest(
-        inputs, store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
+        [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
         core=core, section_top_mm=section_top,
         calibration=Calibration(gain, offset, "option") if gain is not None else None,
         align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
-        progress=True)
+        wavelength=wavelength, scan_coord=scan_coord, progress=True)
     click.echo(report.summary())
 
 

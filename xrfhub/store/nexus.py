@@ -168,6 +168,10 @@ def write_core(path, record: CoreRecord, *, compression="gzip", level=1) -> None
             from . import nxelements
 
             nxelements.write(f[CORE_ENTRY], record.elements)
+            if record.diffraction or not record.pattern_labels.empty:
+                from . import nxdiffraction
+
+                nxdiffraction.write(f[CORE_ENTRY], record.diffraction, record.pattern_labels, compression, level)
             _root_attrs(f, path, default=entries[0] if entries else CORE_ENTRY)
     except StoreError:
         raise
@@ -441,6 +445,9 @@ def read_core(path) -> CoreRecord:
             from . import nxelements
 
             record.elements = nxelements.read(core)
+            from . import nxdiffraction
+
+            record.diffraction, record.pattern_labels = nxdiffraction.read(core)
         except StoreError:
             raise
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
