@@ -14,7 +14,7 @@ import numpy as np
 from .errors import StoreError
 from .summary import format_info, info
 from .ingestion import ingest
-from .plots import line_energy, plot_profile, plot_spectra, roi_counts
+from .plots import line_energy, plot_profile, plot_ramp, plot_spectra, roi_counts
 
 
 def run_demo(out, *, size: str = "demo", seed: int = 0, echo=print) -> dict:
@@ -28,33 +28,51 @@ def run_demo(out, *, size: str = "demo", seed: int = 0, echo=print) -> dict:
     store = out / "hub"
     t0 = time.perf_counter()
     if not (corpus / "truth.json").exists():
-        echo(f"1/5 generating a synthetic corpus ({size}, seed {seed}) in {corpus} ...")
+        echo(f"1/6 generating a synthetic corpus ({size}, seed {seed}) in {corpus} ...")
         generate_corpus(corpus, size=size, seed=seed)
     else:
-        echo(f"1/5 corpus already present in {corpus}")
+        echo(f"1/6 corpus already present in {corpus}")
     lab_files = sorted(p for p in (corpus / "lab").iterdir() if p.is_file())
-    echo(f"2/5 ingesting {corpus / 'scans'} and {len(lab_files)} lab table(s) into {store} ...")
+    echo(f"2/6 ingesting {corpus / 'scans'} and {len(lab_files)} lab table(s) into {store} ...")
     report = ingest([corpus / "scans", *lab_files], store, progress=True)
     echo(report.summary())
-    echo("3/5 xrfhub info")
+    echo("3/6 xrfhub info")
     echo(format_info(info(store)))
 
     ds = api.open(store)
     core = str(ds["core"].values[0])
     lo = float(ds.sel(core=core)["depth_mm"].min())
     sel = ds.sel(core=core, depth_mm=slice(lo, lo + 400))
-    echo(f"4/5 query: ds.sel(core={core!r}, depth_mm=slice({lo:g}, {lo + 400:g})) -> {sel.sizes['spectrum']} spectra")
+    echo(f"4/6 query: ds.sel(core={core!r}, depth_mm=slice({lo:g}, {lo + 400:g})) -> {sel.sizes['spectrum']} spectra")
     from .selection import to_table
 
     cols = ["core", "depth_mm", "section", "position_mm", "tube_kv", "run", "live_time_s", "energy_gain_kev"]
     echo(to_table(sel)[cols].head(8).to_string(index=False))
 
-    echo("5/5 pictures")
+    echo("5/6 pictures")
     pictures = _pictures(store, ds, core, out)
     for p in pictures:
         echo(f"  wrote {p}")
+    pictures.append(_diffraction(store, out, seed, echo))
     echo(f"demo finished in {time.perf_counter() - t0:.1f} s; store at {store}")
     return {"store": store, "corpus": corpus, "pictures": pictures, "report": report}
+
+
+def _diffraction(store, out: Path, seed: int, echo) -> Path:
+    """A small pressure ramp simulated from its crystal structures, ingested beside the spectra."""
+    from . import api
+    from .synth.xrd import pressure_ramp, write_xy
+
+    ramp = out / "ramp"
+    echo(f"6/6 diffraction: simulating a (Mg,Fe)O pressure ramp (pymatgen) in {ramp} and ingesting it ...")
+    if not (ramp / "labels.csv").exists():
+        write_xy(pressure_ramp(n_patterns=60, transition=32, seed=seed), ramp)
+    report = ingest([ramp], store, wavelength=0.4843, scan_coord="pressure_step")
+    echo(report.summary())
+    pat = api.open(store, "diffraction")
+    echo(f"  xrfhub.open(store, 'diffraction'): {dict(pat.sizes)}, labels {sorted(set(pat['label'].values))}, "
+         f"wavelength {float(pat['wavelength'][0]):g} A ({pat['wavelength_source'].values[0]})")
+    return plot_ramp(pat["two_theta"].values, pat["intensity"].values, pat["label"].values, out / "ramp.png")
 
 
 def _pictures(store, ds, core: str, out: Path) -> list[Path]:

@@ -118,3 +118,27 @@ def plot_saliency(energy: np.ndarray, saliency: np.ndarray, path, *, top: int = 
     fig.savefig(path)
     plt.close(fig)
     return marked
+
+
+def plot_ramp(two_theta: np.ndarray, intensity: np.ndarray, labels, path, *, title: str = "") -> Path:
+    """Diffraction patterns along a scan: an image (pattern x 2-theta) and three patterns."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, height_ratios=[2, 1])
+    scaled = intensity / np.maximum(np.nanmax(intensity, axis=1, keepdims=True), 1e-12)
+    top.imshow(scaled, aspect="auto", origin="lower", cmap="viridis",
+               extent=[two_theta[0], two_theta[-1], -0.5, len(intensity) - 0.5])
+    labels = np.asarray(labels).astype(str)
+    changes = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    for c in changes:
+        top.axhline(c - 0.5, color="w", ls="--", lw=1)
+    top.set_ylabel("pattern (scan order)")
+    top.set_title(title or "diffraction patterns along the scan (dashed: label change)")
+    for i in np.unique(np.linspace(0, len(intensity) - 1, 3).astype(int)):
+        bottom.plot(two_theta, intensity[i], lw=0.8, label=f"pattern {i} ({labels[i] or 'unlabelled'})")
+    bottom.set_xlabel("2-theta (degrees)")
+    bottom.set_ylabel("intensity")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
