@@ -7,10 +7,10 @@ whenever scans or lab tables change.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -77,10 +77,14 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
     _save_history(store, current, old, history)
 
     # The archive and the hub are written from the same records, independently: in two threads,
-    # since compression (zlib, blosc) and file I/O release the GIL.
-    archive = dask.delayed(_write_archive, pure=False)(gen, current, records, changed, old, progress)
-    written = dask.delayed(_write_hub, pure=False)(gen, records, spectra, samples_ds, sources)
-    cores_manifest, _ = dask.compute(archive, written, scheduler="threads")
+    # since compression (zlib, blosc) and file I/O release the GIL. Plain threads, not
+    # dask.delayed: delayed walks its arguments looking for collections, and walking every
+    # record of a large ingest cost seconds.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="xrfhub-write") as pool:
+        archive = pool.submit(_write_archive, gen, current, records, changed, old, progress)
+        written = pool.submit(_write_hub, gen, records, spectra, samples_ds, sources)
+        cores_manifest = archive.result()
+        written.result()
     manifest = {
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
         "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,

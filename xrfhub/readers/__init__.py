@@ -8,6 +8,7 @@ plain text.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -34,8 +35,12 @@ _MODULES = (
 SNIFF_BYTES = 8192
 
 
+@functools.lru_cache(maxsize=1)
 def readers() -> dict[str, ModuleType]:
-    """Installed readers by format name (modules that fail to import are skipped)."""
+    """Installed readers by format name (modules that fail to import are skipped).
+
+    Cached: detection asks for them once per file, and 13 ``import_module`` lookups per file
+    cost seconds over a large ingest. Do not modify the returned mapping."""
     found = {}
     for name in _MODULES:
         try:
