@@ -120,6 +120,12 @@ def section_top_mm(token: str, path, field: str) -> float:
     return float(int(token) * 10 if len(token) <= 4 else int(token))
 
 
+#: One token of a space-separated file name, by kind (compiled once: parsed for every file).
+_NAME_TOKEN = re.compile(r"(?P<mm>[-+]?\d+(?:[.,]\d+)?mm)|(?P<s>\d+(?:[.,]\d+)?s)|(?P<kv>\d+(?:[.,]\d+)?kv)"
+                         r"|(?P<ua>\d+(?:[.,]\d+)?ua)|(?P<ma>\d+(?:[.,]\d+)?ma)|(?P<run>run[0-9]{1,9})"
+                         r"|(?P<rep>rep[0-9]{1,9})")
+
+
 def parse_space_name(stem: str) -> dict:
     """``PS75-056-1_0100   15.0mm  10s  10kV 150uA No-Filter   0.0mm Run1 Rep0 Sett Low``."""
     tokens = stem.split()
@@ -132,23 +138,25 @@ def parse_space_name(stem: str) -> dict:
     mm_seen = 0
     for tok in tokens[1:]:
         low = tok.lower()
-        if re.fullmatch(r"[-+]?\d+(?:[.,]\d+)?mm", low):
+        m = _NAME_TOKEN.fullmatch(low)
+        kind = m.lastgroup if m else None
+        if kind == "mm":
             value = float(low[:-2].replace(",", "."))
             out["position_mm" if mm_seen == 0 else "y_mm"] = value
             mm_seen += 1
-        elif re.fullmatch(r"\d+(?:[.,]\d+)?s", low):
+        elif kind == "s":
             out["live_time_s"] = float(low[:-1].replace(",", "."))
-        elif re.fullmatch(r"\d+(?:[.,]\d+)?kv", low):
+        elif kind == "kv":
             out["tube_kv"] = float(low[:-2].replace(",", "."))
-        elif re.fullmatch(r"\d+(?:[.,]\d+)?ua", low):
+        elif kind == "ua":
             out["tube_ma"] = float(low[:-2].replace(",", ".")) / 1000.0
-        elif re.fullmatch(r"\d+(?:[.,]\d+)?ma", low):
+        elif kind == "ma":
             out["tube_ma"] = float(low[:-2].replace(",", "."))
-        elif re.fullmatch(r"run[0-9]{1,9}", low):
+        elif kind == "run":
             out["run"] = f"Run{int(low[3:])}"
-        elif re.fullmatch(r"rep[0-9]{1,9}", low):
+        elif kind == "rep":
             out["replicate"] = int(low[3:])
-        elif mm_seen == 1 and "filter" not in out and not tok.lower().startswith("sett"):
+        elif mm_seen == 1 and "filter" not in out and not low.startswith("sett"):
             out["filter"] = tok
     return out
 
