@@ -3,7 +3,8 @@
 A run's values live in each core's NeXus file as an NXprocess named ``prediction_<run>``,
 keyed by (scan, depth) so they stay attached to their spectra when a core later gains spectra;
 the hub's ``predictions/<run>`` group is rebuilt from them like every other kind. Opening
-``predictions`` without ``run=`` gives, per target, the most recent run.
+``predictions`` without ``run=`` gives, per target, the most recent run. Runs over diffraction
+patterns are kept the same way, keyed by (series, pattern id): see ``predictions_diffraction``.
 """
 from __future__ import annotations
 
@@ -65,8 +66,12 @@ def runs_in(records: dict[str, CoreRecord]) -> dict[str, dict]:
 
 def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict[int, xr.Dataset]):
     """The hub datasets of every run, rows aligned with the spectra group they predicted."""
+    from .predictions_diffraction import KIND as DIFFRACTION, run_datasets as diffraction_runs
+
     out = {}
     for run_id, params in sorted(runs_in(records).items()):
+        if params.get("kind") == DIFFRACTION:
+            continue
         n_ch = int(params.get("channels", max(spectra, key=lambda n: len(spectra[n]))))
         coords = spectra[n_ch].coords
         key_index = {(c, s, round(d, 6)): i for i, (c, s, d) in enumerate(
@@ -91,6 +96,7 @@ def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict
                          "spectra_group": layout.spectra_group(n_ch),
                          "provenance": json.dumps(params, sort_keys=True, default=str)})
         out[layout.predictions_group(run_id)] = ds
+    out.update(diffraction_runs(records))
     return out
 
 
@@ -104,7 +110,7 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
     merged = runs[-1].copy()
     sources = {}
     for ds in runs:  # later runs overwrite earlier ones, target by target
-        if ds.sizes[layout.SPECTRUM] != merged.sizes[layout.SPECTRUM]:
+        if _rows_of(ds) != _rows_of(merged):  # another spectra group, or diffraction patterns
             continue
         for name in ds.data_vars:
             merged[name] = ds[name]
@@ -113,9 +119,16 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
     return merged
 
 
+def _rows_of(ds: xr.Dataset) -> tuple:
+    """What a run's rows are: (row dimension, count, the group they belong to)."""
+    dim = layout.SPECTRUM if layout.SPECTRUM in ds.dims else layout.PATTERN
+    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", "")
+
+
 def list_runs(store) -> list[dict]:
     """The prediction runs of a store, oldest first."""
     from . import api
+    from .predictions_diffraction import n_predicted
     from .store import hub
 
     gen, _ = api.resolve(store)
@@ -125,15 +138,24 @@ def list_runs(store) -> list[dict]:
     for g in groups:
         ds = hub.open_group(hub_path, g)
         params = json.loads(ds.attrs.get("provenance", "{}"))
-        out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": sorted(ds.data_vars),
+        targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else sorted(ds.data_vars)
+        out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": targets,
                     "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir", ""),
-                    "n_predicted": int(max(np.isfinite(ds[v].values).sum() for v in ds.data_vars))})
+                    "kind": params.get("kind", "spectra"), "n_predicted": n_predicted(ds)})
     return sorted(out, key=lambda r: r["created"])
 
 
 def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
               run_id: str | None = None, wait: float = 0.0) -> str:
-    """Write one prediction run (values over the rows of spectra ``group``) as a new generation."""
+    """Write one prediction run (values over the rows of spectra ``group``) as a new generation.
+
+    Values over the patterns of a ``diffraction/<grid>`` group go to ``predictions_diffraction``.
+    """
+    from .predictions_diffraction import is_diffraction_group, write_run as write_diffraction_run
+
+    if is_diffraction_group(group):
+        return write_diffraction_run(store, values, group=group, plugin=plugin, provenance=provenance,
+                                     run_id=run_id, wait=wait)
     from .build import AlignParams, load_records, write_generation
     from .store.generations import Store
 

@@ -201,7 +201,7 @@ def runs(store):
         click.echo("no prediction runs")
     for r in found:
         click.echo(f"{r['run']}  {r['created']}  plugin {r['plugin']}  targets {','.join(r['targets'])}  "
-                   f"{r['n_predicted']} spectra  from {r['run_dir']}")
+                   f"{r['n_predicted']} {'patterns' if r.get('kind') == 'diffraction' else 'spectra'}  from {r['run_dir']}")
 
 
 @cli.command()

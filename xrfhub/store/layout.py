@@ -21,7 +21,7 @@ kind           group(s)                                    dimensions
 spectra        ``spectra/ch<N>`` (one per channel count)   spectrum x channel
 elements       ``elements``                                point x line
 samples        ``samples``                                 sample (x channel for spectra)
-predictions    ``predictions/<run_id>``                    spectrum
+predictions    ``predictions/<run_id>``                    spectrum, or pattern (x phase)
 diffraction    ``diffraction/<grid_id>`` (one per grid)     pattern x two_theta
 =============  ==========================================  ==============================
 """
