@@ -33,6 +33,14 @@ def data_amount(summary: pd.DataFrame, path) -> None:
             if rows.empty:
                 continue
             _errorbars(ax, rows, rows["n_train"], color=COLOURS[model], label=LABELS[model])
+            # validation pairs come from the training cores: the in-distribution view, beside the test
+            ax.plot(rows["n_train"], rows["val_r2_mean"], ls=":", marker=".", color=COLOURS[model], alpha=0.8,
+                    label=f"{LABELS[model]}: validation (training cores)")
+            below = rows["r2_mean"] < -1.0
+            if below.any():
+                ax.annotate(f"held-out R2 below -1 ({rows['r2_mean'][below].max():.2f} at best)",
+                            (0.02, 0.02 + 0.05 * list(COLOURS).index(model)), xycoords="axes fraction",
+                            fontsize=7, color=COLOURS[model])
             if rows["paper_r2"].notna().any():
                 ax.plot(rows["n_train"], rows["paper_r2"], ls="--", color=COLOURS[model], alpha=0.6,
                         label=f"paper: {LABELS[model]}")
@@ -42,8 +50,9 @@ def data_amount(summary: pd.DataFrame, path) -> None:
         ax.set_title(target)
         ax.set_ylim(max(-1.0, ax.get_ylim()[0]), 1.02)
         ax.axhline(0, color="0.7", lw=0.7)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("data-amount curves: mean over seeds, 95% bootstrap interval (dashed: the paper's Figure 4)")
+        ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("data-amount curves on the held-out cores: mean over seeds, 95% bootstrap interval; "
+                 "dotted: validation; dashed: the paper's Figure 4", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

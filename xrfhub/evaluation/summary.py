@@ -12,12 +12,26 @@ def _f(value, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+#: Columns shown as whole numbers, and columns shown as given (learning rates, mask ratios).
+_WHOLE = ("n_train", "n_test", "runs")
+_PLAIN = ("lr", "mask_ratio")
+
+
+def _cell(column: str, value) -> str:
+    if not isinstance(value, (float, np.floating)):
+        return str(value)
+    if np.isnan(value):
+        return "n/a"
+    if column in _WHOLE:
+        return f"{value:.0f}"
+    return f"{value:g}" if column in _PLAIN else _f(value)
+
+
 def _table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
     head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
     body = ""
     for _, row in rows.iterrows():
-        cells = [_f(row[c]) if isinstance(row[c], (float, np.floating)) else str(row[c]) for c in columns]
-        body += "| " + " | ".join(cells) + " |\n"
+        body += "| " + " | ".join(_cell(c, row[c]) for c in columns) + " |\n"
     return head + body
 
 
