@@ -76,11 +76,13 @@ def find(paths) -> list[Candidate]:
                     else:
                         keep.append(d)
                 dirs[:] = keep
-                for name in sorted(files):
+                folder_path = Path(folder)
+                rel = folder_path.relative_to(path).as_posix()
+                prefix = f"{base}/" if rel == "." else f"{base}/{rel}/"
+                for name in sorted(files):  # one Path per folder, not three per file
                     if name.startswith(".") or name in _IGNORED_NAMES:
                         continue
-                    full = Path(folder) / name
-                    out.append(Candidate(full, f"{base}/{full.relative_to(path).as_posix()}", False))
+                    out.append(Candidate(folder_path / name, prefix + name, False))
         elif path.exists():
             out.append(Candidate(path, path.name, True))
         else:

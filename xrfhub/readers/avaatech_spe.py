@@ -185,7 +185,18 @@ def parse_bang_name(stem: str, path) -> dict:
     return out
 
 
+_US_DATE = re.compile(r"(\d{2})([-/])(\d{2})\2(\d{4}) (\d{2}):(\d{2}):(\d{2})")
+
+
 def _iso_date(text: str, path, field: str) -> str:
+    m = _US_DATE.fullmatch(text.strip())  # the scanners' own format: no strptime needed
+    if m:
+        mo, _sep, d, y, hh, mm, ss = m.groups()
+        mo, d, y, hh, mm, ss = map(int, (mo, d, y, hh, mm, ss))
+        try:
+            return datetime(y, mo, d, hh, mm, ss).isoformat()
+        except ValueError:
+            pass  # not a valid date this way: let the formats below decide, and say why
     for fmt in ("%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H-%M-%S", "%m-%d-%Y",
                 "%d.%m.%Y %H:%M:%S", "%Y%m%d %H%M%S", "%Y-%m-%d"):
         try:

@@ -408,8 +408,12 @@ def _write_counts(group: h5py.Group, counts: np.ndarray, compression, level) -> 
         planes = block.view(np.uint8).reshape(-1, 4).T  # the shuffle filter: byte planes
         return start, zlib.compress(planes.tobytes(), level)
 
+    starts = range(0, n, rows)
+    if len(starts) == 1:  # most scans fit one chunk: a thread pool would cost more than it saves
+        ds.id.write_direct_chunk((0, 0), encode(0)[1])
+        return ds
     with ThreadPoolExecutor(_THREADS) as pool:
-        for start, chunk in pool.map(encode, range(0, n, rows)):
+        for start, chunk in pool.map(encode, starts):
             ds.id.write_direct_chunk((start, 0), chunk)
     return ds
 
