@@ -20,7 +20,19 @@ import numpy as np
 import torch  # lazy: only plugins import this module; `import xrfhub` never does
 from torch.utils.data import IterableDataset, get_worker_info  # lazy: as above
 
+from .errors import ConfigError
 from .loaders import BatchStream, SpectrumTransform, counts_array
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The torch device a config names: "auto" (CUDA when there is one), "cpu" or "cuda"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; "
+                          "use device=auto or cpu")
+    return torch.device(name)
+
 
 
 def _rank_world() -> tuple[int, int]:

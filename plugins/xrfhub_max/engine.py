@@ -31,10 +31,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+
 from torch import nn
 from tqdm.auto import tqdm
 
 from xrfhub.errors import ConfigError
+from xrfhub.torchdata import pick_device
 
 from . import checkpoint as ckpt
 from .config import MaxConfig
@@ -63,13 +65,6 @@ class FitResult:
 
 
 # -- pieces of the recipe --------------------------------------------------------------------
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; "
-                          "use device=auto or cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xrfhub.errors import ConfigError
+from xrfhub.torchdata import pick_device  # noqa: F401 - shared by the plugins, used as module.pick_device
 
 from .binned import BinnedLearned, BinnedVote, believability
 from .multitask import positive_weights, tailored_bce
@@ -24,13 +25,6 @@ from .multitask import positive_weights, tailored_bce
 CHUNK_ELEMENTS = 2 ** 23
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; "
-                          "use device=auto or cpu")
-    return torch.device(name)
 
 
 def adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
