@@ -346,6 +346,21 @@ def labelled_samples(store, target: str, *, cores=None, exclude_cores=None):
     return ds["mean_spectrum"].values[rows], y[rows], ds["core"].values[rows].astype(str), rows
 
 
+def split_pairs(store, target: str, *, exclude_cores=(), seed: int = 0, val_fraction: float = 0.2):
+    """The labelled pairs outside ``exclude_cores`` and a seeded train/validation mask.
+
+    Returns ``(x, y, cores, is_val)``; each part gets at least one pair (every fifth pair is
+    validation when the draw leaves either side empty). What every plugin's ``train`` splits by.
+    """
+    x, y, cores, _ = labelled_samples(store, target, exclude_cores=exclude_cores)
+    if len(y) < 2:
+        raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
+    is_val = np.random.default_rng(seed).random(len(y)) < val_fraction
+    if is_val.all() or not is_val.any():
+        is_val = np.arange(len(y)) % 5 == 0
+    return x, y, cores, is_val
+
+
 def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size: int = 256,
                     progress: bool = True) -> tuple[str, np.ndarray]:
     """Apply ``predict`` (raw float32 counts -> one value per row) to every valid spectrum of

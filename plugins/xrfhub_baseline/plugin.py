@@ -19,7 +19,7 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import labelled_samples, predict_spectra
+from xrfhub.loaders import labelled_samples, predict_spectra, split_pairs
 from xrfhub.metrics import regression_metrics
 from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
@@ -128,13 +128,8 @@ class BaselinePlugin:
         return RunSummary(out, self.name, stage, target, metrics)
 
     def _train(self, store, out: Path, config: BaselineConfig, target: str, holdout, progress) -> dict:
-        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
-        if len(y) < 2:
-            raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
-        rng = np.random.default_rng(config.seed)
-        is_val = rng.random(len(y)) < config.val_fraction
-        if is_val.all() or not is_val.any():
-            is_val = np.arange(len(y)) % 5 == 0
+        x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
+                                          val_fraction=config.val_fraction)
         fit = ~is_val
         hyper = self._hyperparameters(config, target, x[fit], y[fit], cores[fit], out, progress)
         model = self._fit(x[fit], y[fit], hyper, config)

@@ -17,7 +17,7 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import BatchStream, counts_array, labelled_samples, predict_spectra, select_rows
+from xrfhub.loaders import BatchStream, counts_array, labelled_samples, predict_spectra, select_rows, split_pairs
 from xrfhub.metrics import regression_metrics
 from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
@@ -116,13 +116,8 @@ class MaxPlugin:
 
     def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
                   resume=False) -> dict:
-        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
-        if len(y) < 2:
-            raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
-        rng = np.random.default_rng(config.seed)
-        is_val = rng.random(len(y)) < config.val_fraction
-        if is_val.all() or not is_val.any():
-            is_val = np.arange(len(y)) % 5 == 0
+        x, y, _cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
+                                           val_fraction=config.val_fraction)
         fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
                                 out=out, init=init, progress=progress, resume=resume)
         metrics = {"target": target, "best_epoch": fitted.best_epoch,
