@@ -253,6 +253,7 @@ def on_common_grid(datasets: list, two_theta=None):
     import xarray as xr
 
     from .store import layout
+    from .xrdaxis import resample
 
     if two_theta is None:
         lo = max(float(ds["two_theta"].values[0]) for ds in datasets)
@@ -268,8 +269,7 @@ def on_common_grid(datasets: list, two_theta=None):
     for ds in datasets:
         src = ds["two_theta"].values
         values = np.asarray(ds["intensity"].values, dtype=np.float64)
-        out = np.stack([np.interp(two_theta, src, row, left=np.nan, right=np.nan) for row in values]) \
-            if len(values) else np.zeros((0, two_theta.size))
+        out = resample(src, values, two_theta) if len(values) else np.zeros((0, two_theta.size))
         part = ds.drop_vars([v for v in ("intensity", "extra", "two_theta") if v in ds.variables])
         part = part.drop_dims(layout.TWO_THETA, errors="ignore")
         part["intensity"] = ((layout.PATTERN, layout.TWO_THETA), out.astype(np.float32))

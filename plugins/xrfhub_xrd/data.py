@@ -12,6 +12,8 @@ import numpy as np
 
 from xrfhub.errors import InputError
 
+from xrfhub.synth.xrd import als_baseline  # one implementation, shared with the simulator
+
 ARRAYS = "<arrays>"
 
 
@@ -78,39 +80,13 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return ((x - low) / np.where(span > 0, span, 1.0)).astype(np.float32)
 
 
-def als_baseline(y: np.ndarray, lam: float = 1e5, p: float = 0.002,
-                 iterations: int = 10) -> np.ndarray:
-    """The asymmetric-least-squares background of one pattern (Eilers and Boelens, 2005).
-
-    Minimises sum w_i (y_i - z_i)^2 + lam * sum (second difference of z)^2 and re-weights:
-    points above the baseline (peaks) get weight ``p``, points below ``1 - p``. The published
-    preprocessing of 003 used lam 1e5, p 0.002, 10 iterations.
-    """
-    from scipy import sparse
-    from scipy.sparse.linalg import spsolve
-
-    y = np.asarray(y, dtype=np.float64)
-    n = y.shape[0]
-    if n < 3:
-        return y.copy()
-    second = sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(n - 2, n), format="csc")
-    penalty = lam * (second.T @ second)
-    w = np.ones(n)
-    z = y
-    for _ in range(iterations):
-        z = spsolve((sparse.diags(w, 0, format="csc") + penalty).tocsc(), w * y)
-        w = np.where(y > z, p, 1.0 - p)
-    return z
-
-
 def prepare(x: np.ndarray, config) -> np.ndarray:
     """The deterministic part of the recipe: optional ALS background removal, then scaling.
 
     Applied the same way at training and at prediction, so a fitted model takes raw patterns.
     """
     if config.baseline == "als":
-        x = np.stack([row - als_baseline(row, config.als_lambda, config.als_p,
-                                         config.als_iterations) for row in x]).astype(np.float32)
+        x = (x - als_baseline(x, config.als_lambda, config.als_p, config.als_iterations)).astype(np.float32)
     if config.scaling == "minmax":
         x = minmax(x)
     return x.astype(np.float32)
