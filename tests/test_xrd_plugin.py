@@ -31,7 +31,7 @@ MODULE = "xrfhub_xrd.plugin"
 RAMP_N, TRANSITION = 24, 12
 TINY_1D = {"arch": "fcnn", "iterations": "30", "fcnn_hidden": "32", "copies": "1"}
 RUN_KEYS = {"plugin", "stage", "target", "store", "holdout_cores", "init", "grid", "phases", "config", "metrics",
-            "xrfhub_version", "created", "plugin_source"}
+            "xrfhub_version", "created", "plugin_source", "resampling"}
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +246,43 @@ def test_cli_trains_and_predicts_spectra1d(store, tmp_path):
     _, x, tt = _patterns(hub, grids["ramp"])
     assert list(pred["phase"].values) == list(Fitted.load(out).predict(x, tt))
     assert run_id in run_cli("runs", hub).stdout
+
+
+def test_common_grid_run_trains_on_one_grid_and_scores_and_predicts_another(tmp_path):
+    """Series measured on different grids: train on one, hold out the other, resampled onto the
+    training axis on demand (recorded); the store keeps both as measured and gets predictions
+    for both grids."""
+    from xrfhub.synth.xrd import hydrothermal, write_xy
+
+    for series, step, seed in (("fine", 0.1, 3), ("coarse", 0.13, 4)):
+        sim = hydrothermal(n_per_combo=3, two_theta=(4.0, 30.0, step), seed=seed)
+        write_xy(dataclasses.replace(sim, pattern_id=[f"{series}_{i:02d}" for i in range(len(sim))]),
+                 tmp_path / series)
+    hub = tmp_path / "hub"
+    xrfhub.ingest([tmp_path / "fine", tmp_path / "coarse"], hub, wavelength=0.6199)
+    grids = {str(xrfhub.open(hub, "diffraction", grid=g)["core"].values[0]): g for g in diffraction_grids(hub)}
+    assert len(grids) == 2
+    out = tmp_path / "mtl"
+    with pytest.raises(ConfigError, match="no diffraction grid 'nope'"):
+        _train("mtl-phase", hub, out, target="phases", config="tiny", sets={"grid": "common:nope"})
+    summary = _train("mtl-phase", hub, out, target="phases", config="tiny", holdout_cores=["coarse"],
+                     sets={"grid": f"common:{grids['fine']}"})
+    run = json.loads((out / "run.json").read_text())
+    assert run["grid"] == f"common:{grids['fine']}"
+    assert sorted(run["resampling"]["resampled_from"]) == sorted(grids.values())
+    held = summary.metrics["held_out"]
+    assert held["n"] == 21 and summary.metrics["split"]["training_series"] == ["fine"]
+    assert 0 <= held["ranked_exact"] <= held["ranked_recall"] <= 1 and held["ranked_n"] == 21
+    fitted = Fitted.load(out)
+    assert len(fitted.two_theta) == 261  # the fine grid's axis
+    ids = training.predict(hub, out, progress=False).split(", ")
+    assert len(ids) == 2
+    by_grid = {}
+    for run_id in ids:
+        pred = xrfhub.open(hub, "predictions", run=run_id)
+        by_grid[str(pred["core"].values[0])] = pred
+    ds, x, tt = _patterns(hub, grids["fine"])
+    np.testing.assert_array_equal(by_grid["fine"]["phases"].values, fitted.predict(x, tt))
+    coarse = xrfhub.open(hub, "diffraction", grid=grids["coarse"])
+    assert by_grid["coarse"]["phases"].shape == (coarse.sizes["pattern"], 3)
+    assert coarse.sizes["two_theta"] == 201  # kept as measured

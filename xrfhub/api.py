@@ -42,7 +42,8 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
     ``kind`` defaults to ``"spectra"`` when present, otherwise the only kind present. Spectra of
     several channel counts are separate groups: ``channels`` picks one (default: the largest
     group). ``run`` picks a prediction run (default: per target, the most recent); ``grid`` a
-    diffraction grid (default: the last; "common": every grid resampled onto one, recorded). The
+    diffraction grid (default: the last; "common": every grid resampled onto one, recorded;
+    "common:ID": every grid resampled onto grid ID's axis). The
     result is indexed by core and depth where it has both, so
     ``ds.sel(core="PS75-056-1", depth_mm=slice(100, 500))`` works as typed.
     """
@@ -61,10 +62,17 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
         raise StoreError(f"unknown kind {kind!r}; kinds are {', '.join(layout.KINDS)}")
     if kind not in present:
         raise StoreError(f"{os.fspath(store)}: holds no {kind!r} (present: {', '.join(sorted(present)) or 'none'})")
-    if kind == "diffraction" and grid == "common":
+    if kind == "diffraction" and grid is not None and grid.split(":", 1)[0] == "common":
         from .diffraction import on_common_grid
 
-        return on_common_grid([_open_group(hub_path, g) for g in present[kind]])
+        datasets = [_open_group(hub_path, g) for g in present[kind]]
+        onto = grid.partition(":")[2]
+        if not onto:
+            return on_common_grid(datasets)
+        axes = {ds.attrs.get("grid", g.split("/", 1)[1]): ds for g, ds in zip(present[kind], datasets)}
+        if onto not in axes:
+            raise StoreError(f"grid {grid!r}: no diffraction grid {onto!r}; grids: {', '.join(axes)}")
+        return on_common_grid(datasets, axes[onto]["two_theta"].values)
     group = _pick_group(kind, present[kind], hub_path, run=run, channels=channels, grid=grid)
     ds = _open_group(hub_path, group)
     if kind == "predictions" and run is None and len(present[kind]) > 1:

@@ -37,7 +37,7 @@ class Plugin(Protocol):
     def train(self, store, *, stage: str, out, config, target: str | None = None, init=None,
               holdout_cores: tuple[str, ...] = (), progress: bool = True, resume: bool = False) -> "RunSummary": ...
 
-    def predict(self, store, run_dir, *, progress: bool = True) -> "Predictions": ...
+    def predict(self, store, run_dir, *, progress: bool = True) -> "Predictions | list[Predictions]": ...  # several groups: one each
 
     # Optional, for ``xrfhub evaluate``: fit on arrays already split by the protocol.
     # def fit_pairs(self, x, y, x_val, y_val, *, target, config, out, init=None, progress=False,

@@ -61,12 +61,15 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
 
 
 def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0) -> str:
-    """Predict every spectrum of the store with a trained run; returns the new prediction run id."""
+    """Predict every spectrum of the store with a trained run; returns the new prediction run id
+    (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid)."""
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
     result = plugin.predict(store, run_dir, progress=progress)
-    return pred_store.write_run(store, result.values, group=result.group, plugin=run["plugin"],
-                                provenance=result.provenance, wait=wait)
+    results = result if isinstance(result, (list, tuple)) else [result]  # a plugin may predict several groups
+    ids = [pred_store.write_run(store, r.values, group=r.group, plugin=run["plugin"], provenance=r.provenance,
+                                wait=wait) for r in results]
+    return ", ".join(ids)
 
 
 def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:

@@ -84,6 +84,27 @@ def f1_score(y_true, y_pred, labels=None, average: str | None = None):
     raise ValueError(f"average must be None or 'macro', got {average!r}")
 
 
+def ranked_recall(y_true, proba) -> dict:
+    """Threshold-free scores of phase identification, as a phase-search program is read: for a
+    pattern with ``n`` true phases, take its ``n`` most probable phases. ``ranked_recall``: the
+    share of true phases found that way, averaged over patterns; ``ranked_exact``: the share of
+    patterns whose ``n`` most probable phases are exactly the true ones. Patterns with no true
+    phase are left out (``ranked_n`` counts the patterns scored)."""
+    t, prob = np.asarray(y_true).astype(bool), np.asarray(proba, dtype=np.float64)
+    _same_shape(t, prob)
+    n_true = t.sum(axis=1)
+    keep = n_true > 0
+    if not keep.any():
+        return {"ranked_recall": float("nan"), "ranked_exact": float("nan"), "ranked_n": 0}
+    order = np.argsort(-prob[keep], axis=1, kind="stable")
+    top = np.arange(t.shape[1])[None, :] < n_true[keep, None]  # rank positions within n
+    picked = np.zeros_like(t[keep])
+    np.put_along_axis(picked, order, top, axis=1)
+    found = (picked & t[keep]).sum(axis=1)
+    return {"ranked_recall": float(np.mean(found / n_true[keep])),
+            "ranked_exact": float(np.mean(found == n_true[keep])), "ranked_n": int(keep.sum())}
+
+
 @dataclass(frozen=True)
 class RampConfidence:
     """003's check of predictions along an ordered ramp.

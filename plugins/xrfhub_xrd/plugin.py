@@ -119,7 +119,12 @@ def diffraction_grids(store) -> list[str]:
 
 
 def pick_grid(store, grid: str) -> str:
-    """``grid`` checked against the store ("" = the only grid, or the last one listed)."""
+    """``grid`` checked against the store ("" = the only grid, or the last one listed).
+
+    ``"common"`` (every grid resampled onto one axis) and ``"common:ID"`` (onto grid ID's axis)
+    are kept as given: the store keeps patterns as measured, and a run trained that way
+    resamples on demand and records it.
+    """
     grids = diffraction_grids(store)
     if not grids:
         raise ConfigError(f"{store}: the store holds no diffraction patterns; ingest some first "
@@ -127,10 +132,40 @@ def pick_grid(store, grid: str) -> str:
     grid = grid.removeprefix("diffraction/")
     if not grid:
         return grids[-1]
-    if grid not in grids:
-        raise ConfigError(f"no diffraction grid {grid!r} in {store}; grids: {', '.join(grids)} "
-                          "(set grid=ID, or leave it empty for the last)")
+    name, _, onto = grid.partition(":")
+    if name == "common" and (not onto or onto in grids):
+        return grid
+    wanted = onto if name == "common" else grid
+    if wanted not in grids:
+        raise ConfigError(f"no diffraction grid {wanted!r} in {store}; grids: {', '.join(grids)} "
+                          "(set grid=ID, grid=common or grid=common:ID, or leave it empty for the last)")
     return grid
+
+
+def is_common(grid: str) -> bool:
+    return grid.split(":", 1)[0] == "common"
+
+
+def read_patterns(store, grid: str):
+    """The patterns of ``grid`` as an in-memory dataset. On a common grid, angles a pattern was
+    not measured at (NaN after resampling) take that pattern's lowest measured intensity, so
+    every model sees finite inputs; ``attrs["filled_points"]`` counts them."""
+    ds = xrfhub.open(store, "diffraction", grid=grid).load()
+    if not is_common(grid):
+        return ds
+    x = ds["intensity"].values
+    gaps = ~np.isfinite(x)
+    if gaps.any():
+        low = np.nanmin(np.where(gaps, np.inf, x), axis=1, keepdims=True)
+        ds["intensity"].values[...] = np.where(gaps, np.where(np.isfinite(low), low, 0.0), x)
+    if "phase_present" in ds:
+        # patterns of grids without phase sets (e.g. class-labelled ramps) have none to learn
+        # from; a phase missing from a labelled series' list is absent from its patterns
+        known = ds["phase_present"].notnull().any("phase").values
+        ds = ds.assign_coords(phase_labelled=("pattern", known & (ds["label"].values.astype(str) != "")))
+        ds["phase_present"] = ds["phase_present"].fillna(0)
+    ds.attrs["filled_points"] = int(gaps.sum())
+    return ds
 
 
 def scan_coordinate(ds) -> str | None:
@@ -187,7 +222,7 @@ class XrdPlugin:
             raise ConfigError(f"plugin {self.name!r} takes a {self.config.__name__}, got {type(config).__name__}")
         config.validate()
         grid = pick_grid(store, config.grid)
-        ds = xrfhub.open(store, "diffraction", grid=grid).load()
+        ds = read_patterns(store, grid)
         y, labelled, names = self._labels(ds, target, grid)
         cores = ds["core"].values.astype(str)
         holdout = tuple(dict.fromkeys(map(str, holdout_cores)))
@@ -209,12 +244,13 @@ class XrdPlugin:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         fitted.save(out)
-        pred = fitted.predict(x, tt)
+        proba = fitted.predict_proba(x, tt)
+        pred = fitted.decide(proba)
         roles = np.where(held & labelled, "held_out", np.where(fit_rows, "training",
                                                                np.where(is_val, "validation", "unlabelled")))
         if not labelled.all():
             roles = np.where(held & ~labelled, "held_out_unlabelled", roles)
-        metrics = self._metrics(ds, target, y, pred, roles, fitted, names, holdout)
+        metrics = self._metrics(ds, target, y, pred, proba, roles, fitted, names, holdout)
         ramps = metrics.pop("_ramps")
         picture = report.figure(out / ("ramp.png" if ramps else "confusion.png"),
                                 title=f"{self.name} ({target}) on {grid}", ramps=ramps,
@@ -223,6 +259,7 @@ class XrdPlugin:
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str))
         run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
                "holdout_cores": list(holdout), "init": None, "grid": grid, "phases": names,
+               "resampling": ({k: v for k, v in ds.attrs.items() if k != "kind"} if is_common(grid) else None),
                "config": dataclasses.asdict(config), "metrics": metrics, "xrfhub_version": xrfhub.__version__,
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
@@ -240,16 +277,18 @@ class XrdPlugin:
         if "phase_present" not in ds:
             raise ConfigError(f"target 'phases' needs phase-set labels, but grid {grid} has class labels; "
                               "train a class model (spectra1d, panosc-binned) with --target phase")
+        if "phase_labelled" in ds.coords:  # a common grid: only patterns labelled with phase sets
+            labelled = labelled & ds["phase_labelled"].values
         return ds["phase_present"].values.astype(np.int64), labelled, [str(p) for p in ds["phase"].values]
 
-    def _metrics(self, ds, target, y, pred, roles, fitted, names, holdout) -> dict:
+    def _metrics(self, ds, target, y, pred, proba, roles, fitted, names, holdout) -> dict:
         scores = {}
         for part in ("training", "validation", "held_out"):
             rows = roles == part
             if part == "held_out" and not holdout:
                 continue
             scores[part] = (report.class_scores(y[rows], pred[rows], fitted.classes) if target == PHASE
-                            else report.phase_scores(y[rows], pred[rows], names))
+                            else report.phase_scores(y[rows], pred[rows], names, proba[rows]))
         ramps = []
         scan = scan_coordinate(ds)
         if target == PHASE and scan is not None:
@@ -282,37 +321,57 @@ class XrdPlugin:
             raise ConfigError(f"{run_dir} is a {run.get('plugin')!r} run, not {self.name!r}")
         return run, _load_config(self.config, run["config"]), Fitted.load(run_dir)
 
-    def predict(self, store, run_dir, *, progress=True) -> Predictions:
-        """Every pattern of the run's grid: the class (or presence per phase) and its confidence."""
+    def predict(self, store, run_dir, *, progress=True) -> Predictions | list[Predictions]:
+        """Every pattern of the run's grid: the class (or presence per phase) and its confidence.
+
+        A run trained on a common grid predicts every grid of the store, each resampled onto
+        the training axis as in training; it returns one :class:`Predictions` per grid.
+        """
+        from xrfhub.diffraction import on_common_grid
+
         from .recipes import WEIGHTS_FILE
 
         run, config, fitted = self.load(run_dir)
-        grid = run["grid"]
-        if grid not in diffraction_grids(store):
-            raise ConfigError(f"{store} holds no diffraction grid {grid!r}, which {run_dir} was trained on; "
-                              "the model only reads patterns on its training grid")
-        ds = xrfhub.open(store, "diffraction", grid=grid)
+        grid, grids = run["grid"], diffraction_grids(store)
+        digest = hashlib.sha256((Path(run_dir) / WEIGHTS_FILE).read_bytes()).hexdigest()
+        provenance = {"run_dir": str(Path(run_dir).resolve()), "model_sha256": digest, "target": run["target"],
+                      "phases": run.get("phases") or [], "classes": run["metrics"]["classes"],
+                      "config": run["config"], "trained": run["created"], "stage": run["stage"],
+                      "holdout_cores": run["holdout_cores"]}
+        if not is_common(grid):
+            if grid not in grids:
+                raise ConfigError(f"{store} holds no diffraction grid {grid!r}, which {run_dir} was trained on; "
+                                  "the model only reads patterns on its training grid")
+            ds = xrfhub.open(store, "diffraction", grid=grid)
+            return Predictions(f"diffraction/{grid}", self._values(fitted, run["target"], ds, f"{store} ({grid})"),
+                               provenance)
+        out = []
+        for g in grids:
+            ds = on_common_grid([xrfhub.open(store, "diffraction", grid=g)], fitted.two_theta)
+            out.append(Predictions(f"diffraction/{g}", self._values(fitted, run["target"], ds, f"{store} ({g})",
+                                                                    fill=True),
+                                   {**provenance, "resampled_onto": "training grid of the run"}))
+        return out
+
+    @staticmethod
+    def _values(fitted, target: str, ds, source: str, fill: bool = False) -> dict:
         tt = ds["two_theta"].values
-        target = run["target"]
         step = 1024  # patterns per batch: bounds memory whatever the grid holds
-        parts = [fitted.predict_proba(np.asarray(ds["intensity"][i:i + step].values), tt,
-                                      source=f"{store} (diffraction/{grid})")
-                 for i in range(0, ds.sizes["pattern"], step)]
+        parts = []
+        for i in range(0, ds.sizes["pattern"], step):
+            x = np.asarray(ds["intensity"][i:i + step].values, dtype=np.float64)
+            if fill:  # as read_patterns does for training
+                low = np.nanmin(np.where(np.isfinite(x), x, np.inf), axis=1, keepdims=True)
+                x = np.where(np.isfinite(x), x, np.where(np.isfinite(low), low, 0.0))
+            parts.append(fitted.predict_proba(x.astype(np.float32), tt, source=source))
         proba = np.concatenate(parts) if parts else np.zeros((0, len(fitted.classes)))
         if target == PHASE:  # as Fitted.predict: the most probable class, ties to the earlier
-            values = {PHASE: np.asarray(fitted.classes)[proba.argmax(axis=1)].astype(str).astype(object),
-                      f"{PHASE}_confidence": proba.max(axis=1).astype(np.float32)}
-        else:
-            present = proba >= fitted.config.threshold
-            values = {PHASES: present.astype(np.int8), f"{PHASES}_probability": proba.astype(np.float32),
-                      # the least certain of the phase decisions
-                      f"{PHASES}_confidence": np.where(present, proba, 1 - proba).min(axis=1).astype(np.float32)}
-        digest = hashlib.sha256((Path(run_dir) / WEIGHTS_FILE).read_bytes()).hexdigest()
-        return Predictions(f"diffraction/{grid}", values,
-                           {"run_dir": str(Path(run_dir).resolve()), "model_sha256": digest, "target": target,
-                            "phases": run.get("phases") or [], "classes": run["metrics"]["classes"],
-                            "config": run["config"], "trained": run["created"], "stage": run["stage"],
-                            "holdout_cores": run["holdout_cores"]})
+            return {PHASE: np.asarray(fitted.classes)[proba.argmax(axis=1)].astype(str).astype(object),
+                    f"{PHASE}_confidence": proba.max(axis=1).astype(np.float32)}
+        present = proba >= fitted.config.threshold
+        return {PHASES: present.astype(np.int8), f"{PHASES}_probability": proba.astype(np.float32),
+                # the least certain of the phase decisions
+                f"{PHASES}_confidence": np.where(present, proba, 1 - proba).min(axis=1).astype(np.float32)}
 
 
 # ---------------------------------------------------------------------------- the four plugins

@@ -79,7 +79,10 @@ class Fitted:
 
     def predict(self, intensity, two_theta=None, source: str = ARRAYS) -> np.ndarray:
         """Class labels ``(N,)`` (ties go to the earlier class), or 0/1 presence ``(N, K)``."""
-        proba = self.predict_proba(intensity, two_theta, source)
+        return self.decide(self.predict_proba(intensity, two_theta, source))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """``predict``'s answer from ``predict_proba``'s scores (for callers that need both)."""
         if self.multilabel:
             return (proba >= self.config.threshold).astype(np.int64)
         return np.asarray(self.classes)[proba.argmax(axis=1)]

@@ -28,17 +28,19 @@ def class_scores(y_true, y_pred, classes) -> dict:
                           "rows": "true class", "columns": "predicted class"}}
 
 
-def phase_scores(y_true, y_pred, phases) -> dict:
-    """Scores of presence predictions ``(N, K)`` over ``phases``."""
+def phase_scores(y_true, y_pred, phases, proba=None) -> dict:
+    """Scores of presence predictions ``(N, K)`` over ``phases``; with the probabilities
+    ``proba`` also the ranked scores of ``metrics.ranked_recall`` (threshold-free)."""
     t, p = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
     if not len(t):
         return {"n": 0}
     scores = m.precision_recall_f1(t, p)
+    ranked = {} if proba is None else m.ranked_recall(t, proba)
     confusion = {ph: [[int((~t[:, k] & ~p[:, k]).sum()), int((~t[:, k] & p[:, k]).sum())],
                       [int((t[:, k] & ~p[:, k]).sum()), int((t[:, k] & p[:, k]).sum())]]
                  for k, ph in enumerate(phases)}
     return {"n": int(len(t)), "accuracy": m.accuracy(t, p), "exact_match": float(np.mean((t == p).all(axis=1))),
-            "macro_f1": scores.macro_f1, "f1": dict(zip(phases, scores.f1.tolist())),
+            "macro_f1": scores.macro_f1, "f1": dict(zip(phases, scores.f1.tolist())), **ranked,
             "confusion": {"per_phase": confusion, "layout": "[[true absent: predicted absent, present], "
                                                             "[true present: predicted absent, present]]"}}
 
