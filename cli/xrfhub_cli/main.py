@@ -221,21 +221,32 @@ def saliency(store, run_dir, out, core):
 
 @cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
-@click.option("--holdout-cores", required=True, help="Comma-separated cores: the test set, never trained on.")
+@click.option("--holdout-cores", required=True,
+              help="Comma-separated cores (diffraction: series): the test set, never trained on.")
 @click.option("--out", required=True, type=click.Path(), help="Report folder (CSV, PNG, summary.md; resumable).")
+@click.option("--target", type=click.Choice(["spectra", "phase", "phases"]), default="spectra", show_default=True,
+              help="spectra: the MAX paper's CaCO3/TOC protocol; phase or phases: diffraction classifiers "
+                   "(one class, or a set of phases, per pattern).")
 @click.option("--quick", is_flag=True, help="A reduced protocol that runs in a few minutes.")
 @click.option("--set", "sets", multiple=True, help="Override one protocol setting: key=value (repeatable).")
 @click.option("--reference", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder with the paper's CSV tables to set beside ours.")
+              help="Folder with the paper's CSV tables to set beside ours (spectra).")
 @click.option("--restart", is_flag=True, help="Forget finished runs in --out and start over.")
 @_friendly
-def evaluate(store, holdout_cores, out, quick, sets, reference, restart):
-    """Evaluate like the MAX paper: data-amount curves, zero/few-shot, mask-ratio sweep."""
-    from xrfhub.evaluation import evaluate as run_evaluation
-
+def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart):
+    """Evaluate models on held-out cores: the MAX paper's protocol for spectra, or diffraction
+    classifiers compared (accuracy, F1 per class/phase, confusion, ramp confidence and boundary)."""
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
-    summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
-                             restart=restart)
+    if target == "spectra":
+        from xrfhub.evaluation import evaluate as run_evaluation
+
+        summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
+                                 restart=restart)
+    else:
+        from xrfhub.evaluation.classification import evaluate as run_classification
+
+        summary = run_classification(store, cores, out, quick=quick, target=target, sets=_key_values(sets),
+                                     restart=restart)
     click.echo(f"report: {summary}")
 
 

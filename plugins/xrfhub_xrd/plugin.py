@@ -37,6 +37,7 @@ from .config import CONFIGS, BinnedLearnedConfig, BinnedVoteConfig, MultiTaskCon
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
+HELD_OUT_FILE = "held_out_predictions.csv"
 PHASE, PHASES = "phase", "phases"
 
 
@@ -257,6 +258,9 @@ class XrdPlugin:
                                 scores=metrics.get("held_out") or metrics.get("validation"), classes=fitted.classes)
         metrics["figure"] = picture.name if picture else None
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str))
+        if held.any():
+            report.held_out_table(ds, held, y if target == PHASE else None, pred, proba, fitted.classes,
+                                  names, scan=scan_coordinate(ds)).to_csv(out / HELD_OUT_FILE, index=False)
         run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
                "holdout_cores": list(holdout), "init": None, "grid": grid, "phases": names,
                "resampling": ({k: v for k, v in ds.attrs.items() if k != "kind"} if is_common(grid) else None),

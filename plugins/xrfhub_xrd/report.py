@@ -45,6 +45,32 @@ def phase_scores(y_true, y_pred, phases, proba=None) -> dict:
                                                             "[true present: predicted absent, present]]"}}
 
 
+def held_out_table(ds, held, classes_true, pred, proba, classes, phases, top: int = 3, scan: str | None = None):
+    """One row per held-out pattern: series, id, true and predicted label, and the ``top`` most
+    probable classes or phases with their probabilities (``"MnO 0.97; TiO2 0.41"``).
+
+    ``classes_true`` are the true classes (class targets); for phase targets (``phases`` given)
+    the predicted label is the present phases joined by ``;`` as in the store's labels. A
+    ``scan`` coordinate (e.g. ``pressure_step``) becomes a column, so a ramp can be redrawn.
+    """
+    import pandas as pd
+
+    rows = np.flatnonzero(held)
+    names = [str(p) for p in (phases if phases is not None else classes)]
+    order = np.argsort(-proba[rows], axis=1, kind="stable")[:, :top]
+    ranked = ["; ".join(f"{names[k]} {proba[r, k]:.2f}" for k in ks) for r, ks in zip(rows, order)]
+    if phases is not None:
+        predicted = [";".join(n for n, on in zip(names, pred[r]) if on) for r in rows]
+    else:
+        predicted = [str(pred[r]) for r in rows]
+    extra = {} if scan is None else {scan: np.asarray(ds[scan].values, dtype=float)[rows]}
+    return pd.DataFrame({"series": ds["core"].values[rows].astype(str), "pattern_id": ds["pattern_id"].values[rows].astype(str),
+                         **extra,
+                         "true": ds["label"].values[rows].astype(str) if classes_true is None
+                         else np.asarray(classes_true)[rows].astype(str),
+                         "predicted": predicted, f"top{top}": ranked})
+
+
 def ramp_reports(cores, scan, scan_name: str, y_true, y_pred, roles) -> list[dict]:
     """003's ramp check per series that has ``scan`` values (finite) for at least 2 patterns.
 

@@ -24,8 +24,30 @@ from ..errors import ConfigError
 ALL = "all"  # a data amount: every pair of the training part
 
 
+class Settings:
+    """What the evaluation settings share: ``--set`` overrides converted to the fields' types."""
+
+    def replace(self, **values):
+        """A copy with ``--set``-style string values converted to the fields' types."""
+        current = dataclasses.asdict(self)
+        unknown = sorted(set(values) - set(current))
+        if unknown:
+            raise ConfigError(f"unknown evaluation setting(s) {unknown}; valid: {', '.join(current)}")
+        out = {}
+        for key, raw in values.items():
+            default = current[key]
+            try:
+                out[key] = _convert(raw, default, pairs=key in ("model_sets", "sets"))
+            except ValueError as exc:
+                raise ConfigError(f"evaluation setting {key}={raw!r}: {exc}") from None
+        return dataclasses.replace(self, **out)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Settings):
     """The protocol and its compute budget. Defaults are what ran on a 2-core CPU (docs/results.md);
     raise the budget with ``--set`` on a GPU (``pretrain_spectra=0`` is every spectrum)."""
 
@@ -65,29 +87,11 @@ class EvalConfig:
                    pretrain_epochs=2, finetune_lrs=(1e-3,), finetune_budget=300, min_epochs=1, max_epochs=4,
                    val_limit=64, bootstrap=200)
 
-    def replace(self, **values) -> "EvalConfig":
-        """A copy with ``--set``-style string values converted to the fields' types."""
-        current = dataclasses.asdict(self)
-        unknown = sorted(set(values) - set(current))
-        if unknown:
-            raise ConfigError(f"unknown evaluation setting(s) {unknown}; valid: {', '.join(current)}")
-        out = {}
-        for key, raw in values.items():
-            default = current[key]
-            try:
-                out[key] = _convert(raw, default, pairs=key == "model_sets")
-            except ValueError as exc:
-                raise ConfigError(f"evaluation setting {key}={raw!r}: {exc}") from None
-        return dataclasses.replace(self, **out)
-
     def epochs_for(self, n_pairs: int) -> int:
         """Epochs of a fine-tune on ``n_pairs``: about ``finetune_budget`` presentations, within
         ``[min_epochs, max_epochs]`` (small sets get more passes, large ones at least two)."""
         wanted = -(-self.finetune_budget // max(int(n_pairs), 1))
         return int(min(self.max_epochs, max(self.min_epochs, wanted)))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _convert(raw, default, pairs: bool = False):

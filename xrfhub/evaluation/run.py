@@ -202,24 +202,28 @@ class Evaluation:
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> list[dict]:
         """Run every unfinished cell in order; returns every cell's result."""
-        from tqdm.auto import tqdm
+        return run_cells(self.cells(), self.out, progress=self.progress)
 
-        cells = self.cells()
-        todo = [cell for cell in cells if not (self.out / CELLS / cell.key / RESULT).is_file()]
-        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="evaluate", unit="run",
-                   disable=not self.progress)
-        for cell in todo:
-            bar.set_postfix_str(cell.key)
-            folder = self.out / CELLS / cell.key
-            folder.mkdir(parents=True, exist_ok=True)
-            result = {"cell": cell.key, **cell.meta, **cell.run(folder)}
-            write_json_atomic(folder / RESULT, result)
-            if not cell.keep:
-                for name in _MODEL_FILES:  # a lost result then retrains from the start
-                    (folder / name).unlink(missing_ok=True)
-            bar.update(1)
-        bar.close()
-        return [read_result(self.out, cell.key) for cell in cells]
+
+def run_cells(cells: list[Cell], out: Path, *, progress: bool = True) -> list[dict]:
+    """Run the cells without a ``result.json`` in order (a progress bar over all of them), each
+    result written atomically; model files of cells not marked ``keep`` are dropped after."""
+    from tqdm.auto import tqdm
+
+    todo = [cell for cell in cells if not (out / CELLS / cell.key / RESULT).is_file()]
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="evaluate", unit="run", disable=not progress)
+    for cell in todo:
+        bar.set_postfix_str(cell.key)
+        folder = out / CELLS / cell.key
+        folder.mkdir(parents=True, exist_ok=True)
+        result = {"cell": cell.key, **cell.meta, **cell.run(folder)}
+        write_json_atomic(folder / RESULT, result)
+        if not cell.keep:
+            for name in _MODEL_FILES:  # a lost result then retrains from the start
+                (folder / name).unlink(missing_ok=True)
+        bar.update(1)
+    bar.close()
+    return [read_result(out, cell.key) for cell in cells]
 
 
 def read_result(out, key: str) -> dict:
