@@ -145,6 +145,19 @@ def test_tables_read_the_plugins_metrics():
     assert list(ramps["series"]) == ["s"] and ramps.loc[0, "boundary_error"] == 1  # training ramps left out
 
 
+def test_phase_macro_f1_is_over_the_phases_that_occur():
+    from xrfhub_xrd.report import phase_scores
+
+    t = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])
+    p = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0]])  # phase 2: never true, never predicted
+    s = phase_scores(t, p, ["a", "b", "c"], proba=p * 0.9)
+    f1_a, f1_b = 2 * 2 / (2 * 2 + 1), 2 * 1 / (2 * 1 + 1)
+    assert s["f1"]["c"] == 0 and s["phases_seen"] == 2
+    assert s["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
+    runs = run_table([{"cell": "m/raw/s0", "model": "m", "input": "raw", "seed": 0, "metrics": {"held_out": s}}])
+    assert runs.loc[0, "macro_f1"] == pytest.approx(s["macro_f1"]) and "f1:c" not in runs
+
+
 def test_bad_requests_are_refused_before_training(store, tmp_path):
     hub, grids = store
     with pytest.raises(ConfigError, match="not on this diffraction grid"):

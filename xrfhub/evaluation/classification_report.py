@@ -28,7 +28,12 @@ def run_table(results: list[dict]) -> pd.DataFrame:
                **{k: held.get(k, np.nan) for k in SCORES},
                "val_macro_f1": m.get("validation", {}).get("macro_f1", np.nan),
                "fit_seconds": m.get("fit", {}).get("seconds", np.nan)}
-        row.update({f"f1:{k}": v for k, v in held.get("f1", {}).items()})
+        per_phase = held.get("confusion", {}).get("per_phase")
+        if per_phase:  # as the plugins score it: over the phases that occur, true or predicted
+            seen = [k for k, ((_, fp), (fn, tp)) in per_phase.items() if fp + fn + tp > 0]
+            row["macro_f1"] = float(np.mean([held["f1"][k] for k in seen])) if seen else np.nan
+            row["phases_seen"] = len(seen)
+        row.update({f"f1:{k}": v for k, v in held.get("f1", {}).items() if not per_phase or k in seen})
         rows.append(row)
     return pd.DataFrame(rows)
 
