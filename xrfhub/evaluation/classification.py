@@ -14,7 +14,6 @@ against two of the 1-D networks.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +22,8 @@ import numpy as np
 from .. import api, training
 from ..errors import ConfigError
 from .protocol import Settings
-from .run import Cell, clear, run_cells
+from .run import Cell, claim_folder, run_cells
 
-SETTINGS = "evaluation.json"
 TARGETS = ("phase", "phases")
 INPUTS = {"raw": "none", "als": "als"}  # input name -> the plugins' ``baseline`` setting
 DEFAULT_MODELS = {"phases": ("mtl-phase:mode=multitask", "mtl-phase:mode=binary"),
@@ -127,15 +125,7 @@ def evaluate(store, holdout_cores, out, *, config: ClassifyConfig | None = None,
         config = config.replace(**sets)
     holdout = tuple(dict.fromkeys(map(str, holdout_cores)))
     check_request(store, holdout, config)
-    out = Path(out)
-    if restart:
-        clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"store": str(store), "holdout_cores": list(holdout), "config": config.to_dict()}
-    saved = out / SETTINGS
-    if saved.is_file() and not restart and json.loads(saved.read_text()) != json.loads(json.dumps(settings)):
-        raise ConfigError(f"{out} holds an evaluation with other settings ({saved}); give the same settings "
-                          "to resume it, another --out, or --restart to start over")
-    saved.write_text(json.dumps(settings, indent=1))
+    out = claim_folder(out, {"store": str(store), "holdout_cores": list(holdout), "config": config.to_dict()},
+                       restart)
     results = run_cells(cells(store, holdout, config), out, progress=progress)
     return write_report(results, out, config=config, holdout=holdout, store=store)

@@ -26,6 +26,7 @@ from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_s
 
 CELLS = "cells"
 RESULT = "result.json"
+SETTINGS = "evaluation.json"
 MODELS = ("max", "scratch", "baseline")  # pre-trained MAX, the same ViT from scratch, Lee et al. 2022
 _MODEL_FILES = ("model.safetensors", "best.safetensors", "optimizer.safetensors", "trainer_state.json")
 
@@ -238,6 +239,24 @@ def write_json_atomic(path: Path, value: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value, indent=1, default=float))
     tmp.replace(path)
+
+
+def claim_folder(out, settings: dict, restart: bool = False) -> Path:
+    """Make ``out`` the folder of an evaluation with ``settings`` (JSON-able) and record them there.
+
+    A folder that holds another evaluation's results is refused unless ``restart`` (which
+    forgets its finished cells): resuming only makes sense with the same settings.
+    """
+    out = Path(out)
+    if restart:
+        clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / SETTINGS
+    if saved.is_file() and not restart and json.loads(saved.read_text()) != json.loads(json.dumps(settings)):
+        raise ConfigError(f"{out} holds an evaluation with other settings ({saved}); give the same settings "
+                          "to resume it, another --out, or --restart to start over")
+    saved.write_text(json.dumps(settings, indent=1))
+    return out
 
 
 def clear(out) -> None:
