@@ -3,13 +3,16 @@
 (a) baseline: numpy fancy indexing of the whole counts array held in memory, in a random
     order, plus instance normalisation to float32;
 (b) ours, streaming: ``xrfhub.loaders.spectra_stream(mode="stream")`` over the compressed Zarr
-    hub (whole blocks, shuffled in a buffer, read ahead in parallel);
+    hub (whole chunks decoded and transformed ahead by a thread pool, shuffled in a buffer);
 (c) ours, in memory: the same stream with ``mode="memory"`` (first epoch includes the load).
+``--with-dask`` adds (b) read through dask, the path a dask.distributed client takes.
 
-The store (>= 200,000 Poisson spectra drawn around the real mean spectrum, written by the
-store's own writer) is built once and cached under ``--workdir``. Medians of ``--repeats``.
+Rates are wall-clock spectra/s; "cpu" is this process's CPU time per spectrum (all threads),
+which shared, noisy cores disturb less. The store (>= 200,000 Poisson spectra drawn around the
+real mean spectrum, written by the store's own writer, so with the hub's current codec) is built
+once and cached under ``--workdir``, one store per codec. Medians of ``--repeats``.
 
-    python benchmarks/loader.py [--spectra 200000] [--repeats 3]
+    python benchmarks/loader.py [--spectra 200000] [--repeats 3] [--with-dask]
 """
 from __future__ import annotations
 
@@ -59,10 +62,19 @@ def build_store(path: Path, n: int, seed: int = 0) -> None:
         store.commit(gen)
 
 
-def rate(run) -> float:
-    t = time.perf_counter()
+def rate(run) -> tuple[float, float]:
+    """Spectra per second (wall clock) and CPU microseconds per spectrum of one epoch."""
+    t, cpu = time.perf_counter(), time.process_time()
     seen = run()
-    return seen / (time.perf_counter() - t)
+    return seen / (time.perf_counter() - t), (time.process_time() - cpu) / seen * 1e6
+
+
+def codec_tag() -> str:
+    """The hub's row codec in a directory name: a store cached under another codec is not reused."""
+    from xrfhub.store import hub
+
+    conf = hub._ROW_CODEC.to_dict()["configuration"]
+    return f"{conf['cname']}{conf['clevel']}-{conf['shuffle']}"
 
 
 def main() -> None:
@@ -71,6 +83,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/xrfhub-bench-loader"))
+    ap.add_argument("--with-dask", action="store_true", help="also time the stream read through dask")
     args = ap.parse_args()
 
     import zarr
@@ -78,15 +91,18 @@ def main() -> None:
     import xrfhub
     from xrfhub.loaders import SpectrumTransform, spectra_stream
 
-    store = args.workdir / f"store-{args.spectra}"
+    store = args.workdir / f"store-{args.spectra}-{codec_tag()}"
     if not (store / "store.json").exists():
         print(f"building a store of {args.spectra} spectra in {store} ...", flush=True)
         build_store(store, args.spectra)
     group = xrfhub.open(store, index=False).attrs["group"]
     gen, _ = xrfhub.api.resolve(store)
     z = zarr.open_array(f"{gen}/hub.zarr/{group}/counts", mode="r")
-    print(f"{z.shape[0]} spectra x {z.shape[1]} channels, chunks {z.chunks}, "
-          f"codec {type(z.compressors[0]).__name__}")
+    codec = z.compressors[0].to_dict()["configuration"] if z.compressors else {}
+    stored = sum(f.stat().st_size for f in (Path(gen) / "hub.zarr" / group / "counts").rglob("*") if f.is_file())
+    print(f"{z.shape[0]} spectra x {z.shape[1]} channels, chunks {z.chunks}, codec "
+          f"{codec.get('cname', 'none')} clevel {codec.get('clevel', '-')} shuffle {codec.get('shuffle', '-')}: "
+          f"{stored / 1e6:.0f} MB stored ({z.nbytes / stored:.1f}x)")
     transform = SpectrumTransform("instance")
     in_memory = z[:]
     rng = np.random.default_rng(0)
@@ -103,21 +119,33 @@ def main() -> None:
             return sum(len(rows) for _x, _y, rows in stream)
         return run
 
-    streaming = spectra_stream(store, tube_kv=None, transform=transform, batch_size=args.batch, mode="stream")
-    memory = spectra_stream(store, tube_kv=None, transform=transform, batch_size=args.batch, mode="memory")
-    first_memory = rate(epoch(memory))
-    a, b, c = [], [], []
+    kw = dict(tube_kv=None, transform=transform, batch_size=args.batch)
+    # the first epoch of each loader is timed apart, as a warm-up: (c) loads the store in it,
+    # (b) allocates the buffers it then keeps (the baseline's array is loaded before timing too)
+    runs = {"a": numpy_epoch, "b": epoch(spectra_stream(store, mode="stream", **kw)),
+            "c": epoch(spectra_stream(store, mode="memory", **kw))}
+    first_stream, _ = rate(runs["b"])
+    first_memory, _ = rate(runs["c"])
+    if args.with_dask:
+        runs["b-dask"] = epoch(spectra_stream(store, mode="stream", reader="dask", **kw))
+    got = {k: [] for k in runs}
     for r in range(args.repeats):
-        a.append(rate(numpy_epoch))
-        b.append(rate(epoch(streaming)))
-        c.append(rate(epoch(memory)))
-        print(f"  run {r + 1}: (a) numpy {a[-1]:8.0f}  (b) stream {b[-1]:8.0f}  (c) memory {c[-1]:8.0f} spectra/s",
-              flush=True)
-    a, b, c = statistics.median(a), statistics.median(b), statistics.median(c)
-    print(f"(a) numpy in memory + transform : {a:9.0f} spectra/s (baseline)")
-    print(f"(b) xrfhub loader, streaming    : {b:9.0f} spectra/s  ratio b/a {b / a:.2f}  (goal >= 20,000/s and >= 0.40)")
-    print(f"(c) xrfhub loader, in memory    : {c:9.0f} spectra/s  ratio c/a {c / a:.2f}  "
+        for k, run in runs.items():
+            got[k].append(rate(run))
+        print(f"  run {r + 1}: " + "  ".join(f"({k}) {got[k][-1][0]:7.0f}/s cpu {got[k][-1][1]:4.1f} us" for k in runs)
+              + f"  b/a {got['b'][-1][0] / got['a'][-1][0]:.2f}", flush=True)
+    med = {k: (statistics.median(v[0] for v in got[k]), statistics.median(v[1] for v in got[k])) for k in runs}
+    (a, cpu_a), (b, cpu_b), (c, cpu_c) = med["a"], med["b"], med["c"]
+    ratios = [x[0] / y[0] for x, y in zip(got["b"], got["a"])]
+    print(f"(a) numpy in memory + transform : {a:9.0f} spectra/s  cpu {cpu_a:.1f} us/spectrum (baseline)")
+    print(f"(b) xrfhub loader, streaming    : {b:9.0f} spectra/s  cpu {cpu_b:.1f} us/spectrum  ratio b/a {b / a:.2f} "
+          f"(per run {min(ratios):.2f}-{max(ratios):.2f}; goal >= 20,000/s and >= 0.40; "
+          f"first epoch: {first_stream:.0f}/s)")
+    print(f"(c) xrfhub loader, in memory    : {c:9.0f} spectra/s  cpu {cpu_c:.1f} us/spectrum  ratio c/a {c / a:.2f} "
           f"(first epoch, load included: {first_memory:.0f}/s)")
+    if "b-dask" in med:
+        d, cpu_d = med["b-dask"]
+        print(f"(b) through dask (client path)  : {d:9.0f} spectra/s  cpu {cpu_d:.1f} us/spectrum  ratio {d / a:.2f}")
 
 
 if __name__ == "__main__":

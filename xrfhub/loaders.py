@@ -1,16 +1,20 @@
 """Feeding models from the store: row selection, transforms and chunk-wise batch streams.
 
 Random single-row reads from Zarr cost ~0.5 ms each, whole-chunk reads are 50-100x cheaper per
-spectrum (DESIGN section 8). So a stream reads whole chunks (several at once, decompressed in
-parallel by dask's threaded scheduler), shuffles inside a buffer of chunks, and cuts batches;
-when the selection fits in memory it is loaded once and shuffled exactly. Nothing here imports
-torch: :mod:`xrfhub.torchdata` wraps these streams as torch datasets.
+spectrum (DESIGN section 8). So a stream reads whole chunks, shuffles inside a buffer of chunks,
+and cuts batches; when the selection fits in memory it is loaded once and shuffled exactly.
+Chunks of the hub's plain layout are decoded here, straight into numpy buffers, by a small
+thread pool that also applies the transform (:class:`ChunkReader`); other arrays, and any read
+on a dask.distributed client, go through dask. Nothing here imports torch:
+:mod:`xrfhub.torchdata` wraps these streams as torch datasets.
 """
 from __future__ import annotations
 
 import math
-import threading
+import os
 import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dask
@@ -18,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from . import api
+from .chunkreader import BufferPool, ChunkReader, Inline
 from .errors import ConfigError
 from .store import layout
 
@@ -93,8 +98,17 @@ class SpectrumTransform:
         self.mean, self.std = mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
         return self
 
-    def __call__(self, counts: np.ndarray) -> np.ndarray:
-        x = np.asarray(counts, dtype=np.float32)
+    def __call__(self, counts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The transformed rows as float32; written into ``out`` (float32, same shape) when given.
+
+        With ``out`` the stream's readers transform each piece of a decoded chunk straight into
+        their buffer: no float32 temporary and no extra copy. Same operations, same values.
+        """
+        if out is not None:
+            np.copyto(out, counts, casting="unsafe")
+            x = out
+        else:
+            x = np.asarray(counts, dtype=np.float32)
         if self.kind == "instance":
             if x is counts:
                 x = x.copy()
@@ -105,7 +119,9 @@ class SpectrumTransform:
         if self.kind == "channel":
             if self.mean is None:
                 raise ConfigError("the channel transform must be fitted on the training rows first")
-            return (x - self.mean) / self.std
+            if out is None:
+                return (x - self.mean) / self.std
+            return np.divide(np.subtract(x, self.mean, out=x), self.std, out=x)
         if self.kind == "log":
             return np.log1p(x, out=x if x is not counts else None)
         return x
@@ -123,16 +139,25 @@ class SpectrumTransform:
 # ---------------------------------------------------------------------------- batch streams
 
 
+
 @dataclass
 class BatchStream:
     """Batches of (transformed) rows of one array of the store, epoch after epoch.
 
     ``mode="memory"`` loads the selected rows once and shuffles them exactly; ``"stream"``
-    reads ``buffer_chunks`` whole dask blocks at a time (in parallel, ahead of use), visiting
-    blocks in a random order and shuffling inside that buffer (blocks of several Zarr chunks
-    make one contiguous read each, see :func:`counts_array`); ``"auto"`` picks memory when the selection needs less than
+    reads ``buffer_chunks`` whole blocks at a time (ahead of use), visiting blocks in a random
+    order and shuffling inside that buffer (a block is one dask block of :func:`counts_array`,
+    several Zarr chunks); ``"auto"`` picks memory when the selection needs less than
     ``memory_limit`` bytes. ``targets`` (one value per row of the array) travel with their rows.
     Iterating yields ``(x, y, rows)``: float32 inputs, targets (or None) and row numbers.
+
+    Reads: ``reader="auto"`` decodes the Zarr chunks itself on ``threads`` threads, which also
+    apply the (row-wise) transform, when the array is one :func:`counts_array` made (or a Zarr
+    array) and no ``client`` is given; otherwise, or with ``reader="dask"``, blocks are computed
+    by dask, on ``client`` (a dask.distributed Client, or any executor dask accepts) when given,
+    else with ``scheduler``. The two readers yield the same batches for the same seed. Our
+    reader keeps its three float32 buffers between epochs (3 x ``buffer_chunks`` blocks: 384 MB
+    with the defaults at 2048 channels): fresh ones cost their page faults on every epoch.
     """
 
     array: object  # a dask array (rows x channels) from the hub, or anything sliceable
@@ -148,11 +173,17 @@ class BatchStream:
     drop_last: bool = False
     epoch: int = 0
     scheduler: str = "threads"  # dask scheduler for block reads ("synchronous" in forked workers)
+    client: object | None = None  # a dask.distributed Client: block reads run on its workers
+    reader: str = "auto"  # "auto": our own chunk reads where the array allows; "dask": always dask
+    threads: int | None = None  # decoding threads of our reader (None: min(4, cores); 1: no pool)
     _cache: np.ndarray | None = field(default=None, repr=False)
+    _buffers: "BufferPool | None" = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.mode not in ("auto", "memory", "stream"):
             raise ConfigError(f"loader mode {self.mode!r}: choose auto, memory or stream")
+        if self.reader not in ("auto", "dask"):
+            raise ConfigError(f"loader reader {self.reader!r}: choose auto or dask")
         self.rows = np.asarray(self.rows, dtype=np.int64)
         if self.mode == "auto":
             width = int(np.prod(self.array.shape[1:])) if len(self.array.shape) > 1 else 1
@@ -170,9 +201,20 @@ class BatchStream:
     def _rng(self):
         return np.random.default_rng([self.seed, self.epoch])
 
-    def _emit(self, x: np.ndarray, rows: np.ndarray):
+    def _chunk_reader(self) -> "ChunkReader | None":
+        """Our own chunk reader when no client is given and the array allows it, else None (dask)."""
+        if self.client is not None or not isinstance(self.scheduler, str) or self.reader == "dask":
+            return None
+        return ChunkReader.of(self.array)
+
+    def _threads(self) -> int:
+        if self.scheduler == "synchronous":  # a forked worker: one reader thread is its share
+            return 1
+        return self.threads or min(4, os.cpu_count() or 1)
+
+    def _emit(self, x: np.ndarray, rows: np.ndarray, transformed: bool = False):
         y = None if self.targets is None else self.targets[rows]
-        if self.transform is not None:
+        if self.transform is not None and not transformed:
             x = self.transform(x)
         return x.astype(np.float32, copy=False), y, rows
 
@@ -186,7 +228,9 @@ class BatchStream:
 
     def _iter_memory(self):
         if self._cache is None:
-            self._cache = read_rows(self.array, self.rows, self.scheduler)
+            scheduler = self.client if self.client is not None else self.scheduler
+            self._cache = read_rows(self.array, self.rows, scheduler,
+                                    reader=self._chunk_reader(), threads=self._threads())
         order = self._rng().permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
         for start in range(0, len(order), self.batch_size):
             take = order[start:start + self.batch_size]
@@ -206,9 +250,32 @@ class BatchStream:
     def _iter_stream(self):
         groups = self._chunk_plan()
         buffers = [groups[i:i + self.buffer_chunks] for i in range(0, len(groups), self.buffer_chunks)]
+        reader = self._chunk_reader()
+        if reader is None:
+            scheduler = self.client if self.client is not None else self.scheduler
+            yield from self._cut(_prefetch(lambda part: _read_groups(self.array, part, scheduler), buffers))
+            return
+        # the readers decode and transform whole chunks into recycled float32 buffers: the
+        # consumer only gathers its batches (copies), so a buffer is free again once cut.
+        # One buffer read ahead measured as fast as two here, for one buffer less of memory.
+        shape = (max(len(g) for g in groups) * self.buffer_chunks, *self.array.shape[1:])
+        if self._buffers is None or self._buffers.shape != shape:  # kept from epoch to epoch
+            self._buffers = BufferPool(shape)
+        pool = self._buffers
+        threads = self._threads()
+        with ThreadPoolExecutor(threads) if threads > 1 else Inline() as executor:
+            def read(part):
+                rows = np.concatenate(part)
+                out = pool.take(len(rows))
+                return reader.read(rows, out, self.transform, executor), rows
+
+            yield from self._cut(_prefetch(read, buffers, depth=1), transformed=True, recycle=pool.give)
+
+    def _cut(self, buffers, transformed: bool = False, recycle=None):
+        """Batches from a sequence of ``(x, rows)`` buffers, shuffled inside each buffer."""
         rng = self._rng()
         carry_x, carry_rows = None, None
-        for x, rows in _prefetch(lambda part: _read_groups(self.array, part, self.scheduler), buffers):
+        for x, rows in buffers:
             # gather each batch straight from the buffer (one copy per row); the few rows left
             # from the previous buffer join the first batch instead of being copied with it
             order = rng.permutation(len(rows)) if self.shuffle else np.arange(len(rows))
@@ -220,16 +287,20 @@ class BatchStream:
                 carry_rows = np.concatenate([carry_rows, rows[take]])
                 start = len(take)
                 if len(carry_rows) < self.batch_size:
+                    if recycle is not None:
+                        recycle(x)
                     continue
-                yield self._emit(carry_x, carry_rows)
+                yield self._emit(carry_x, carry_rows, transformed)
             full = start + (len(order) - start) // self.batch_size * self.batch_size
             for i in range(start, full, self.batch_size):
                 take = order[i:i + self.batch_size]
-                yield self._emit(x[take], rows[take])
+                yield self._emit(x[take], rows[take], transformed)
             rest = order[full:]
             carry_x, carry_rows = x[rest], rows[rest]
+            if recycle is not None:  # every batch and the carry are copies: the buffer is free
+                recycle(x)
         if carry_x is not None and len(carry_rows) and not self.drop_last:
-            yield self._emit(carry_x, carry_rows)
+            yield self._emit(carry_x, carry_rows, transformed)
 
 
 def _row_chunk(array) -> int:
@@ -241,8 +312,11 @@ def _row_chunk(array) -> int:
     return layout.SPECTRA_CHUNK_ROWS
 
 
-def _read_groups(array, groups: list[np.ndarray], scheduler: str = "threads") -> tuple[np.ndarray, np.ndarray]:
-    """Read the chunks holding ``groups`` (row sets of one chunk each) in parallel, keep their rows."""
+def _read_groups(array, groups: list[np.ndarray], scheduler="threads") -> tuple[np.ndarray, np.ndarray]:
+    """Read the blocks holding ``groups`` (row sets of one block each) in parallel, keep their rows.
+
+    ``scheduler`` is a dask scheduler name or a dask.distributed Client.
+    """
     size = _row_chunk(array)
     spans = [(int(g[0] // size) * size, min(int(g[0] // size) * size + size, array.shape[0])) for g in groups]
     blocks = dask.compute(*[array[a:b] for a, b in spans], scheduler=scheduler) if hasattr(array, "dask") \
@@ -256,16 +330,27 @@ def _read_groups(array, groups: list[np.ndarray], scheduler: str = "threads") ->
     return out, np.concatenate(groups)
 
 
-def read_rows(array, rows: np.ndarray, scheduler: str = "threads") -> np.ndarray:
-    """Gather ``rows`` of a chunked array, reading each chunk once."""
+def read_rows(array, rows: np.ndarray, scheduler="threads", *, reader: "ChunkReader | None" = None,
+              threads: int = 1) -> np.ndarray:
+    """Gather ``rows`` of a chunked array (in the array's dtype), reading each chunk once.
+
+    With a ``reader`` (see :meth:`ChunkReader.of`) the chunks are decoded on ``threads``
+    threads; otherwise blocks go through dask with ``scheduler`` (a name or a Client).
+    """
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
     order = np.argsort(rows, kind="stable")
-    size = _row_chunk(array)
     sorted_rows = rows[order]
-    groups = np.split(sorted_rows, np.flatnonzero(np.diff(sorted_rows // size)) + 1)
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+    if reader is not None:
+        with ThreadPoolExecutor(threads) if threads > 1 else Inline() as executor:
+            reader.read(sorted_rows, out, None, executor)
+        if np.any(np.diff(order) != 1):  # rows were not in store order: put them back in theirs
+            out[order] = out.copy()
+        return out
+    size = _row_chunk(array)
+    groups = np.split(sorted_rows, np.flatnonzero(np.diff(sorted_rows // size)) + 1)
     pos = 0
     for i in range(0, len(groups), 16):
         x, _ = _read_groups(array, groups[i:i + 16], scheduler)
@@ -280,15 +365,24 @@ def _prefetch(read, items, depth: int = 2):
     stop = threading.Event()
     done = object()
 
+    def put(value) -> bool:
+        # a consumer that stopped early reads no more: give up instead of blocking forever
+        while not stop.is_set():
+            try:
+                q.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work():
         try:
             for item in items:
-                if stop.is_set():
+                if stop.is_set() or not put(read(item)):
                     return
-                q.put(read(item))
-            q.put(done)
+            put(done)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -310,9 +404,11 @@ def _prefetch(read, items, depth: int = 2):
 def counts_array(store, group: str | None = None, *, chunks_per_block: int = 4):
     """The counts of a spectra group as a dask array whose blocks span several Zarr chunks.
 
-    One block is then one contiguous Zarr read, which zarr decompresses concurrently: ~2.5x
-    the throughput of one dask task per chunk on this machine. Four chunks a block, four blocks
-    a buffer (16k rows shuffled together) measured best here (~90-105k spectra/s streamed).
+    A block is the unit a :class:`BatchStream` shuffles (four blocks a buffer: 16k rows
+    shuffled together). Read through dask (on a client), one block is one contiguous Zarr read
+    that zarr decompresses concurrently: ~2.5x the throughput of one task per chunk here. The
+    array also carries its Zarr array, so that streams without a client decode its chunks
+    themselves (:class:`ChunkReader`, ~2x the dask path's throughput).
     """
     import dask.array as da
     import zarr
@@ -322,7 +418,9 @@ def counts_array(store, group: str | None = None, *, chunks_per_block: int = 4):
     if group is None:
         group = api.open(store, "spectra", index=False).attrs["group"]
     z = zarr.open_array(hub_path, path=f"{group}/counts", mode="r")
-    return da.from_zarr(z, chunks=(z.chunks[0] * chunks_per_block, z.shape[1]))
+    counts = da.from_zarr(z, chunks=(z.chunks[0] * chunks_per_block, z.shape[1]))
+    counts._xrfhub_zarr = z  # lets BatchStream decode the chunks itself (see ChunkReader)
+    return counts
 
 
 def spectra_stream(store, *, cores=None, exclude_cores=None, tube_kv: float | None = 10.0, where=None,

@@ -85,7 +85,7 @@ class SpectraDataset(IterableDataset):
         if self._array is None:
             self._array = counts_array(self.store, self.group, chunks_per_block=self.chunks_per_block)
         rows = self._share(int(self._array.chunks[0][0]))
-        # in a worker, read in the worker's own thread (zarr still decompresses concurrently)
+        # in a worker: one reader thread (the workers are the parallelism), no dask thread pool
         scheduler = "synchronous" if get_worker_info() is not None else "threads"
         stream = BatchStream(self._array, rows, batch_size=self.batch_size, shuffle=self.shuffle,
                              transform=self.transform, targets=self.targets, mode=self.mode, seed=self.seed,
