@@ -62,7 +62,7 @@ def test_phase_sets_compare_multitask_with_binary_on_raw_and_als_inputs(phases_r
     runs = pd.read_csv(out / "runs.csv")
     # 2 models x 2 inputs x 2 seeds, every one scored on the 21 held-out patterns only
     assert len(runs) == 8 and set(runs["n_test"]) == {21}
-    assert set(runs["model"]) == {"mtl-phase_mode-multitask", "mtl-phase_mode-binary"}
+    assert set(runs["model"]) == {"mtl-phase:mode=multitask", "mtl-phase:mode=binary"}
     assert set(runs["input"]) == {"raw", "als"} and set(runs["seed"]) == {0, 1}
     assert {"f1:calcite", "f1:rhenium", "f1:La-bastnaesite"} <= set(runs.columns)
     for score in ("accuracy", "macro_f1", "exact_match", "ranked_recall", "ranked_exact"):
@@ -75,7 +75,7 @@ def test_phase_sets_compare_multitask_with_binary_on_raw_and_als_inputs(phases_r
     assert run["holdout_cores"] == ["hydro2"] and "hydro2" not in run["metrics"]["split"]["training_series"]
     held = pd.read_csv(cell / "held_out_predictions.csv", keep_default_na=False)
     assert len(held) == 21 and set(held["series"]) == {"hydro2"}
-    row = runs[(runs["model"] == "mtl-phase_mode-binary") & (runs["input"] == "als") & (runs["seed"] == 1)].iloc[0]
+    row = runs[(runs["model"] == "mtl-phase:mode=binary") & (runs["input"] == "als") & (runs["seed"] == 1)].iloc[0]
     assert row["exact_match"] == pytest.approx(np.mean(held["true"] == held["predicted"]))
     # summary: mean and sd over seeds, paired comparisons, pictures, markdown
     table = pd.read_csv(out / "summary.csv")

@@ -19,6 +19,13 @@ SCORES = ("accuracy", "macro_f1", "exact_match", "ranked_recall", "ranked_exact"
 HELD_OUT_FILE = "held_out_predictions.csv"  # written by the diffraction plugins next to run.json
 
 
+def variant_name(result: dict) -> str:
+    """A cell's model as the user wrote it, e.g. ``mtl-phase:mode=binary`` (its folder name
+    cannot hold those characters everywhere)."""
+    settings = result.get("settings") or {}
+    return result.get("plugin", result["model"]) + "".join(f":{k}={v}" for k, v in settings.items())
+
+
 def run_table(results: list[dict]) -> pd.DataFrame:
     """One row per run: its variant, held-out scores, per-class F1 (``f1:<name>``), validation F1."""
     rows = []
@@ -114,6 +121,7 @@ def write_report(results: list[dict], out, *, config, holdout, store) -> Path:
     from . import classification_figures as figures
 
     out = Path(out)
+    results = [{**r, "model": variant_name(r)} for r in results]
     runs, ramps = run_table(results), ramp_table(results)
     summary = summarise(runs, ramps)
     comparisons = pd.DataFrame(paired(runs))
