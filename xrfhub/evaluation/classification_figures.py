@@ -37,7 +37,8 @@ def f1_bars(runs: pd.DataFrame, path: Path) -> Path | None:
 
 
 def confusions(results: list[dict], path: Path) -> Path | None:
-    """Held-out confusion counts summed over seeds, one panel per model and input."""
+    """Held-out confusion counts summed over seeds, one panel per model and input (for phase
+    sets: TN/FP/FN/TP per phase, phases that never occur in truth or prediction left out)."""
     panels = {}
     for r in results:
         conf = r["metrics"].get("held_out", {}).get("confusion")
@@ -53,6 +54,11 @@ def confusions(results: list[dict], path: Path) -> Path | None:
         panels[key] = (total + matrix, rows, cols)
     if not panels:
         return None
+    _, rows0, cols0 = next(iter(panels.values()))
+    if cols0 == ["TN", "FP", "FN", "TP"]:  # phases never true nor predicted anywhere: all TN, left out
+        seen = np.any([m[:, 1:].sum(axis=1) > 0 for m, _, _ in panels.values()], axis=0)
+        if seen.any():
+            panels = {k: (m[seen], [r for r, keep in zip(rows, seen) if keep], c) for k, (m, rows, c) in panels.items()}
     plt = pyplot()
     inputs = list(dict.fromkeys(k[1] for k in panels))
     models = list(dict.fromkeys(k[0] for k in panels))
