@@ -167,9 +167,10 @@ def markdown(summary, comparisons, ramps, identified, pictures, *, config, holdo
             shown[score] = score.replace("_", " ")
     text = [f"# Diffraction evaluation: target `{config.target}`\n",
             f"Store `{store}`; held-out series (test set, never trained on): {', '.join(holdout)}. "
-            f"Seeds {', '.join(map(str, config.seeds))}; inputs: {', '.join(config.inputs)} (`als`: the published "
-            "asymmetric-least-squares background removed before scaling). Scores on the held-out series, "
-            "mean ± standard deviation over seeds.\n", _md(table, shown)]
+            f"Seeds {', '.join(map(str, config.seeds))}; inputs: {', '.join(config.inputs)}"
+            + (" (`als`: the published asymmetric-least-squares background removed before scaling)"
+               if "als" in config.inputs else "")
+            + ". Scores on the held-out series, mean ± standard deviation over seeds.\n", _md(table, shown)]
     if len(comparisons):
         text += ["\n## Paired comparisons (macro F1, same seed = same split)\n",
                  _md(comparisons, {"comparison": "comparison", "a": "a", "b": "b", "difference": "b - a",
