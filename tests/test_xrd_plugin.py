@@ -286,3 +286,11 @@ def test_common_grid_run_trains_on_one_grid_and_scores_and_predicts_another(tmp_
     coarse = xrfhub.open(hub, "diffraction", grid=grids["coarse"])
     assert by_grid["coarse"]["phases"].shape == (coarse.sizes["pattern"], 3)
     assert coarse.sizes["two_theta"] == 201  # kept as measured
+
+
+def test_unmeasured_angles_take_the_patterns_background_level():
+    from xrfhub_xrd.plugin import fill_unmeasured
+
+    x = np.array([[np.nan, 5.0, 2.0, np.nan], [1.0, 2.0, 3.0, 4.0], [np.nan] * 4])
+    np.testing.assert_array_equal(fill_unmeasured(x), [[2, 5, 2, 2], [1, 2, 3, 4], [0, 0, 0, 0]])
+    assert fill_unmeasured(x[1:2]) is not None and np.isnan(x[0, 0])  # the input is left as it was

@@ -154,11 +154,8 @@ def read_patterns(store, grid: str):
     ds = xrfhub.open(store, "diffraction", grid=grid).load()
     if not is_common(grid):
         return ds
-    x = ds["intensity"].values
-    gaps = ~np.isfinite(x)
-    if gaps.any():
-        low = np.nanmin(np.where(gaps, np.inf, x), axis=1, keepdims=True)
-        ds["intensity"].values[...] = np.where(gaps, np.where(np.isfinite(low), low, 0.0), x)
+    gaps = ~np.isfinite(ds["intensity"].values)
+    ds["intensity"].values[...] = fill_unmeasured(ds["intensity"].values)
     if "phase_present" in ds:
         # patterns of grids without phase sets (e.g. class-labelled ramps) have none to learn
         # from; a phase missing from a labelled series' list is absent from its patterns
@@ -167,6 +164,16 @@ def read_patterns(store, grid: str):
         ds["phase_present"] = ds["phase_present"].fillna(0)
     ds.attrs["filled_points"] = int(gaps.sum())
     return ds
+
+
+def fill_unmeasured(x: np.ndarray) -> np.ndarray:
+    """Patterns with each NaN (an angle not measured) set to that pattern's lowest intensity
+    (0 for a pattern with none): the background level, which adds no peak."""
+    gaps = ~np.isfinite(x)
+    if not gaps.any():
+        return x
+    low = np.min(np.where(gaps, np.inf, x), axis=1, keepdims=True)
+    return np.where(gaps, np.where(np.isfinite(low), low, 0.0), x)
 
 
 def scan_coordinate(ds) -> str | None:
@@ -365,8 +372,7 @@ class XrdPlugin:
         for i in range(0, ds.sizes["pattern"], step):
             x = np.asarray(ds["intensity"][i:i + step].values, dtype=np.float64)
             if fill:  # as read_patterns does for training
-                low = np.nanmin(np.where(np.isfinite(x), x, np.inf), axis=1, keepdims=True)
-                x = np.where(np.isfinite(x), x, np.where(np.isfinite(low), low, 0.0))
+                x = fill_unmeasured(x)
             parts.append(fitted.predict_proba(x.astype(np.float32), tt, source=source))
         proba = np.concatenate(parts) if parts else np.zeros((0, len(fitted.classes)))
         if target == PHASE:  # as Fitted.predict: the most probable class, ties to the earlier
