@@ -36,6 +36,14 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi: int = 110):
+    """Lay out, write and close ``fig`` (figures left open pile up in long evaluations); returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_spectra(energy: np.ndarray, counts: np.ndarray, labels: list[str], path, *, title: str = "",
                  max_kev: float | None = None) -> Path:
     """A few spectra on a log scale with the emission lines of sediment elements marked."""

@@ -107,7 +107,7 @@ def ramp_reports(cores, scan, scan_name: str, y_true, y_pred, roles) -> list[dic
 
 def figure(path: Path, *, title: str, ramps: list[dict], scores: dict | None, classes) -> Path | None:
     """Predicted class along the scan for ramps, otherwise the confusion matrix of ``scores``."""
-    from xrfhub.plots import pyplot
+    from xrfhub.plots import pyplot, save_figure
 
     plt = pyplot()
     if ramps:
@@ -148,10 +148,7 @@ def figure(path: Path, *, title: str, ramps: list[dict], scores: dict | None, cl
     else:
         return None
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def public(ramps: list[dict]) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
 from .run import CELLS
 
 
@@ -33,7 +33,7 @@ def f1_bars(runs: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("F1 on held-out series")
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     ax.set_title("F1 per class (bars: mean over seeds, dots: seeds)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusions(results: list[dict], path: Path) -> Path | None:
@@ -76,7 +76,7 @@ def confusions(results: list[dict], path: Path) -> Path | None:
         ax.set_yticks(range(len(rows)), rows, fontsize=6)
         ax.set_title(f"{model}, {inp}", fontsize=8)
     fig.suptitle("held-out confusion, summed over seeds (rows: true class or phase)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ramps(results: list[dict], out: Path, path: Path) -> Path | None:
@@ -116,11 +116,4 @@ def ramps(results: list[dict], out: Path, path: Path) -> Path | None:
         return None
     axes[0, 0].legend(fontsize=6, loc="lower right")
     fig.suptitle("held-out ramp: predicted class along the scan (dashed: true switch)", fontsize=9)
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
-    return path
+    return save_figure(fig, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
 from .protocol import ALL
 
 COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey"}
@@ -53,9 +53,7 @@ def data_amount(summary: pd.DataFrame, path) -> None:
         ax.legend(fontsize=6, loc="lower right")
     fig.suptitle("data-amount curves on the held-out cores: mean over seeds, 95% bootstrap interval; "
                  "dotted: validation; dashed: the paper's Figure 4", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def fewshot(summary: pd.DataFrame, path) -> None:
@@ -76,9 +74,7 @@ def fewshot(summary: pd.DataFrame, path) -> None:
         ax.axhline(0, color="0.7", lw=0.7)
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("zero-shot and few-shot on held-out cores")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def mask_sweep(summary: pd.DataFrame, paper: pd.DataFrame, path) -> None:
@@ -96,6 +92,4 @@ def mask_sweep(summary: pd.DataFrame, paper: pd.DataFrame, path) -> None:
     ax.set_ylim(min(0.0, float(np.nanmin(ours["r2_mean"])) - 0.05), 1.0)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("pre-training settings (the paper's Figure 2)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
