@@ -1,0 +1,1 @@
+"""Log-ratio calibration of element intensities to lab values (Weltje & Tjallingii 2008)."""
