@@ -30,9 +30,11 @@ def resolve(store) -> tuple[str, dict]:
 
 
 def manifest(store) -> dict:
+    """The current generation's whole manifest (its split index merged in)."""
+    from .store.catalog import load
+
     gen, _ = resolve(store)
-    with fsspec.open(_join(gen, layout.MANIFEST), "r") as fh:
-        return json.load(fh)
+    return load(gen)
 
 
 def open(store, kind: str | None = None, *, run: str | None = None, channels: int | None = None,

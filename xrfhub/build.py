@@ -1,38 +1,40 @@
-"""Writing a store generation from per-core records: NeXus files, the Zarr hub, the manifest.
+"""Writing a store generation: the change goes into the NeXus files, the index and the Zarr hub.
 
-``ingest`` and ``rebuild`` both end here. The hub is a pure function of the core records (the
-NeXus files), which is what lets ``xrfhub rebuild`` regenerate it and lets alignment be redone
-whenever scans or lab tables change.
+``ingest``, ``rebuild`` and prediction runs end here. A write hard-links the parent generation
+(NeXus files, index files, run files, every hub chunk) and writes only what changed: the NeXus
+files of changed cores, their index files, the sources they brought, and per hub group the rows
+from the first changed one (``hubrows``, ``store.rows``): appending a core writes its rows and
+one partial chunk per array, whatever the store holds. Groups that are not row-appended
+(elements, diffraction grids and their runs) are rewritten only when a core holding them
+changed. ``rebuild`` writes everything afresh from the NeXus files (masters and runs) and gives
+the same bytes, which is the test that the incremental path is right.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, diffraction, predictions
-from .align import align_samples, mean_spectra
+from . import __version__
+from .hubplan import HubPlan
 from .records import CoreRecord, Process, SpectraBlock
-from .store import hub, layout, nexus
+from .samples import AlignParams
+from .store import catalog, hub, layout, nexus, nxrun, rows
 from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
 
-
 MAX_WARNINGS = 1000
+#: NXprocess that records the generation which first stored a core (its place in the hub order)
+PLACEMENT = "placement"
+PREDICTION_PREFIX = "prediction_"
 
-
-@dataclass(frozen=True)
-class AlignParams:
-    """How lab samples are paired with spectra (DESIGN section 5)."""
-
-    method: str = "window"
-    window_mm: float = 5.0
-    tolerance_mm: float = 5.0
-    tube_kv: float | None = 10.0
+__all__ = ["AlignParams", "core_file_name", "load_records", "write_generation", "rebuild", "concat_spectra",
+           "link_tree"]
 
 
 def core_file_name(core: str, taken: set[str]) -> str:
@@ -47,8 +49,8 @@ def core_file_name(core: str, taken: set[str]) -> str:
 
 def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[str, CoreRecord]:
     """Read the NeXus files of a generation back into records (all cores, or ``cores``)."""
-    manifest = gen.manifest()
-    items = [(c, info) for c, info in sorted(manifest["cores"].items()) if cores is None or c in cores]
+    summaries = catalog.Catalog(gen.path).cores()
+    items = [(c, info) for c, info in sorted(summaries.items()) if cores is None or c in cores]
     if progress and len(items) > 1:
         from tqdm import tqdm
 
@@ -56,45 +58,152 @@ def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[st
     return {c: nexus.read_core(gen.path / info["file"]) for c, info in items}
 
 
-def write_generation(store: Store, current: Generation | None, records: dict[str, CoreRecord],
-                     changed: set[str], sources: dict, *, history=(), align: AlignParams = AlignParams(),
-                     core_map: dict | None = None, event: dict | None = None,
-                     warnings: list[str] = (), progress: bool = False) -> Generation:
-    """Write a complete new generation and commit it; ``changed`` cores get new NeXus files."""
-    old = current.manifest() if current else {"cores": {}}
-    if old.get("alignment") and old["alignment"] != asdict(align):
-        changed = changed | {c for c, r in records.items() if not r.lab.empty}
+class LazyRecords(dict):
+    """Core records read from NeXus only when a write needs them (``get``, ``[]``, ``setdefault``).
+
+    Keys are the store's cores (from the index); iterating gives ids without reading files.
+    ``loaded`` says which records are in memory; ``removed`` which cores were popped.
+    """
+
+    def __init__(self, gen: Generation | None, summaries: dict[str, dict]):
+        super().__init__()
+        self.gen, self.summaries, self.removed = gen, summaries, set()
+        for core in summaries:
+            super().__setitem__(core, None)
+
+    def __getitem__(self, core):
+        rec = super().__getitem__(core)
+        if rec is None:
+            rec = nexus.read_core(self.gen.path / self.summaries[core]["file"])
+            super().__setitem__(core, rec)
+        return rec
+
+    def get(self, core, default=None):
+        return self[core] if core in self else default
+
+    def setdefault(self, core, default=None):
+        if core not in self:
+            super().__setitem__(core, default)
+        return self[core]
+
+    def pop(self, core, *default):
+        if core not in self:
+            if default:
+                return default[0]
+            raise KeyError(core)
+        rec = self[core]
+        super().pop(core)
+        self.removed.add(core)
+        return rec
+
+    def values(self):
+        return [self[c] for c in self]
+
+    def items(self):
+        return [(c, self[c]) for c in self]
+
+    @property
+    def loaded(self) -> set[str]:
+        return {c for c in self if dict.__getitem__(self, c) is not None}
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link every file under ``src`` into ``dst`` (an immutable parent reused, not copied)."""
+    for folder, _dirs, files in os.walk(src):
+        rel = Path(folder).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            link_or_copy(Path(folder) / name, dst / rel / name)
+
+
+def write_generation(store: Store, current: Generation | None, records, changed: set[str], sources: dict, *,
+                     history=(), align: AlignParams = AlignParams(), core_map: dict | None = None,
+                     event: dict | None = None, warnings=(), progress: bool = False, full: bool = False,
+                     run_files: dict | None = None, rewrite: set[str] = frozenset()) -> Generation:
+    """Write a new generation holding the change and commit it.
+
+    ``records`` maps core ids to records and must hold every core in ``changed`` (a core in
+    ``changed`` but not in ``records`` is removed); ``sources`` are the new or replaced source
+    entries (all of them with ``full``). ``full`` rewrites every file from ``records`` (rebuild);
+    ``run_files`` (rebuild of an old store) are runs to write as files; ``rewrite`` the cores whose
+    NeXus files a full write must write anew (the others are linked).
+    """
+    parent = catalog.Catalog(current.path if current else None)
+    old_manifest = parent.manifest
+    full = full or (current is not None and not parent.split)
+    old_summaries = parent.cores()
+    if full and current is not None and not parent.split:  # an old store: every record is needed once
+        records = {c: records[c] for c in list(records)}
+    old_align = old_manifest.get("alignment")
+    if old_align and old_align != asdict(align):
+        changed = changed | {c for c, s in old_summaries.items() if s.get("n_samples") and c in records}
     gen = store.new_generation()
-    spectra = concat_spectra(records)
-    samples_ds, per_core_alignment, align_summary = _align(records, spectra, align)
     stamp = now_iso()
-    for core_id in changed:
-        if core_id in records and core_id in per_core_alignment:
-            rec = records[core_id]
+    present = set(records) if full else (set(old_summaries) | set(records)) - (set(changed) - set(records))
+    changed = set(changed) if not full else set(records)
+    summaries = {c: s for c, s in old_summaries.items() if c in present and c not in changed}
+    taken = {s["file"] for s in summaries.values()}
+    files = {}
+    for core in sorted(changed & present):
+        rec = records[core]
+        seq = int(old_summaries.get(core, {}).get("sequence", 0)) if core in old_summaries else (
+            0 if current is None or not old_summaries else gen.number)
+        if full:
+            seq = _placement(rec)
+        elif seq and not any(p.name == PLACEMENT for p in rec.processes):
+            rec.processes.append(Process(PLACEMENT, "xrfhub", __version__, stamp, {"sequence": seq}))
+        rel = old_summaries.get(core, {}).get("file") or core_file_name(core, taken)
+        taken.add(rel)
+        files[core] = rel
+        summaries[core] = {**core_summary(rec, rel), "sequence": seq}
+    _save_history(store, current, old_summaries, history)
+
+    if current is not None and not full:
+        link_tree(current.hub_path, gen.hub_path)
+        if (current.path / layout.RUNS_DIR).exists():
+            link_tree(current.path / layout.RUNS_DIR, gen.path / layout.RUNS_DIR)
+        for core, s in summaries.items():
+            if core not in changed:
+                link_or_copy(current.path / s["file"], gen.path / s["file"])
+    elif current is not None and (current.path / layout.RUNS_DIR).exists():
+        link_tree(current.path / layout.RUNS_DIR, gen.path / layout.RUNS_DIR)
+
+    carried = dict(old_manifest.get("runs", {}))
+    for run_id, run in (run_files or {}).items():  # rebuild of an old store: runs moved out of core files
+        nxrun.write(gen.path / layout.run_file(run_id), run)
+        carried[run_id] = run_entry(run)
+    plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
+    per_core_alignment = plan.write(sources, sources if full else None)
+    items = sorted(changed & present)
+    if progress and len(items) > 1:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="write NeXus", unit="core")
+    for core in items:
+        rec = records[core]
+        if core in per_core_alignment:
             rec.processes = [p for p in rec.processes if p.name != "alignment"]
             rec.processes.append(Process("alignment", "xrfhub", __version__, stamp, asdict(align),
-                                         per_core_alignment[core_id]))
-    _save_history(store, current, old, history)
-
-    # The archive and the hub are written from the same records, independently: in two threads,
-    # since compression (zlib, blosc) and file I/O release the GIL. Plain threads, not
-    # dask.delayed: delayed walks its arguments looking for collections, and walking every
-    # record of a large ingest cost seconds.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="xrfhub-write") as pool:
-        archive = pool.submit(_write_archive, gen, current, records, changed, old, progress)
-        written = pool.submit(_write_hub, gen, records, spectra, samples_ds, sources)
-        cores_manifest = archive.result()
-        written.result()
+                                         per_core_alignment[core]))
+        if full and current is not None and (current.path / files[core]).exists() and core not in rewrite:
+            link_or_copy(current.path / files[core], gen.path / files[core])
+        else:
+            nexus.write_core(gen.path / files[core], rec)
+    catalog.write(gen.path, parent, {**{c: summaries.get(c) for c in changed},
+                                     **{c: None for c in set(old_summaries) - present}},
+                  _with_generation(sources, gen.number, full), full=full)
     manifest = {
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
-        "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,
-        "kinds": hub.groups(gen.hub_path), "alignment": asdict(align), "alignment_summary": align_summary,
-        "core_map": core_map or old.get("core_map", {}),
+        "xrfhub_version": __version__, "index": catalog.INDEX_VERSION,
+        "n_cores": len(summaries), "kinds": hub.groups(gen.hub_path), "alignment": asdict(align),
+        "alignment_summary": plan.alignment_summary if plan.alignment_summary is not None
+        else old_manifest.get("alignment_summary", {}),
+        "core_map": core_map or old_manifest.get("core_map", {}),
+        "runs": carried,
         # what ingests had to say, newest last, kept for `xrfhub info` (bounded: a store lives long)
-        "warnings": (list(old.get("warnings", [])) + list(warnings))[-MAX_WARNINGS:],
-        "history": old.get("history", []) + list(history),
+        "warnings": (list(old_manifest.get("warnings", [])) + list(warnings))[-MAX_WARNINGS:],
+        "history": old_manifest.get("history", []) + list(history),
     }
-
     write_json_atomic(gen.path / layout.MANIFEST, manifest)
     store.commit(gen)
     store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
@@ -102,47 +211,98 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
     return gen
 
 
-def _write_archive(gen, current, records, changed, old, progress) -> dict[str, dict]:
-    """NeXus files of the new generation: rewritten for changed cores, hard-linked otherwise."""
-    cores_manifest: dict[str, dict] = {}
-    taken: set[str] = set()
-    items = sorted(records.items())
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="write NeXus", unit="core")
-    for core_id, rec in items:
-        if core_id not in changed and core_id in old["cores"]:
-            rel = old["cores"][core_id]["file"]
-            link_or_copy(current.path / rel, gen.path / rel)
-        else:
-            rel = old["cores"].get(core_id, {}).get("file") or core_file_name(core_id, taken | _files(old))
-            nexus.write_core(gen.path / rel, rec)
-        taken.add(rel)
-        cores_manifest[core_id] = _core_summary(rec, rel)
-    return cores_manifest
+def _placement(rec: CoreRecord) -> int:
+    p = next((p for p in rec.processes if p.name == PLACEMENT), None)
+    return int(p.parameters.get("sequence", 0)) if p else 0
 
 
-def _write_hub(gen, records, spectra, samples_ds, sources) -> None:
-    """Every kind of the Zarr hub, from the records."""
-    spectra_ds = {n_ch: hub.write_spectra(gen.hub_path, block) for n_ch, block in spectra.items()}
-    for group, ds in predictions.run_datasets(records, spectra, spectra_ds).items():
-        hub.write_table(gen.hub_path, group, ds)
-    if samples_ds is not None:
-        chunked = {}
-        if "mean_spectrum" in samples_ds:
-            chunked["mean_spectrum"] = (min(1024, max(1, samples_ds.sizes["sample"])), samples_ds.sizes["channel"])
-        hub.write_table(gen.hub_path, "samples", samples_ds, chunked)
-    elements = _elements_dataset(records)
-    if elements is not None:
-        hub.write_table(gen.hub_path, "elements", elements)
-    for group, ds in diffraction.hub_datasets(records).items():
-        rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, ds.sizes[layout.PATTERN]))
-        hub.write_table(gen.hub_path, group, ds, {"intensity": (rows, ds.sizes[layout.TWO_THETA])})
-    hub.write_table(gen.hub_path, "sources", hub.sources_dataset(sources))
+def _with_generation(sources: dict, number: int, full: bool) -> dict:
+    """New source entries remember the generation that stored them (their place in ``sources``)."""
+    if full:
+        return dict(sources)
+    return {n: {**info, "generation": number} for n, info in sources.items()}
 
 
-def _elements_dataset(records: dict[str, CoreRecord]) -> xr.Dataset | None:
+def core_summary(rec: CoreRecord, rel: str) -> dict:
+    """What the index keeps of a core, so a later write decides without reading its file."""
+    depths = [b.coords["depth_mm"].to_numpy() for b in rec.scans.values()]
+    all_d = np.concatenate(depths) if depths else np.array([])
+    out = {
+        "file": rel,
+        "scans": {name: {"n": len(b), "channels": b.n_channels,
+                         "counts_sha256": hub.array_sha256(b.counts)} for name, b in sorted(rec.scans.items())},
+        "n_spectra": int(all_d.size),
+        "depth_min_mm": float(all_d.min()) if all_d.size else None,
+        "depth_max_mm": float(all_d.max()) if all_d.size else None,
+        "n_samples": int(len(rec.lab)),
+        "sources": sorted({s.name for s in rec.sources}),
+        "lab_properties": [str(p) for p in rec.lab_flags.columns],
+        "lab_units": {str(k): str(v) for k, v in rec.lab_units.items()},
+        "n_points": int(sum(len(t.points) for t in rec.elements)),
+        **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
+            "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
+    }
+    return out
+
+
+def _save_history(store: Store, current: Generation | None, old: dict, history) -> None:
+    """Keep the NeXus files that held replaced sources, so the old versions stay available."""
+    if current is None:
+        return
+    for entry in history:
+        core_id = entry.get("core")
+        if core_id and core_id in old:
+            store.history_dir.mkdir(exist_ok=True)
+            src = current.path / old[core_id]["file"]
+            link_or_copy(src, store.history_dir / f"{Path(src).stem}.{current.name}{layout.NEXUS_SUFFIX}")
+            entry["saved_as"] = f"{layout.HISTORY}/{Path(src).stem}.{current.name}{layout.NEXUS_SUFFIX}"
+
+
+def concat_spectra(records: dict[str, CoreRecord]) -> dict[int, SpectraBlock]:
+    """All scans of all cores, grouped by channel count, in hub order (placement, core, scan, depth)."""
+    by_channels: dict[int, list[SpectraBlock]] = {}
+    for core_id in sorted(records, key=lambda c: (_placement(records[c]), c)):
+        for name in sorted(records[core_id].scans):
+            block = records[core_id].scans[name]
+            by_channels.setdefault(block.n_channels, []).append(block)
+    return {n: SpectraBlock.concat(blocks) for n, blocks in sorted(by_channels.items())}
+
+
+def rebuild(store, *, progress: bool = False) -> Generation:
+    """Regenerate the Zarr hub and the index from the NeXus files (masters and runs).
+
+    Stores written before runs had their own files are migrated: prediction NXprocesses are
+    moved out of the core files into ``runs/<run>.nxs``.
+    """
+    from .errors import StoreError
+    from .predictions import migrate_runs
+
+    store = store if isinstance(store, Store) else Store(store)
+    with store.writer():
+        current = store.current()
+        if current is None:
+            raise StoreError(f"{store.root}: the store is empty; nothing to rebuild")
+        parent = catalog.Catalog(current.path)
+        manifest = parent.manifest
+        records = load_records(current, progress=progress)
+        run_files, moved = migrate_runs(records)
+        align = AlignParams(**manifest.get("alignment", {}))
+        return write_generation(store, current, records, set(records), parent.all_sources(), align=align,
+                                core_map=manifest.get("core_map"), event={"action": "rebuild"},
+                                progress=progress, full=True, run_files=run_files, rewrite=moved)
+
+
+def run_entry(run) -> dict:
+    """A run's line in the manifest: its file, hub group, kind and the rows it predicts."""
+    kind = run.parameters.get("kind", "spectra")
+    entry = {"file": layout.run_file(run.run_id), "group": layout.predictions_group(run.run_id), "kind": kind,
+             "created": run.date}
+    if kind == "spectra":
+        entry["channels"] = int(run.parameters["channels"])
+    return entry
+
+
+def elements_dataset(records: dict[str, CoreRecord]) -> xr.Dataset | None:
     """All element tables over ``point`` x ``line``: lines are the union, NaN where a table lacks one."""
     tables = [t for c in sorted(records) for t in records[c].elements]
     if not tables:
@@ -184,143 +344,3 @@ def _line_order(line: str):
         return (atomic_number(element_of(line)), line)
     except (ValueError, KeyError):
         return (999, line)
-
-
-def _files(manifest) -> set[str]:
-    return {info["file"] for info in manifest.get("cores", {}).values()}
-
-
-def _save_history(store: Store, current: Generation | None, old: dict, history) -> None:
-    """Keep the NeXus files that held replaced sources, so the old versions stay available."""
-    if current is None:
-        return
-    for entry in history:
-        core_id = entry.get("core")
-        if core_id and core_id in old["cores"]:
-            store.history_dir.mkdir(exist_ok=True)
-            src = current.path / old["cores"][core_id]["file"]
-            link_or_copy(src, store.history_dir / f"{Path(src).stem}.{current.name}{layout.NEXUS_SUFFIX}")
-            entry["saved_as"] = f"{layout.HISTORY}/{Path(src).stem}.{current.name}{layout.NEXUS_SUFFIX}"
-
-
-def _core_summary(rec: CoreRecord, rel: str) -> dict:
-    depths = [b.coords["depth_mm"].to_numpy() for b in rec.scans.values()]
-    all_d = np.concatenate(depths) if depths else np.array([])
-    return {
-        "file": rel,
-        "scans": {name: {"n": len(b), "channels": b.n_channels,
-                         "counts_sha256": hub.array_sha256(b.counts)} for name, b in sorted(rec.scans.items())},
-        "n_spectra": int(all_d.size),
-        "depth_min_mm": float(all_d.min()) if all_d.size else None,
-        "depth_max_mm": float(all_d.max()) if all_d.size else None,
-        "n_samples": int(len(rec.lab)),
-        **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
-            "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
-    }
-
-
-def concat_spectra(records: dict[str, CoreRecord]) -> dict[int, SpectraBlock]:
-    """All scans of all cores, grouped by channel count, in store order (core, scan, depth)."""
-    by_channels: dict[int, list[SpectraBlock]] = {}
-    for core_id in sorted(records):
-        for name in sorted(records[core_id].scans):
-            block = records[core_id].scans[name]
-            by_channels.setdefault(block.n_channels, []).append(block)
-    return {n: SpectraBlock.concat(blocks) for n, blocks in sorted(by_channels.items())}
-
-
-def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):
-    """Pair every lab sample with spectra; returns the samples dataset and per-core NXprocess data."""
-    labs = [r.lab.assign(core=c) for c, r in sorted(records.items()) if not r.lab.empty]
-    if not labs:
-        return None, {}, {}
-    lab = pd.concat(labs, ignore_index=True)
-    flags = pd.concat([r.lab_flags for c, r in sorted(records.items()) if not r.lab.empty], ignore_index=True)
-    units: dict[str, str] = {}
-    for r in records.values():
-        for k, v in r.lab_units.items():
-            units.setdefault(k, v)
-    n_ch = max(spectra, key=lambda n: len(spectra[n])) if spectra else None
-    if n_ch is not None:
-        block = spectra[n_ch]
-        table = block.coords[["core", "depth_mm", "tube_kv", "valid"]]
-        counts = block.counts
-    else:
-        table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
-                              "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
-        counts = np.zeros((0, 1), np.uint32)
-    result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
-                           window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
-    means = mean_spectra(counts, result) if n_ch is not None else np.zeros((len(lab), 0), np.float32)
-    ds = _samples_dataset(lab, flags, units, result, means, n_ch, params)
-
-    per_core = {}
-    depth = table["depth_mm"].to_numpy()
-    for core_id in sorted(set(lab["core"])):
-        rows = np.flatnonzero(lab["core"].to_numpy() == core_id)
-        flat = [depth[result.indices[i]] for i in rows]
-        offsets = np.cumsum([0] + [len(f) for f in flat]).astype(np.int64)
-        per_core[core_id] = {
-            "sample_mid_mm": lab["mid_mm"].to_numpy(dtype=float)[rows],
-            "match_count": np.asarray(result.counts)[rows].astype(np.int64),
-            "matched_depth_mm": np.concatenate(flat) if flat else np.zeros(0),
-            "matched_offsets": offsets,
-        }
-    return ds, per_core, result.summary()
-
-
-def _samples_dataset(lab, flags, units, result, means, n_ch, params: AlignParams) -> xr.Dataset:
-    dim = layout.SAMPLE
-    props = [c for c in flags.columns]
-    n = len(lab)
-    width = max(1, int(np.max(result.counts, initial=0)))
-    matched = np.full((n, width), -1, dtype=np.int64)
-    for i, idx in enumerate(result.indices):
-        matched[i, :len(idx)] = idx
-    coords = {
-        "core": ((dim,), lab["core"].to_numpy(dtype=object), {"long_name": "core id in the store"}),
-        "lab_core": ((dim,), lab["lab_core"].astype(str).to_numpy(dtype=object) if "lab_core" in lab
-                     else lab["core"].to_numpy(dtype=object), {"long_name": "core id as written in the lab table"}),
-        "depth_mm": ((dim,), lab["mid_mm"].to_numpy(dtype=float), {"units": "mm", "long_name": "sample mid-depth"}),
-        "top_mm": ((dim,), lab["top_mm"].to_numpy(dtype=float), {"units": "mm", "long_name": "sample top"}),
-        "bottom_mm": ((dim,), lab["bottom_mm"].to_numpy(dtype=float), {"units": "mm", "long_name": "sample bottom"}),
-        "mid_mm": ((dim,), lab["mid_mm"].to_numpy(dtype=float), {"units": "mm", "long_name": "sample mid-depth"}),
-        "source": ((dim,), lab["source"].astype(str).to_numpy(dtype=object), {"long_name": "lab table"}),
-        "line": ((dim,), lab["line"].to_numpy(dtype=np.int64), {"long_name": "line in the lab table"}),
-    }
-    data = {}
-    for p in props:
-        data[p] = ((dim,), lab[p].to_numpy(dtype=float), {"units": "wt%", "unit_as_written": units.get(p, "")})
-        data[f"{p}_flag"] = ((dim,), flags[p].fillna("").astype(str).to_numpy(dtype=object),
-                             {"long_name": f"quality flag of {p} ('' ok, '?' questionable, '/' invalid, '*' unknown)"})
-    data["match_status"] = ((dim,), np.asarray(result.status).astype(object), {})
-    data["match_reason"] = ((dim,), np.asarray(result.reason).astype(object), {})
-    data["match_count"] = ((dim,), np.asarray(result.counts).astype(np.int64), {"long_name": "spectra averaged"})
-    data["overlapping"] = ((dim,), np.asarray(result.overlapping, dtype=bool), {})
-    data["duplicate"] = ((dim,), np.asarray(result.duplicate, dtype=bool), {})
-    data["matched_spectrum"] = ((dim, layout.MATCH), matched,
-                                {"long_name": "rows of the spectra group averaged (-1: none)",
-                                 "spectra_group": layout.spectra_group(n_ch) if n_ch else ""})
-    if n_ch:
-        data["mean_spectrum"] = ((dim, layout.CHANNEL), means.astype(np.float32),
-                                 {"units": "counts", "long_name": "mean of the matched spectra"})
-    attrs = {"kind": "samples", "alignment_method": params.method, "window_mm": params.window_mm,
-             "tolerance_mm": params.tolerance_mm, "tube_kv": params.tube_kv if params.tube_kv is not None else "any",
-             "spectra_group": layout.spectra_group(n_ch) if n_ch else ""}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
-
-
-def rebuild(store, *, progress: bool = False) -> Generation:
-    """Regenerate the Zarr hub (and manifest) from the current generation's NeXus files."""
-    store = store if isinstance(store, Store) else Store(store)
-    with store.writer():
-        current = store.current()
-        if current is None:
-            from .errors import StoreError
-
-            raise StoreError(f"{store.root}: the store is empty; nothing to rebuild")
-        manifest = current.manifest()
-        records = load_records(current, progress=progress)
-        align = AlignParams(**manifest.get("alignment", {}))
-        return write_generation(store, current, records, set(), manifest["sources"], align=align,
-                                core_map=manifest.get("core_map"), event={"action": "rebuild"}, progress=progress)

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, coreid, diffraction
-from .build import AlignParams, load_records, write_generation
+from .build import AlignParams, LazyRecords, write_generation
 from .depth import composite_depth, read_affine_table
 from .errors import InputError
 from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, find, parse_all
+from .store.catalog import Catalog
 from .store.generations import Store, now_iso
 
 
@@ -78,8 +79,10 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
     with store.writer(wait=wait):
         current = store.current()
-        manifest = current.manifest() if current else {"sources": {}, "cores": {}}
-        known = manifest["sources"]
+        # the index, not the NeXus files: sources by folder, one small summary per core
+        index = Catalog(current.path if current else None)
+        manifest = index.manifest
+        known = _Known(index)
         # the user's core map persists, so lab cores that arrive before their scans still find them
         cmap = coreid.CoreMap({**manifest.get("core_map", {}), **(cmap.pairs if cmap else {})})
         parsed = parse_all(cands, format_name=format, options=options, client=client, progress=progress)
@@ -106,7 +109,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         if not new and not replaced and composite_table is None:
             return report
 
-        records = load_records(current) if current else {}
+        records = LazyRecords(current, index.cores())  # a core's file is read only if the change needs it
         replaced_names = {p.source.name for p in replaced}
         history = _drop_replaced(records, replaced_names, known)
         spectra = [s for p in new + replaced for s in _spectra_of(p)]
@@ -151,9 +154,10 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 {"sources": sorted(s.name for s in by_core.get(core_id, [])),
                  "replaced": sorted(replaced_names & {s.name for s in by_core.get(core_id, [])}),
                  "options": {k: str(v) for k, v in options.items()}, "format": format or "auto"}))
+        fresh_sources = {}
         for p in new + replaced:
-            known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
-                                   "size": p.source.size, "path": p.source.path, "ingested": stamp}
+            fresh_sources[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
+                                            "size": p.source.size, "path": p.source.path, "ingested": stamp}
         report.added = [p.source.name for p in new]
         report.replaced = [p.source.name for p in replaced]
         report.n_spectra = len(spectra)
@@ -161,13 +165,56 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.n_points = sum(len(p.records.points) for p in new + replaced if p.kind == "elements")
         report.cores = sorted(changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
-        gen = write_generation(store, current, records, changed, known, history=history,
+        gen = write_generation(store, current, records, changed, fresh_sources, history=history,
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
                                       "skipped": report.skipped, "date": stamp}, progress=progress)
         report.generation = gen.name
         return report
+
+
+class _Known:
+    """Sources the store holds, looked up by name in the index (only the buckets asked for are read)."""
+
+    def __init__(self, index: Catalog):
+        self.index = index
+
+    def get(self, name: str):
+        return self.index.source(name)
+
+    def __getitem__(self, name: str):
+        found = self.index.source(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
+def _scan_cores(records) -> list[str]:
+    """Cores holding scans; from the index for cores whose files were not read."""
+    if isinstance(records, LazyRecords):
+        loaded = records.loaded
+        return sorted(c for c in records if (records[c].scans if c in loaded
+                                             else records.summaries[c].get("n_spectra", 0)))
+    return sorted(c for c, r in records.items() if r.scans)
+
+
+def _lab_only(records) -> list[str]:
+    if isinstance(records, LazyRecords):
+        loaded = records.loaded
+        return sorted(c for c in records if ((not records[c].scans and not records[c].lab.empty) if c in loaded
+                                             else (not records.summaries[c].get("n_spectra", 0)
+                                                   and records.summaries[c].get("n_samples", 0))))
+    return sorted(c for c, r in records.items() if not r.scans and not r.lab.empty)
+
+
+def _holding(records, names: set[str]) -> list[str]:
+    """Cores that hold any of the source ``names`` (the index lists each core's sources)."""
+    if isinstance(records, LazyRecords):
+        prefixes = tuple(f"{n}/" for n in names)
+        return sorted(c for c in records if c in records.loaded or any(
+            s in names or s.startswith(prefixes) for s in records.summaries[c].get("sources", [])))
+    return sorted(records)
 
 
 def _apply_composite(records: dict[str, CoreRecord], table, source: str) -> set[str]:
@@ -311,7 +358,8 @@ def _merge_elements(records: dict[str, CoreRecord], parsed: list[Parsed]) -> set
 def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict) -> list[dict]:
     """Remove what replaced sources contributed; return the history entries to record."""
     history = []
-    for core_id, rec in records.items():
+    for core_id in _holding(records, names):
+        rec = records[core_id]
         touched = False
         for scan, block in list(rec.scans.items()):
             src = block.coords["source"].astype(str)
@@ -347,7 +395,7 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
 def _merge_lab(records: dict[str, CoreRecord], tables: list[tuple[Parsed, LabTable]], cmap, report) -> set[str]:
     """Attach lab samples to the store's cores, matching ids by normalisation or the user's map."""
     changed = set()
-    scan_cores = sorted(c for c, r in records.items() if r.scans)
+    scan_cores = _scan_cores(records)
     for parsed, table in tables:
         samples = table.samples.copy()
         flags = table.flags.copy()
@@ -381,8 +429,8 @@ def _append_lab(rec: CoreRecord, samples: pd.DataFrame, flags: pd.DataFrame, uni
 
 def _rehome_lab_only(records: dict[str, CoreRecord], cmap) -> set[str]:
     """Lab samples that arrived before their scans move to the scanned core once it exists."""
-    scan_cores = sorted(c for c, r in records.items() if r.scans)
-    lab_only = sorted(c for c, r in records.items() if not r.scans and not r.lab.empty)
+    scan_cores = _scan_cores(records)
+    lab_only = _lab_only(records)
     if not lab_only or not scan_cores:
         return set()
     result = coreid.match_cores(lab_only, scan_cores, cmap)

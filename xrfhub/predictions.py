@@ -1,10 +1,14 @@
-"""Predictions in the store: versioned runs, kept in NeXus (NXprocess) and the Zarr hub.
+"""Predictions in the store: versioned runs, each its own NeXus file plus one hub group.
 
-A run's values live in each core's NeXus file as an NXprocess named ``prediction_<run>``,
-keyed by (scan, depth) so they stay attached to their spectra when a core later gains spectra;
-the hub's ``predictions/<run>`` group is rebuilt from them like every other kind. Opening
-``predictions`` without ``run=`` gives, per target, the most recent run. Runs over diffraction
-patterns are kept the same way, keyed by (series, pattern id): see ``predictions_diffraction``.
+A run writes ``runs/<run>.nxs`` (``store.nxrun``: NXprocess with the model, its config, the
+sha256 of the inputs, and the values keyed by (core, scan, depth), so they stay attached to
+their spectra when the store later grows) and the hub group ``predictions/<run>``; nothing else
+of the store is touched: the archival core files are never rewritten to add derived data, and
+the rest of the generation is hard-linked. ``xrfhub rebuild`` places every run's values onto the
+hub's rows from the run files. Opening ``predictions`` without ``run=`` gives, per target, the
+most recent run. Runs over diffraction patterns are keyed by (series, pattern id): see
+``predictions_diffraction``. Stores written before run files existed kept runs as NXprocesses
+``prediction_<run>`` in the core files; ``migrate_runs`` moves them out on ``rebuild``.
 """
 from __future__ import annotations
 
@@ -32,72 +36,38 @@ def new_run_id(plugin: str, targets) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def attach(records: dict[str, CoreRecord], spectra_coords, values: dict[str, np.ndarray], run_id: str,
-           provenance: dict) -> set[str]:
-    """Add one run's values (aligned with the rows of ``spectra_coords``) to the core records."""
-    cores = spectra_coords["core"].to_numpy().astype(str)
-    scans = spectra_coords["scan"].to_numpy().astype(str)
-    depths = spectra_coords["depth_mm"].to_numpy(dtype=float)
-    predicted = np.zeros(len(cores), dtype=bool)
-    for v in values.values():
-        predicted |= np.isfinite(np.asarray(v, dtype=float))
-    changed = set()
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
-    for core in sorted(set(cores[predicted])):
-        rows = np.flatnonzero((cores == core) & predicted)
-        data = {"scan": scans[rows].astype(object), "depth_mm": depths[rows]}
-        data.update({f"value_{t}": np.asarray(v, dtype=np.float32)[rows] for t, v in values.items()})
-        records[core].processes.append(Process(
-            f"{PREFIX}{run_id}", str(provenance.get("plugin", "xrfhub")), str(provenance.get("version", __version__)),
-            stamp, {"run_id": run_id, "targets": sorted(values), **provenance}, data))
-        changed.add(core)
-    return changed
+def migrate_runs(records: dict[str, CoreRecord]):
+    """Take the runs old stores kept in core files out of the records, as run files.
 
+    Returns (run id -> ``RunFile``, cores whose records changed and whose files must be rewritten).
+    """
+    from .store.nxrun import RunFile
 
-def runs_in(records: dict[str, CoreRecord]) -> dict[str, dict]:
-    """Run id -> its parameters, over all cores."""
-    runs: dict[str, dict] = {}
-    for rec in records.values():
+    import pandas as pd
+
+    found: dict[str, list] = {}
+    moved = set()
+    for core, rec in sorted(records.items()):
+        keep = []
         for p in rec.processes:
             if p.name.startswith(PREFIX):
-                runs.setdefault(p.parameters["run_id"], {**p.parameters, "date": p.date})
-    return runs
-
-
-def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict[int, xr.Dataset]):
-    """The hub datasets of every run, rows aligned with the spectra group they predicted."""
-    from .predictions_diffraction import KIND as DIFFRACTION, run_datasets as diffraction_runs
-
-    out = {}
-    for run_id, params in sorted(runs_in(records).items()):
-        if params.get("kind") == DIFFRACTION:
-            continue
-        n_ch = int(params.get("channels", max(spectra, key=lambda n: len(spectra[n]))))
-        coords = spectra[n_ch].coords
-        key_index = {(c, s, round(d, 6)): i for i, (c, s, d) in enumerate(
-            zip(coords["core"].astype(str), coords["scan"].astype(str), coords["depth_mm"].astype(float)))}
-        targets = params["targets"]
-        values = {t: np.full(len(coords), np.nan, dtype=np.float32) for t in targets}
-        for core, rec in records.items():
-            for p in rec.processes:
-                if p.name != f"{PREFIX}{run_id}":
-                    continue
-                for s, d, i in zip(p.data["scan"], p.data["depth_mm"], range(len(p.data["scan"]))):
-                    row = key_index.get((core, str(s), round(float(d), 6)))
-                    if row is not None:
-                        for t in targets:
-                            values[t][row] = p.data[f"value_{t}"][i]
-        base = spectra_ds[n_ch]
-        ds = xr.Dataset({t: ((layout.SPECTRUM,), v, {"run": run_id, "long_name": f"predicted {t}",
-                                                      "units": params.get("units", {}).get(t, "wt%")})
-                         for t, v in values.items()},
-                        coords={c: base[c].variable for c in KEPT_COORDS if c in base.coords})
-        ds.attrs.update({"kind": "predictions", "run": run_id, "created": params["date"],
-                         "spectra_group": layout.spectra_group(n_ch),
-                         "provenance": json.dumps(params, sort_keys=True, default=str)})
-        out[layout.predictions_group(run_id)] = ds
-    out.update(diffraction_runs(records))
-    return out
+                found.setdefault(p.parameters["run_id"], []).append((core, p))
+                moved.add(core)
+            else:
+                keep.append(p)
+        rec.processes = keep
+    runs = {}
+    for run_id, parts in found.items():
+        first = parts[0][1]
+        keys = {"core": np.concatenate([np.full(len(next(iter(p.data.values()))), c, dtype=object) for c, p in parts])}
+        key_cols = ["pattern_id"] if "pattern_id" in first.data else ["scan", "depth_mm"]
+        for k in key_cols:
+            keys[k] = np.concatenate([np.asarray(p.data[k]) for _, p in parts])
+        values = {k[len("value_"):]: np.concatenate([np.asarray(p.data[k]) for _, p in parts])
+                  for k in first.data if k.startswith("value_")}
+        params = {k: v for k, v in first.parameters.items() if k != "run_id"}
+        runs[run_id] = RunFile(run_id, first.program, first.version, first.date, params, pd.DataFrame(keys), values)
+    return runs, moved
 
 
 def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
@@ -146,37 +116,107 @@ def list_runs(store) -> list[dict]:
 
 
 def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
-              run_id: str | None = None, wait: float = 0.0) -> str:
+              run_id: str | None = None, wait: float = 0.0, extra: dict[str, np.ndarray] | None = None) -> str:
     """Write one prediction run (values over the rows of spectra ``group``) as a new generation.
 
-    Values over the patterns of a ``diffraction/<grid>`` group go to ``predictions_diffraction``.
+    ``values`` maps each target to one value per row of ``group`` (NaN where not predicted);
+    ``extra`` maps any other per-row arrays to keep beside them (e.g. ``TOC_lower``,
+    ``TOC_upper`` of an interval): they are stored, keyed and rebuilt exactly like the values,
+    and appear in the run's hub group under their own names. Values over the patterns of a
+    ``diffraction/<grid>`` group go to ``predictions_diffraction``.
     """
     from .predictions_diffraction import is_diffraction_group, write_run as write_diffraction_run
 
     if is_diffraction_group(group):
-        return write_diffraction_run(store, values, group=group, plugin=plugin, provenance=provenance,
-                                     run_id=run_id, wait=wait)
-    from .build import AlignParams, load_records, write_generation
+        return write_diffraction_run(store, {**values, **(extra or {})}, group=group, plugin=plugin,
+                                     provenance=provenance, run_id=run_id, wait=wait)
+    import pandas as pd
+
+    from .hubplan import KEPT_COORDS, spectra_run_dataset
+    from .store import catalog, rows
     from .store.generations import Store
+    from .store.nxrun import RunFile
 
     store = store if isinstance(store, Store) else Store(store)
-    run_id = run_id or new_run_id(plugin, sorted(values))
+    targets = sorted(values)
+    every = {**{k: np.asarray(v, dtype=np.float32) for k, v in values.items()},
+             **{k: np.asarray(v, dtype=np.float32) for k, v in (extra or {}).items()}}
+    if set(values) & set(extra or {}):
+        raise StoreError(f"extra arrays {sorted(set(values) & set(extra))} have the names of targets")
+    run_id = run_id or new_run_id(plugin, targets)
+    n_ch = int(group.rsplit("ch", 1)[1])
     with store.writer(wait=wait):
         current = store.current()
         if current is None:
             raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
-        manifest = current.manifest()
-        records = load_records(current)
-        from .build import concat_spectra
+        import zarr
 
-        spectra = concat_spectra(records)
-        n_ch = int(group.rsplit("ch", 1)[1])
-        if n_ch not in spectra or any(len(v) != len(spectra[n_ch]) for v in values.values()):
+        try:
+            g = zarr.open_group(current.hub_path, path=group, mode="r")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            raise StoreError(f"{store.root}: no group {group} to predict on") from None
+        total = g["core"].shape[0]
+        if any(len(v) != total for v in every.values()):
             raise StoreError(f"predictions do not match the rows of {group}; the store changed since "
                              "prediction began: run predict again")
-        changed = attach(records, spectra[n_ch].coords, values, run_id,
-                         {**provenance, "plugin": plugin, "channels": n_ch})
-        write_generation(store, current, records, changed, manifest["sources"],
-                         align=AlignParams(**manifest.get("alignment", {})), core_map=manifest.get("core_map"),
-                         event={"action": "predict", "run": run_id, "plugin": plugin})
+        coords = {c: np.asarray(g[c][:]) for c in KEPT_COORDS}
+        coords = {c: v.astype(object) if v.dtype.kind in "TU" else v for c, v in coords.items()}
+        predicted = np.zeros(total, dtype=bool)
+        for v in values.values():
+            predicted |= np.isfinite(v)
+        cores = coords["core"].astype(str)
+        summaries = catalog.Catalog(current.path).cores()
+        inputs = {c: hub_digest(summaries.get(c, {}), n_ch) for c in sorted(set(cores[predicted]))}
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
+        params = {**provenance, "plugin": plugin, "channels": n_ch, "targets": targets,
+                  "extra": sorted(extra or {}), "kind": "spectra", "group": group}
+        keys = pd.DataFrame({"core": coords["core"][predicted], "scan": coords["scan"][predicted],
+                             "depth_mm": coords["depth_mm"][predicted].astype(float)})
+        run = RunFile(run_id, plugin, str(provenance.get("version", __version__)), stamp, params, keys,
+                      {k: v[predicted] for k, v in every.items()}, inputs)
+        shown = {k: np.where(predicted, v, np.nan).astype(np.float32) for k, v in every.items()}
+        commit_run(store, current, run, lambda: spectra_run_dataset(run, n_ch, coords, shown), total)
     return run_id
+
+
+def hub_digest(summary: dict, n_ch: int) -> str:
+    """The sha256 of a core's inputs to a run: of its scans' counts digests, in scan order."""
+    import hashlib
+
+    parts = [f"{name}:{s['counts_sha256']}" for name, s in sorted(summary.get("scans", {}).items())
+             if int(s["channels"]) == n_ch]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def commit_run(store, current, run, make_dataset, total: int) -> None:
+    """A generation that is the parent plus one run file and one hub group, committed."""
+    from .build import link_tree, run_entry
+    from .store import rows
+    from .store.generations import now_iso, write_json_atomic
+    from .store.nxrun import write
+
+    gen = store.new_generation()
+    for part in (layout.NEXUS_DIR, layout.INDEX_DIR, layout.RUNS_DIR, layout.HUB):
+        if (current.path / part).exists():
+            link_tree(current.path / part, gen.path / part)
+    write(gen.path / layout.run_file(run.run_id), run)
+    group = layout.predictions_group(run.run_id)
+    rows.write_group(None, gen.hub_path, group, 0, total, lambda _s: make_dataset(), row_dim=_row_dim(run),
+                     chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+    from .store import catalog, hub
+
+    manifest = catalog.Catalog(current.path).manifest
+    if "index" not in manifest:
+        raise StoreError(f"{store.root}: written by an older xrfhub; run `xrfhub rebuild {store.root}` "
+                         "once to migrate it, then predict again")
+    manifest = {**manifest, "generation": gen.name, "parent": current.name, "created": now_iso(),
+                "xrfhub_version": __version__, "kinds": hub.groups(gen.hub_path),
+                "runs": {**manifest.get("runs", {}), run.run_id: run_entry(run)}}
+    write_json_atomic(gen.path / layout.MANIFEST, manifest)
+    store.commit(gen)
+    store.log({"action": "predict", "run": run.run_id, "plugin": run.program, "generation": gen.name,
+               "xrfhub_version": __version__, "date": manifest["created"]})
+
+
+def _row_dim(run) -> str:
+    return layout.PATTERN if run.parameters.get("kind") == "diffraction" else layout.SPECTRUM

@@ -2,10 +2,10 @@
 
 A run of a diffraction classifier predicts every pattern of one grid (``diffraction/<grid>``).
 Its values are keyed by (series, pattern id), never by row number, so they stay attached to
-their patterns when a series later gains patterns; they live in each series' NeXus file as an
-NXprocess ``prediction_<run>`` (like spectra predictions) with arrays ``pattern_id`` and
-``value_<name>`` per variable, and the hub group ``predictions/<run>`` is rebuilt from them
-over the ``pattern`` dimension, row for row aligned with ``diffraction/<grid>``.
+their patterns when a series later gains patterns; they live in the run's own NeXus file
+(``runs/<run>.nxs``, see ``store.nxrun``) with key arrays ``core``, ``pattern_id`` and one
+``value_<name>`` per variable, and the hub group ``predictions/<run>`` is rebuilt from it over
+the ``pattern`` dimension, row for row aligned with ``diffraction/<grid>``.
 
 Variables are what the plugin returned: class strings (``""`` where a pattern was not
 predicted), 0/1 presence over phases as int8 (``-1`` where not predicted) or floats (NaN).
@@ -23,7 +23,7 @@ import xarray as xr
 from . import __version__
 from .diffraction import PATTERN_COLUMNS
 from .errors import StoreError
-from .records import CoreRecord, Process
+from .records import CoreRecord
 from .store import layout
 
 KIND = "diffraction"
@@ -56,26 +56,6 @@ def _scan_columns(rows: pd.DataFrame) -> list[str]:
     return [c for c in rows.columns if c not in PATTERN_COLUMNS and c != "core"]
 
 
-def attach(records: dict[str, CoreRecord], rows: pd.DataFrame, values: dict[str, np.ndarray], run_id: str,
-           parameters: dict) -> set[str]:
-    """Add one run's values (aligned with ``rows``) to the series records as NXprocesses."""
-    from .predictions import PREFIX
-
-    cores = rows["core"].to_numpy().astype(str)
-    ids = rows["pattern_id"].to_numpy().astype(str)
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
-    changed = set()
-    for core in sorted(set(cores)):
-        mine = np.flatnonzero(cores == core)
-        data = {"pattern_id": ids[mine].astype(object)}
-        data.update({f"value_{name}": _stored(np.asarray(v)[mine]) for name, v in values.items()})
-        records[core].processes.append(Process(
-            f"{PREFIX}{run_id}", str(parameters.get("plugin", "xrfhub")), str(parameters.get("version", __version__)),
-            stamp, {"run_id": run_id, **parameters}, data))
-        changed.add(core)
-    return changed
-
-
 def _stored(values: np.ndarray) -> np.ndarray:
     """Strings as object arrays (variable-length UTF-8 in NeXus), presence as int8, scores as float32."""
     if values.dtype.kind in "OUS":
@@ -93,32 +73,20 @@ def _empty(dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, np.nan, dtype=np.float32)
 
 
-def run_datasets(records: dict[str, CoreRecord]) -> dict[str, xr.Dataset]:
-    """The hub datasets of every diffraction prediction run, rows aligned with its grid's group."""
-    from .predictions import PREFIX, runs_in
-
-    out = {}
-    for run_id, params in sorted(runs_in(records).items()):
-        if params.get("kind") != KIND:
-            continue
-        rows = pattern_rows(records, params["grid"])
-        index = {key: i for i, key in enumerate(zip(rows["core"].astype(str), rows["pattern_id"].astype(str)))}
-        found: dict[str, np.ndarray] = {}
-        for core, rec in records.items():
-            for p in rec.processes:
-                if p.name != f"{PREFIX}{run_id}":
-                    continue
-                where = np.array([index.get((core, str(pid)), -1) for pid in p.data["pattern_id"]], dtype=np.int64)
-                keep = where >= 0
-                for key, arr in p.data.items():
-                    if not key.startswith("value_"):
-                        continue
-                    name = key[len("value_"):]
-                    if name not in found:
-                        found[name] = _empty(arr.dtype, (len(rows), *arr.shape[1:]))
-                    found[name][where[keep]] = arr[keep]
-        out[layout.predictions_group(run_id)] = _dataset(run_id, params, rows, found)
-    return out
+def run_dataset(records: dict[str, CoreRecord], run) -> xr.Dataset:
+    """The hub dataset of one diffraction run file, rows aligned with its grid's group."""
+    params = {**run.parameters, "date": run.date}
+    rows = pattern_rows(records, params["grid"])
+    index = {key: i for i, key in enumerate(zip(rows["core"].astype(str), rows["pattern_id"].astype(str)))}
+    where = np.array([index.get((str(c), str(pid)), -1) for c, pid in
+                      zip(run.keys["core"], run.keys["pattern_id"])], dtype=np.int64)
+    keep = where >= 0
+    found: dict[str, np.ndarray] = {}
+    for name, arr in sorted(run.values.items()):
+        arr = _stored(np.asarray(arr))
+        found[name] = _empty(arr.dtype, (len(rows), *arr.shape[1:]))
+        found[name][where[keep]] = arr[keep]
+    return _dataset(run.run_id, params, rows, found)
 
 
 def _dataset(run_id: str, params: dict, rows: pd.DataFrame, found: dict[str, np.ndarray]) -> xr.Dataset:
@@ -170,14 +138,16 @@ def n_predicted(ds: xr.Dataset) -> int:
 
 def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
               run_id: str | None = None, wait: float = 0.0) -> str:
-    """Write one run's values (over the rows of ``diffraction/<grid>``) as a new store generation.
+    """Write one run's values (over the rows of ``diffraction/<grid>``) as a run file and one hub group.
 
     ``provenance["target"]`` names the target variable (the others, e.g. ``<target>_confidence``,
     are reported beside it); ``provenance["phases"]`` names the columns of 2-D variables.
     """
-    from .build import AlignParams, load_records, write_generation
-    from .predictions import new_run_id
+    from .build import load_records
+    from .predictions import commit_run, new_run_id
+    from .store import catalog
     from .store.generations import Store
+    from .store.nxrun import RunFile
 
     store = store if isinstance(store, Store) else Store(store)
     grid = group[len(GROUP_PREFIX):]
@@ -196,16 +166,18 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         current = store.current()
         if current is None:
             raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
-        manifest = current.manifest()
-        records = load_records(current)
+        holders = [c for c, s in catalog.Catalog(current.path).cores().items() if grid in s.get("diffraction", {})]
+        records = load_records(current, cores=set(holders))
         rows = pattern_rows(records, grid)
         if not len(rows) or any(len(v) != len(rows) for v in values.values()):
             raise StoreError(f"predictions do not match the patterns of {group}; the store changed since "
                              "prediction began: run predict again")
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
         parameters = {**provenance, "plugin": plugin, "kind": KIND, "grid": grid, "group": group,
                       "targets": [target], "variables": sorted(values), "phases": phases}
-        changed = attach(records, rows, values, run_id, parameters)
-        write_generation(store, current, records, changed, manifest["sources"],
-                         align=AlignParams(**manifest.get("alignment", {})), core_map=manifest.get("core_map"),
-                         event={"action": "predict", "run": run_id, "plugin": plugin})
+        keys = pd.DataFrame({"core": rows["core"].astype(str).to_numpy(dtype=object),
+                             "pattern_id": rows["pattern_id"].astype(str).to_numpy(dtype=object)})
+        run = RunFile(run_id, plugin, str(provenance.get("version", __version__)), stamp, parameters, keys,
+                      {k: _stored(np.asarray(v)) for k, v in values.items()})
+        commit_run(store, current, run, lambda: run_dataset(records, run), len(rows))
     return run_id

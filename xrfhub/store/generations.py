@@ -51,6 +51,13 @@ def write_json_atomic(path: Path, content: dict) -> None:
     _fsync_dir(path.parent)
 
 
+def write_json_bytes(path: Path, content: dict) -> None:
+    """Write a JSON file inside a generation that is not committed yet (the commit fsyncs it)."""
+    text = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 @dataclass(frozen=True)
 class Generation:
     """One committed (or being written) state of the store: an immutable folder."""
@@ -75,9 +82,11 @@ class Generation:
         return self.path / layout.NEXUS_DIR
 
     def manifest(self) -> dict:
+        """The whole manifest, the split index merged in (reads every index file: for info, validate)."""
+        from .catalog import load
+
         try:
-            with open(self.path / layout.MANIFEST, encoding="utf-8") as fh:
-                return json.load(fh)
+            return load(self.path)
         except FileNotFoundError:
             raise StoreError(f"{self.path}: manifest missing; the generation is damaged. "
                              "Run `xrfhub rebuild` on the store") from None

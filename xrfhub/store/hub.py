@@ -50,6 +50,15 @@ def block_digest(values: np.ndarray) -> str:
     return array_sha256(values)[:16]
 
 
+def digest_of_blocks(digests: list[str]) -> str:
+    """The whole-array checksum of an array kept in blocks: a digest of its block digests.
+
+    An append then computes digests for its new blocks only (``store.rows``); the blocks still
+    say where damage is, and this one value still says whether any is.
+    """
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
 def _block_checksums(ds: xr.Dataset, chunked: dict[str, tuple]) -> dict[str, dict]:
     """Digests of consecutive row blocks of every array longer than one block.
 
@@ -77,9 +86,11 @@ def _to_zarr(ds: xr.Dataset, hub_path, group: str, chunked: dict[str, tuple]) ->
         if var.dtype == object:
             enc.pop("compressors")
         encoding[name] = enc
-    ds.attrs["checksums"] = json.dumps({name: array_sha256(np.asarray(var.values))
+    blocks = _block_checksums(ds, chunked)
+    ds.attrs["checksums"] = json.dumps({name: digest_of_blocks(blocks[name]["digests"]) if name in blocks
+                                        else array_sha256(np.asarray(var.values))
                                         for name, var in ds.variables.items()}, sort_keys=True)
-    ds.attrs["block_checksums"] = json.dumps(_block_checksums(ds, chunked), sort_keys=True)
+    ds.attrs["block_checksums"] = json.dumps(blocks, sort_keys=True)
     ds.to_zarr(hub_path, group=group, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
 
 
@@ -104,13 +115,22 @@ def spectra_dataset(block: SpectraBlock, nominal_gain: float, nominal_offset: fl
                       attrs={"kind": "spectra", "n_channels": n_ch})
 
 
+def nominal_calibration(coords: pd.DataFrame) -> tuple[float, float]:
+    """The group's nominal energy scale: the median over its first chunk of rows.
+
+    Only the first chunk, so that appending rows never changes it (the per-spectrum
+    calibration is in ``energy_gain_kev`` / ``energy_offset_kev``).
+    """
+    head = coords.iloc[:layout.SPECTRA_CHUNK_ROWS]
+    return (float(np.median(head["energy_gain_kev"].to_numpy(dtype=float))),
+            float(np.median(head["energy_offset_kev"].to_numpy(dtype=float))))
+
+
 def write_spectra(hub_path, block: SpectraBlock) -> xr.Dataset:
-    gains = block.coords["energy_gain_kev"].to_numpy(dtype=float)
-    offsets = block.coords["energy_offset_kev"].to_numpy(dtype=float)
-    ds = spectra_dataset(block, float(np.median(gains)), float(np.median(offsets)))
+    ds = spectra_dataset(block, *nominal_calibration(block.coords))
     rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, len(block)))
-    _to_zarr(ds, hub_path, layout.spectra_group(block.n_channels),
-             {"counts": (rows, block.n_channels)})
+    chunked = {name: (layout.COORD_CHUNK_ROWS,) for name in layout.SPECTRUM_COORDS}
+    _to_zarr(ds, hub_path, layout.spectra_group(block.n_channels), {**chunked, "counts": (rows, block.n_channels)})
     return ds
 
 
@@ -182,7 +202,3 @@ def stored_block_checksums(hub, group: str) -> dict[str, dict]:
     attrs = zarr.open_group(hub, path=group, mode="r").attrs
     return json.loads(attrs.get("block_checksums", "{}"))
 
-
-def table_from_dataset(ds: xr.Dataset, dim: str) -> pd.DataFrame:
-    cols = {name: var.values for name, var in ds.variables.items() if var.dims == (dim,)}
-    return pd.DataFrame(cols)

@@ -9,8 +9,11 @@ pointer file names the current one, so a commit is a single atomic rename::
       log.jsonl                    append-only ingest log (provenance of every step)
       history/                     NeXus files of replaced source versions
       generations/gNNNNNN/
-        manifest.json              sources (name -> sha256, format, cores), cores, checksums
+        manifest.json              generation, alignment, core map, warnings, history, runs
+        index/cores/<core>.json    per core: NeXus file, scans (rows, sha256), depths, sources, hub order
+        index/sources/<b>.json     sources by parent folder: name -> sha256, format, kind, size
         nexus/<core>.nxs           the archival master, one file per core
+        runs/<run>.nxs             one prediction run (NXprocess: model, config, inputs, values)
         hub.zarr/                  the Zarr v3 hub: one group per kind
 
 Kinds inside ``hub.zarr`` and their dimensions:
@@ -39,6 +42,8 @@ MANIFEST = "manifest.json"
 NEXUS_DIR = "nexus"
 HUB = "hub.zarr"
 NEXUS_SUFFIX = ".nxs"
+INDEX_DIR = "index"
+RUNS_DIR = "runs"
 
 KINDS = ("spectra", "elements", "samples", "predictions", "diffraction")
 
@@ -54,6 +59,9 @@ MATCH = "match"
 
 #: rows per chunk of the counts array: whole spectra per chunk, ~1000 rows (DESIGN section 4)
 SPECTRA_CHUNK_ROWS = 1024
+#: rows per chunk of 1-D per-row arrays (coordinates, predictions): appends rewrite at most one
+#: partial chunk per array, and ``xrfhub.open`` reads few files for a million rows
+COORD_CHUNK_ROWS = 16384
 
 #: Per-spectrum coordinates of the ``spectra`` kind: name -> (dtype, units, long name).
 SPECTRUM_COORDS: dict[str, tuple[str, str, str]] = {
@@ -96,7 +104,6 @@ def generation_name(number: int) -> str:
     return f"g{number:06d}"
 
 
-def scan_name_of(spectrum) -> str:
-    from ..records import scan_name
-
-    return scan_name(spectrum.scan_key)
+def run_file(run_id: str) -> str:
+    """A prediction run's NeXus file, relative to the generation folder."""
+    return f"{RUNS_DIR}/{run_id}{NEXUS_SUFFIX}"

@@ -1,0 +1,159 @@
+"""The ``samples`` kind: lab samples aligned with spectra, computed one core at a time.
+
+Alignment pairs a core's samples with that core's spectra only, so it is computed per core and
+redone only for the cores whose scans or lab rows changed; the rows of the other cores are kept
+from the parent's hub (their ``matched_spectrum`` shifted when rows before them moved). The
+match table's width and the set of lab properties are the store's (from the core index), so a
+core's rows look the same whichever write produced them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .align import align_samples, mean_spectra
+from .records import CoreRecord, SpectraBlock
+from .store import layout
+
+SAMPLE_COORDS = ("core", "lab_core", "depth_mm", "top_mm", "bottom_mm", "mid_mm", "source", "line")
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """How lab samples are paired with spectra (DESIGN section 5)."""
+
+    method: str = "window"
+    window_mm: float = 5.0
+    tolerance_mm: float = 5.0
+    tube_kv: float | None = 10.0
+
+
+def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, params: AlignParams):
+    """One core's samples paired with its spectra in ``block`` (rows from ``first_row`` of the group).
+
+    Returns raw arrays (name -> values, one row per sample; ``matched_spectrum`` as a list of
+    global row arrays), the NXprocess data for the core's file, and the properties' units.
+    """
+    lab = rec.lab.assign(core=rec.core).reset_index(drop=True)
+    if block is not None and len(block):
+        table = block.coords[["core", "depth_mm", "tube_kv", "valid"]].reset_index(drop=True)
+        counts = block.counts
+    else:
+        table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
+                              "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
+        counts = np.zeros((0, 1), np.uint32)
+    result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
+                           window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
+    means = mean_spectra(counts, result) if block is not None else None
+    raw = {
+        "core": lab["core"].to_numpy(dtype=object),
+        "lab_core": (lab["lab_core"].astype(str) if "lab_core" in lab else lab["core"]).to_numpy(dtype=object),
+        "depth_mm": lab["mid_mm"].to_numpy(dtype=float), "top_mm": lab["top_mm"].to_numpy(dtype=float),
+        "bottom_mm": lab["bottom_mm"].to_numpy(dtype=float), "mid_mm": lab["mid_mm"].to_numpy(dtype=float),
+        "source": lab["source"].astype(str).to_numpy(dtype=object),
+        "line": lab["line"].to_numpy(dtype=np.int64),
+        "match_status": np.asarray(result.status).astype(object),
+        "match_reason": np.asarray(result.reason).astype(object),
+        "match_count": np.asarray(result.counts).astype(np.int64),
+        "overlapping": np.asarray(result.overlapping, dtype=bool),
+        "duplicate": np.asarray(result.duplicate, dtype=bool),
+    }
+    for p in rec.lab_flags.columns:
+        raw[p] = lab[p].to_numpy(dtype=float)
+        raw[f"{p}_flag"] = rec.lab_flags[p].fillna("").astype(str).to_numpy(dtype=object)
+    raw["_matched"] = [np.asarray(idx, dtype=np.int64) + first_row for idx in result.indices]
+    if means is not None:
+        raw["mean_spectrum"] = means.astype(np.float32)
+    depth = table["depth_mm"].to_numpy()
+    flat = [depth[idx] for idx in result.indices]
+    process = {
+        "sample_mid_mm": lab["mid_mm"].to_numpy(dtype=float),
+        "match_count": np.asarray(result.counts).astype(np.int64),
+        "matched_depth_mm": np.concatenate(flat) if flat else np.zeros(0),
+        "matched_offsets": np.cumsum([0] + [len(f) for f in flat]).astype(np.int64),
+    }
+    return raw, process
+
+
+def fit(raw: dict, props: list[str], width: int, n_ch: int | None) -> dict[str, np.ndarray]:
+    """A core's raw arrays made to the store's columns: every property, the store's match width."""
+    n = len(raw["core"])
+    out = {k: v for k, v in raw.items() if not k.startswith("_") and k not in props
+           and not k.endswith("_flag")}
+    for p in props:
+        out[p] = raw.get(p, np.full(n, np.nan))
+        out[f"{p}_flag"] = raw.get(f"{p}_flag", np.full(n, "", dtype=object))
+    matched = np.full((n, width), -1, dtype=np.int64)
+    for i, idx in enumerate(raw["_matched"]):
+        matched[i, :len(idx)] = idx
+    out["matched_spectrum"] = matched
+    if n_ch:
+        out["mean_spectrum"] = raw.get("mean_spectrum", np.zeros((n, n_ch), np.float32)).astype(np.float32)
+    else:
+        out.pop("mean_spectrum", None)
+    return out
+
+
+def dataset(arrays: dict[str, np.ndarray], props: list[str], units: dict[str, str], n_ch: int | None,
+            params: AlignParams) -> xr.Dataset:
+    """The ``samples`` group from the raw arrays of its rows."""
+    dim = layout.SAMPLE
+    long = {"core": "core id in the store", "lab_core": "core id as written in the lab table",
+            "depth_mm": "sample mid-depth", "top_mm": "sample top", "bottom_mm": "sample bottom",
+            "mid_mm": "sample mid-depth", "source": "lab table", "line": "line in the lab table"}
+    coords = {}
+    for name in SAMPLE_COORDS:
+        attrs = {"long_name": long[name]}
+        if name.endswith("_mm"):
+            attrs = {"units": "mm", **attrs}
+        coords[name] = ((dim,), arrays[name], attrs)
+    data = {}
+    for p in props:
+        data[p] = ((dim,), arrays[p], {"units": "wt%", "unit_as_written": units.get(p, "")})
+        data[f"{p}_flag"] = ((dim,), arrays[f"{p}_flag"],
+                             {"long_name": f"quality flag of {p} ('' ok, '?' questionable, '/' invalid, '*' unknown)"})
+    data["match_status"] = ((dim,), arrays["match_status"], {})
+    data["match_reason"] = ((dim,), arrays["match_reason"], {})
+    data["match_count"] = ((dim,), arrays["match_count"], {"long_name": "spectra averaged"})
+    data["overlapping"] = ((dim,), arrays["overlapping"], {})
+    data["duplicate"] = ((dim,), arrays["duplicate"], {})
+    group = layout.spectra_group(n_ch) if n_ch else ""
+    data["matched_spectrum"] = ((dim, layout.MATCH), arrays["matched_spectrum"],
+                                {"long_name": "rows of the spectra group averaged (-1: none)", "spectra_group": group})
+    if n_ch:
+        data["mean_spectrum"] = ((dim, layout.CHANNEL), arrays["mean_spectrum"],
+                                 {"units": "counts", "long_name": "mean of the matched spectra"})
+    return xr.Dataset(data, coords=coords, attrs=group_attrs(n_ch, params))
+
+
+def group_attrs(n_ch: int | None, params: AlignParams) -> dict:
+    return {"kind": "samples", "alignment_method": params.method, "window_mm": params.window_mm,
+            "tolerance_mm": params.tolerance_mm, "tube_kv": params.tube_kv if params.tube_kv is not None else "any",
+            "spectra_group": layout.spectra_group(n_ch) if n_ch else ""}
+
+
+def variable_names(props: list[str], n_ch: int | None) -> list[str]:
+    names = [*SAMPLE_COORDS, *props, *(f"{p}_flag" for p in props), "match_status", "match_reason",
+             "match_count", "overlapping", "duplicate", "matched_spectrum"]
+    return names + (["mean_spectrum"] if n_ch else [])
+
+
+def summary(ds: xr.Dataset, params: AlignParams) -> dict:
+    """Counts per status etc., as ``align.Alignment.summary`` gives, from the written group."""
+    from .align import STATUSES
+
+    status = np.asarray(ds["match_status"].values).astype(str)
+    out = {"n_samples": int(len(status))} | {s: int(np.sum(status == s)) for s in STATUSES}
+    out["overlapping"] = int(np.sum(ds["overlapping"].values))
+    out["duplicates"] = int(np.sum(ds["duplicate"].values))
+    cores = np.asarray(ds["core"].values).astype(str)[status == "no-scan"]
+    out["cores_without_scan"] = sorted({c for c in cores if c})
+    return out | {"method": params.method, "window_mm": float(params.window_mm),
+                  "tolerance_mm": float(params.tolerance_mm),
+                  "tube_kv": None if params.tube_kv is None else float(params.tube_kv), "depth": "depth_mm"}
+
+
+__all__ = ["AlignParams", "align_core", "fit", "dataset", "summary", "asdict"]

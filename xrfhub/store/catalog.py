@@ -1,0 +1,178 @@
+"""The split manifest: what a write needs to decide, in small files that a write replaces one by one.
+
+A store of thousands of cores cannot rewrite one manifest listing every source file at each
+commit (39 MB at 60 cores). So a generation keeps, beside a small ``manifest.json``:
+
+* ``index/cores/<file stem>.json``: one core's summary (its NeXus file, scans with their row
+  counts and counts sha256, depth range, lab samples, its sources, its place in the hub order);
+* ``index/sources/<bucket>.json``: the sources whose names share a parent folder (a core's
+  files usually sit in one folder), name -> sha256, format, kind, size, path, date, generation.
+
+A write hard-links every index file it does not change from the parent generation and writes
+only the changed ones, so the bytes written grow with the change, not the store. Old stores
+(everything in ``manifest.json``) are read the same way and are split by their next write.
+``load`` merges everything back into the familiar dict for ``xrfhub info`` and ``validate``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path, PurePosixPath
+
+from . import layout
+
+#: version of the split layout, recorded as ``manifest["index"]``
+INDEX_VERSION = 1
+
+
+def source_bucket(name: str) -> str:
+    """The index file of a source name: a digest of its parent folder (files of a core share one)."""
+    parent = str(PurePosixPath(name).parent)
+    return hashlib.sha256(parent.encode()).hexdigest()[:16]
+
+
+def core_key(summary: dict) -> str:
+    """The index file of a core: the stem of its NeXus file (already unique and portable)."""
+    return Path(summary["file"]).stem
+
+
+def _read_json(path) -> dict:
+    import fsspec
+
+    with fsspec.open(os.fspath(path), "r", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _join(root, *parts) -> str:
+    return "/".join([os.fspath(root).rstrip("/"), *parts])
+
+
+def _list(folder: str) -> list[str]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(folder)
+    try:
+        return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if p.endswith(".json"))
+    except FileNotFoundError:
+        return []
+
+
+def load(gen_path) -> dict:
+    """The whole manifest of a generation (folder or URL) as one dict, split or not."""
+    manifest = _read_json(_join(gen_path, layout.MANIFEST))
+    if "index" not in manifest:
+        return manifest
+    cores_dir = _join(gen_path, layout.INDEX_DIR, "cores")
+    sources_dir = _join(gen_path, layout.INDEX_DIR, "sources")
+    manifest["cores"] = {}
+    for name in _list(cores_dir):
+        entry = _read_json(_join(cores_dir, name))
+        manifest["cores"][entry["core"]] = entry["summary"]
+    manifest["sources"] = {}
+    for name in _list(sources_dir):
+        manifest["sources"].update(_read_json(_join(sources_dir, name)))
+    return manifest
+
+
+class Catalog:
+    """The index of one committed generation, read lazily (a writer's view of the store)."""
+
+    def __init__(self, gen_path: Path | None):
+        self.path = Path(gen_path) if gen_path is not None else None
+        self.manifest: dict = {}
+        self._legacy: dict | None = None
+        self._cores: dict[str, dict] | None = None
+        self._buckets: dict[str, dict] = {}
+        if self.path is not None:
+            self.manifest = _read_json(self.path / layout.MANIFEST)
+            if "index" not in self.manifest:
+                self._legacy = self.manifest
+                self._cores = dict(self.manifest.get("cores", {}))
+
+    @property
+    def split(self) -> bool:
+        return self._legacy is None and self.path is not None
+
+    def cores(self) -> dict[str, dict]:
+        """Core id -> summary (one small file per core; read once)."""
+        if self._cores is None:
+            self._cores = {}
+            folder = self.path / layout.INDEX_DIR / "cores" if self.path is not None else None
+            if folder is not None and folder.exists():
+                for p in sorted(folder.glob("*.json")):
+                    entry = json.loads(p.read_text(encoding="utf-8"))
+                    self._cores[entry["core"]] = entry["summary"]
+        return self._cores
+
+    def bucket(self, key: str) -> dict:
+        if key not in self._buckets:
+            if self._legacy is not None:
+                self._buckets[key] = {n: v for n, v in self._legacy.get("sources", {}).items()
+                                      if source_bucket(n) == key}
+            elif self.path is None:
+                self._buckets[key] = {}
+            else:
+                p = self.path / layout.INDEX_DIR / "sources" / f"{key}.json"
+                self._buckets[key] = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+        return self._buckets[key]
+
+    def source(self, name: str) -> dict | None:
+        """What the store knows of a source name (None if never ingested)."""
+        return self.bucket(source_bucket(name)).get(name)
+
+    def all_sources(self) -> dict[str, dict]:
+        """Every source (reads every bucket: for rebuild and the sources group's full rewrite)."""
+        if self._legacy is not None:
+            return dict(self._legacy.get("sources", {}))
+        out: dict[str, dict] = {}
+        folder = self.path / layout.INDEX_DIR / "sources" if self.path else None
+        if folder is not None and folder.exists():
+            for p in sorted(folder.glob("*.json")):
+                out.update(json.loads(p.read_text(encoding="utf-8")))
+        return out
+
+
+def write(gen_path: Path, parent: Catalog, cores: dict[str, dict | None], sources: dict[str, dict],
+          *, full: bool = False) -> None:
+    """Write the index of a new generation: ``cores`` changed (None: removed), ``sources`` new or replaced.
+
+    Unchanged index files are hard-linked from the parent; ``full`` writes every file afresh
+    (rebuild, and the first write of an old, unsplit store).
+    """
+    from .generations import link_or_copy, write_json_bytes
+
+    cores_dir = gen_path / layout.INDEX_DIR / "cores"
+    sources_dir = gen_path / layout.INDEX_DIR / "sources"
+    cores_dir.mkdir(parents=True, exist_ok=True)
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    old_cores = parent.cores() if parent.path else {}
+    relink = parent.split and not full
+    for core, summary in sorted(old_cores.items()):
+        if core in cores:
+            continue
+        if relink:
+            link_or_copy(parent.path / layout.INDEX_DIR / "cores" / f"{core_key(summary)}.json",
+                         cores_dir / f"{core_key(summary)}.json")
+        else:
+            write_json_bytes(cores_dir / f"{core_key(summary)}.json", {"core": core, "summary": summary})
+    for core, summary in sorted(cores.items()):
+        if summary is not None:
+            write_json_bytes(cores_dir / f"{core_key(summary)}.json", {"core": core, "summary": summary})
+    touched: dict[str, dict] = {}
+    for name, info in sources.items():
+        touched.setdefault(source_bucket(name), {})[name] = info
+    if relink:
+        old_folder = parent.path / layout.INDEX_DIR / "sources"
+        for p in sorted(old_folder.glob("*.json")) if old_folder.exists() else []:
+            if p.stem not in touched:
+                link_or_copy(p, sources_dir / p.name)
+        for key, fresh in sorted(touched.items()):
+            write_json_bytes(sources_dir / f"{key}.json", {**parent.bucket(key), **fresh})
+    else:
+        everything = {**(parent.all_sources() if parent.path else {}), **sources}
+        buckets: dict[str, dict] = {}
+        for name, info in everything.items():
+            buckets.setdefault(source_bucket(name), {})[name] = info
+        for key, content in sorted(buckets.items()):
+            write_json_bytes(sources_dir / f"{key}.json", content)

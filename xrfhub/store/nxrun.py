@@ -1,0 +1,132 @@
+"""A prediction run as its own NeXus file: ``runs/<run>.nxs`` in the generation.
+
+The archival per-core files are never rewritten to add derived data; a run is one file:
+
+    /entry (NXentry)                title = run id
+      process (NXprocess)           program (plugin), version, date, parameters (JSON: model,
+                                    config, targets, provenance)
+        inputs (NXcollection)       core, sha256: digest of each predicted core's input counts
+      values (NXdata)               key arrays, then one array per variable, one row per value
+        core, scan, depth_mm        (spectra) or core, pattern_id (diffraction patterns): the key
+        value_<name>                float32 (or int8 / strings for classifiers), (rows[, phase])
+        core_names, core_offsets    rows of core_names[i] are core_offsets[i]:core_offsets[i+1]
+
+Values are keyed, never by row number, so ``xrfhub rebuild`` places them onto the hub's rows
+however the store has grown since; rows are grouped by core so a write that changes one core
+reads just that core's slice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+_STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class RunFile:
+    """What a run file holds (``keys`` one row per value, grouped by core in sorted order)."""
+
+    run_id: str
+    program: str
+    version: str
+    date: str
+    parameters: dict
+    keys: pd.DataFrame
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def _text(values) -> np.ndarray:
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def write(path: Path, run: RunFile) -> None:
+    """Write ``run`` to ``path`` (a new file in an uncommitted generation)."""
+    order = np.argsort(run.keys["core"].to_numpy().astype(str), kind="stable")
+    keys = run.keys.iloc[order].reset_index(drop=True)
+    cores = keys["core"].to_numpy().astype(str)
+    names, starts = np.unique(cores, return_index=True)
+    offsets = np.append(starts, len(cores)).astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"NX_class": "NXroot", "default": "entry", "file_name": path.name,
+                        "creator": f"{run.program} {run.version}"})
+        entry = f.create_group("entry")
+        entry.attrs.update({"NX_class": "NXentry", "default": "values"})
+        entry.create_dataset("title", data=run.run_id, dtype=_STR)
+        proc = entry.create_group("process")
+        proc.attrs["NX_class"] = "NXprocess"
+        for name, value in (("program", run.program), ("version", run.version), ("date", run.date),
+                            ("parameters", json.dumps(run.parameters, sort_keys=True, default=str))):
+            proc.create_dataset(name, data=value, dtype=_STR)
+        inputs = proc.create_group("inputs")
+        inputs.attrs["NX_class"] = "NXcollection"
+        inputs.create_dataset("core", data=_text(sorted(run.inputs)), dtype=_STR)
+        inputs.create_dataset("sha256", data=_text(run.inputs[c] for c in sorted(run.inputs)), dtype=_STR)
+        data = entry.create_group("values")
+        first = next(iter(run.values), "")
+        data.attrs.update({"NX_class": "NXdata", "signal": f"value_{first}"})
+        for col in keys.columns:
+            v = keys[col].to_numpy()
+            if v.dtype.kind in "OUS":
+                data.create_dataset(col, data=_text(v), dtype=_STR)
+            else:
+                data.create_dataset(col, data=v)
+        for name, v in run.values.items():
+            v = np.asarray(v)[order]
+            if v.dtype.kind in "OUS":
+                data.create_dataset(f"value_{name}", data=_text(v.ravel()).reshape(v.shape), dtype=_STR)
+            else:
+                data.create_dataset(f"value_{name}", data=v, compression="gzip", compression_opts=1)
+        data.create_dataset("core_names", data=_text(names), dtype=_STR)
+        data.create_dataset("core_offsets", data=offsets)
+        data.attrs["key_columns"] = json.dumps(list(keys.columns))
+
+
+def _read(ds: h5py.Dataset, sl=slice(None)) -> np.ndarray:
+    v = ds[sl]
+    if ds.dtype.kind == "O" or h5py.check_string_dtype(ds.dtype) is not None:
+        return np.array([x.decode() if isinstance(x, bytes) else str(x) for x in np.ravel(v)],
+                        dtype=object).reshape(np.shape(v))
+    return v
+
+
+def read(path, cores=None) -> RunFile:
+    """A run file; ``cores`` limits the key and value rows to those cores (read by slice)."""
+    with h5py.File(path, "r") as f:
+        entry = f["entry"]
+        proc = entry["process"]
+        text = {n: _scalar(proc[n]) for n in ("program", "version", "date", "parameters")}
+        inputs = dict(zip(_read(proc["inputs"]["core"]), _read(proc["inputs"]["sha256"])))
+        data = entry["values"]
+        columns = json.loads(data.attrs["key_columns"])
+        names = list(_read(data["core_names"]))
+        offsets = data["core_offsets"][:]
+        spans = ([(offsets[i], offsets[i + 1]) for i, c in enumerate(names) if c in set(cores)]
+                 if cores is not None else [(0, int(offsets[-1]))])
+        keys, values = {}, {}
+        for col in columns:
+            keys[col] = _concat([_read(data[col], slice(a, b)) for a, b in spans], data[col])
+        for name in data:
+            if name.startswith("value_"):
+                values[name[len("value_"):]] = _concat([_read(data[name], slice(a, b)) for a, b in spans], data[name])
+        run_id = _scalar(entry["title"])
+    return RunFile(run_id, text["program"], text["version"], text["date"], json.loads(text["parameters"]),
+                   pd.DataFrame(keys), values, inputs)
+
+
+def _scalar(ds: h5py.Dataset) -> str:
+    v = ds[()]
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _concat(parts: list[np.ndarray], ds: h5py.Dataset) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts)
+    return np.zeros((0, *ds.shape[1:]), dtype=object if h5py.check_string_dtype(ds.dtype) else ds.dtype)
