@@ -131,7 +131,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         changed = _merge_spectra(records, spectra)
         changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"])
         changed |= diffraction.merge_patterns(records, [p for p in new + replaced if p.kind == "diffraction"], core)
-        changed |= diffraction.merge_labels(records, [p for p in new + replaced if p.kind == "diffraction-labels"])
+        labels = [p for p in new + replaced if p.kind == "diffraction-labels"]
+        if labels:  # only the series holding patterns can own labels: read just those
+            changed |= diffraction.merge_labels(_series(records), labels)
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
@@ -206,6 +208,15 @@ def _lab_only(records) -> list[str]:
                                              else (not records.summaries[c].get("n_spectra", 0)
                                                    and records.summaries[c].get("n_samples", 0))))
     return sorted(c for c, r in records.items() if not r.scans and not r.lab.empty)
+
+
+def _series(records) -> dict:
+    """The records that hold diffraction patterns (from the index for files not read)."""
+    if isinstance(records, LazyRecords):
+        loaded = records.loaded
+        return {c: records[c] for c in records if (c in loaded and records[c].diffraction)
+                or (c not in loaded and records.summaries[c].get("diffraction"))}
+    return records
 
 
 def _holding(records, names: set[str]) -> list[str]:

@@ -59,6 +59,11 @@ def digest_of_blocks(digests: list[str]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
+def block_checksums_of(variables, chunked: dict[str, tuple]) -> dict[str, dict]:
+    """Block digests of ``variables`` (name -> xarray Variable), as a group write records them."""
+    return _block_checksums(xr.Dataset(dict(variables)), chunked)
+
+
 def _block_checksums(ds: xr.Dataset, chunked: dict[str, tuple]) -> dict[str, dict]:
     """Digests of consecutive row blocks of every array longer than one block.
 
