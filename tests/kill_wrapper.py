@@ -108,7 +108,9 @@ def install(point: str) -> None:
 
     import xrfhub.ingestion
     from xrfhub import build
-    from xrfhub.store import generations, hub, nexus
+    import zarr
+
+    from xrfhub.store import catalog, files, generations, hub, nexus, nxrun, rows
     from xrfhub.store.generations import Store
 
     doomed = lambda path, *a, **k: Path(path).name.startswith(".deleting-")  # noqa: E731
@@ -129,10 +131,23 @@ def install(point: str) -> None:
         # inside and after the Zarr groups
         "zarr-spectra:metadata": lambda: _hook_zarr_set("spectra/", 3),
         "zarr-spectra:chunk": lambda: _hook_zarr_set("spectra/ch2048/counts/c/", 1),
-        "zarr-spectra:after": lambda: _hook(hub, "write_spectra", 1, before=False),
+        "zarr-spectra:after": lambda: _hook(rows, "write_group", 1, before=False,
+                                            when=lambda *a, **k: a[2].startswith("spectra/")),
         "zarr-samples:inside": lambda: _hook_zarr_set("samples/", 12),
-        "zarr-samples:after": lambda: _hook(hub, "write_table", 1, before=False,
-                                            when=lambda *a, **k: a[1] == "samples"),
+        "zarr-samples:after": lambda: _hook(rows, "write_group", 1, before=False,
+                                            when=lambda *a, **k: a[2] == "samples"),
+        # the append path (parent hard-linked, arrays resized, chunks rewritten, attributes last)
+        "append:linked": lambda: _hook(build, "link_tree", 1, before=False),
+        "append:resized": lambda: _hook(zarr.Array, "resize", 1, before=False),
+        "append:attrs": lambda: _hook(rows, "write_attrs", 1, before=True),
+        "index:written": lambda: _hook(catalog, "write", 1, before=False),
+        # a prediction run: parent linked, run file, its hub group, manifest, pointer
+        "run:linked": lambda: _hook(files, "link_tree", 1, before=False),
+        "run:file": lambda: _hook(nxrun, "write", 1, before=False),
+        "run:group": lambda: _hook_zarr_set("predictions/", 2),
+        "run:group-done": lambda: _hook(rows, "write_group", 1, before=False),
+        "run:manifest": lambda: _hook(generations, "write_json_atomic", 1, before=True,
+                                      when=_first_is("manifest.json")),
         "zarr-sources:inside": lambda: _hook_zarr_set("sources/", 4),
         # between the generation folder and the pointer
         "manifest:before": lambda: _hook(build, "write_json_atomic", 1, before=True,
@@ -167,6 +182,14 @@ POINTS = {
 }
 
 
+#: Kill points of the append path (an ingest of new cores into a store) and of a prediction run
+#: write (tests/test_kill_writes.py), with the state a reader must see after each.
+APPEND_POINTS = {"append:linked": "before", "append:resized": "before", "append:attrs": "before",
+                 "index:written": "before", "pointer:tmp": "before", "pointer:replaced": "after"}
+RUN_POINTS = {"run:linked": "before", "run:file": "before", "run:group": "before", "run:group-done": "before",
+              "run:manifest": "before", "pointer:tmp": "before", "pointer:replaced": "after"}
+
+
 def _hold(marker: str, release: str) -> None:
     """Pause inside the first NeXus counts write until the test releases us."""
     from xrfhub.store import nexus
@@ -191,6 +214,16 @@ def run_cli(argv: list[str]) -> int:
     sys.argv = ["xrfhub", *argv]
     try:
         runpy.run_module("xrfhub_cli", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def run_script(path: str, argv: list[str]) -> int:
+    """Run a Python script (a writer other than the CLI, e.g. a prediction run) as ``__main__``."""
+    sys.argv = [path, *argv]
+    try:
+        runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
@@ -223,7 +256,7 @@ def _batch(plan_path: str) -> int:
                     _WITNESS = job.get("witness")
                     if job.get("point"):
                         install(job["point"])
-                    code = run_cli(job["argv"])
+                    code = run_script(job["script"], job["argv"]) if job.get("script") else run_cli(job["argv"])
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()

@@ -5,15 +5,13 @@ only the pointer and the hub are read, never written, so object storage works fo
 """
 from __future__ import annotations
 
-import json
 import os
 
-import fsspec
 import xarray as xr
 
 from .errors import StoreError
 from .store import hub, layout
-from .store.generations import read_pointer
+from .store.generations import resolve as resolve_current
 
 
 def _join(root: str, *parts: str) -> str:
@@ -22,11 +20,7 @@ def _join(root: str, *parts: str) -> str:
 
 def resolve(store) -> tuple[str, dict]:
     """The current generation's folder (path or URL) and its pointer, read once."""
-    root = os.fspath(store)
-    pointer = read_pointer(root)
-    if not pointer.get("current"):
-        raise StoreError(f"{root}: the store is empty (nothing committed yet)")
-    return _join(root, layout.GENERATIONS, pointer["current"]), pointer
+    return resolve_current(store)
 
 
 def manifest(store) -> dict:

@@ -11,21 +11,21 @@ the same bytes, which is the test that the incremental path is right.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from . import __version__
+from .elements import elements_dataset  # noqa: F401 - kept importable from build
 from .hubplan import HubPlan
 from .records import CoreRecord, Process, SpectraBlock
 from .samples import AlignParams
-from .store import catalog, hub, layout, nexus, nxrun, rows
+from .store import catalog, hub, layout, nexus, nxrun
+from .store.cores import LazyRecords, load_records  # noqa: F401 - kept importable from build
+from .store.files import link_tree
+from .store.nxrun import migrate_runs, run_entry
 from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
 
 MAX_WARNINGS = 1000
@@ -45,75 +45,6 @@ def core_file_name(core: str, taken: set[str]) -> str:
         i += 1
         name = f"{stem}~{i}"
     return f"{layout.NEXUS_DIR}/{name}{layout.NEXUS_SUFFIX}"
-
-
-def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[str, CoreRecord]:
-    """Read the NeXus files of a generation back into records (all cores, or ``cores``)."""
-    summaries = catalog.Catalog(gen.path).cores()
-    items = [(c, info) for c, info in sorted(summaries.items()) if cores is None or c in cores]
-    if progress and len(items) > 1:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="read NeXus", unit="core")
-    return {c: nexus.read_core(gen.path / info["file"]) for c, info in items}
-
-
-class LazyRecords(dict):
-    """Core records read from NeXus only when a write needs them (``get``, ``[]``, ``setdefault``).
-
-    Keys are the store's cores (from the index); iterating gives ids without reading files.
-    ``loaded`` says which records are in memory; ``removed`` which cores were popped.
-    """
-
-    def __init__(self, gen: Generation | None, summaries: dict[str, dict]):
-        super().__init__()
-        self.gen, self.summaries, self.removed = gen, summaries, set()
-        for core in summaries:
-            super().__setitem__(core, None)
-
-    def __getitem__(self, core):
-        rec = super().__getitem__(core)
-        if rec is None:
-            rec = nexus.read_core(self.gen.path / self.summaries[core]["file"])
-            super().__setitem__(core, rec)
-        return rec
-
-    def get(self, core, default=None):
-        return self[core] if core in self else default
-
-    def setdefault(self, core, default=None):
-        if core not in self:
-            super().__setitem__(core, default)
-        return self[core]
-
-    def pop(self, core, *default):
-        if core not in self:
-            if default:
-                return default[0]
-            raise KeyError(core)
-        rec = self[core]
-        super().pop(core)
-        self.removed.add(core)
-        return rec
-
-    def values(self):
-        return [self[c] for c in self]
-
-    def items(self):
-        return [(c, self[c]) for c in self]
-
-    @property
-    def loaded(self) -> set[str]:
-        return {c for c in self if dict.__getitem__(self, c) is not None}
-
-
-def link_tree(src: Path, dst: Path) -> None:
-    """Hard-link every file under ``src`` into ``dst`` (an immutable parent reused, not copied)."""
-    for folder, _dirs, files in os.walk(src):
-        rel = Path(folder).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            link_or_copy(Path(folder) / name, dst / rel / name)
 
 
 def write_generation(store: Store, current: Generation | None, records, changed: set[str], sources: dict, *,
@@ -275,7 +206,6 @@ def rebuild(store, *, progress: bool = False) -> Generation:
     moved out of the core files into ``runs/<run>.nxs``.
     """
     from .errors import StoreError
-    from .predictions import migrate_runs
 
     store = store if isinstance(store, Store) else Store(store)
     with store.writer():
@@ -290,57 +220,3 @@ def rebuild(store, *, progress: bool = False) -> Generation:
         return write_generation(store, current, records, set(records), parent.all_sources(), align=align,
                                 core_map=manifest.get("core_map"), event={"action": "rebuild"},
                                 progress=progress, full=True, run_files=run_files, rewrite=moved)
-
-
-def run_entry(run) -> dict:
-    """A run's line in the manifest: its file, hub group, kind and the rows it predicts."""
-    kind = run.parameters.get("kind", "spectra")
-    entry = {"file": layout.run_file(run.run_id), "group": layout.predictions_group(run.run_id), "kind": kind,
-             "created": run.date}
-    if kind == "spectra":
-        entry["channels"] = int(run.parameters["channels"])
-    return entry
-
-
-def elements_dataset(records: dict[str, CoreRecord]) -> xr.Dataset | None:
-    """All element tables over ``point`` x ``line``: lines are the union, NaN where a table lacks one."""
-    tables = [t for c in sorted(records) for t in records[c].elements]
-    if not tables:
-        return None
-    lines = sorted({ln for t in tables for ln in t.lines}, key=_line_order)
-    quantities = sorted({q for t in tables for q in t.values})
-    n = sum(len(t.points) for t in tables)
-    data = {q: np.full((n, len(lines)), np.nan) for q in quantities}
-    flags = np.full((n, len(lines)), "", dtype=object)
-    row = 0
-    for t in tables:
-        cols = [lines.index(ln) for ln in t.lines]
-        rows = slice(row, row + len(t.points))
-        for q, v in t.values.items():
-            data[q][rows, cols] = v
-        if t.flags is not None:
-            flags[rows, cols] = t.flags
-        row += len(t.points)
-    points = pd.concat([t.points.assign(source=t.source) for t in tables], ignore_index=True)
-    coords = {}
-    for col in points.columns:
-        values = points[col].to_numpy()
-        if points[col].dtype.kind in "fiub":
-            coords[col] = ((layout.POINT,), values)
-        else:
-            coords[col] = ((layout.POINT,), np.array(["" if v is None or v != v else str(v) for v in values],
-                                                     dtype=object))
-    coords["line"] = ((layout.LINE,), np.array(lines, dtype=object), {"long_name": "emission line"})
-    variables = {q: ((layout.POINT, layout.LINE), v, {"long_name": f"{q} (vendor peak fit)"})
-                 for q, v in data.items()}
-    variables["flags"] = ((layout.POINT, layout.LINE), flags, {"long_name": "'negative' where the area is < 0"})
-    return xr.Dataset(variables, coords=coords, attrs={"kind": "elements"})
-
-
-def _line_order(line: str):
-    from .lines import atomic_number, element_of
-
-    try:
-        return (atomic_number(element_of(line)), line)
-    except (ValueError, KeyError):
-        return (999, line)

@@ -264,7 +264,7 @@ class HubPlan:
     # ------------------------------------------------------------------ whole kinds
 
     def _whole_kinds(self):
-        from .build import elements_dataset
+        from .elements import elements_dataset
         from .diffraction import hub_datasets
 
         touched = self.full or any(

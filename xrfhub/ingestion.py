@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, coreid, diffraction
-from .build import AlignParams, LazyRecords, write_generation
+from .build import AlignParams, write_generation
+from .store.cores import LazyRecords
 from .depth import composite_depth, read_affine_table
 from .errors import InputError
 from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 import numpy as np
 import xarray as xr
 
-from . import __version__
+from . import __version__, runwrite
+from .runwrite import new_run_id  # noqa: F401 - kept importable from predictions
 from .errors import StoreError
 from .records import CoreRecord, Process
 from .store import layout
@@ -28,46 +29,6 @@ PREFIX = "prediction_"
 #: Coordinates copied from the spectra group so predictions query like spectra.
 KEPT_COORDS = ("core", "depth_mm", "section", "position_mm", "scan", "run", "replicate", "tube_kv", "source",
                "valid")
-
-
-def new_run_id(plugin: str, targets) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
-    name = f"{plugin}-{'-'.join(targets)}-{stamp}"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
-def migrate_runs(records: dict[str, CoreRecord]):
-    """Take the runs old stores kept in core files out of the records, as run files.
-
-    Returns (run id -> ``RunFile``, cores whose records changed and whose files must be rewritten).
-    """
-    from .store.nxrun import RunFile
-
-    import pandas as pd
-
-    found: dict[str, list] = {}
-    moved = set()
-    for core, rec in sorted(records.items()):
-        keep = []
-        for p in rec.processes:
-            if p.name.startswith(PREFIX):
-                found.setdefault(p.parameters["run_id"], []).append((core, p))
-                moved.add(core)
-            else:
-                keep.append(p)
-        rec.processes = keep
-    runs = {}
-    for run_id, parts in found.items():
-        first = parts[0][1]
-        keys = {"core": np.concatenate([np.full(len(next(iter(p.data.values()))), c, dtype=object) for c, p in parts])}
-        key_cols = ["pattern_id"] if "pattern_id" in first.data else ["scan", "depth_mm"]
-        for k in key_cols:
-            keys[k] = np.concatenate([np.asarray(p.data[k]) for _, p in parts])
-        values = {k[len("value_"):]: np.concatenate([np.asarray(p.data[k]) for _, p in parts])
-                  for k in first.data if k.startswith("value_")}
-        params = {k: v for k, v in first.parameters.items() if k != "run_id"}
-        runs[run_id] = RunFile(run_id, first.program, first.version, first.date, params, pd.DataFrame(keys), values)
-    return runs, moved
 
 
 def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
@@ -97,11 +58,11 @@ def _rows_of(ds: xr.Dataset) -> tuple:
 
 def list_runs(store) -> list[dict]:
     """The prediction runs of a store, oldest first."""
-    from . import api
     from .predictions_diffraction import n_predicted
     from .store import hub
+    from .store.generations import resolve
 
-    gen, _ = api.resolve(store)
+    gen, _ = resolve(store)
     hub_path = f"{gen}/{layout.HUB}"
     groups = hub.groups(hub_path).get("predictions", [])
     out = []
@@ -143,7 +104,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
              **{k: np.asarray(v, dtype=np.float32) for k, v in (extra or {}).items()}}
     if set(values) & set(extra or {}):
         raise StoreError(f"extra arrays {sorted(set(values) & set(extra))} have the names of targets")
-    run_id = run_id or new_run_id(plugin, targets)
+    run_id = run_id or runwrite.new_run_id(plugin, targets)
     n_ch = int(group.rsplit("ch", 1)[1])
     with store.writer(wait=wait):
         current = store.current()
@@ -166,7 +127,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
             predicted |= np.isfinite(v)
         cores = coords["core"].astype(str)
         summaries = catalog.Catalog(current.path).cores()
-        inputs = {c: hub_digest(summaries.get(c, {}), n_ch) for c in sorted(set(cores[predicted]))}
+        inputs = {c: runwrite.hub_digest(summaries.get(c, {}), n_ch) for c in sorted(set(cores[predicted]))}
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs of one second
         params = {**provenance, "plugin": plugin, "channels": n_ch, "targets": targets,
                   "extra": sorted(extra or {}), "kind": "spectra", "group": group}
@@ -175,48 +136,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         run = RunFile(run_id, plugin, str(provenance.get("version", __version__)), stamp, params, keys,
                       {k: v[predicted] for k, v in every.items()}, inputs)
         shown = {k: np.where(predicted, v, np.nan).astype(np.float32) for k, v in every.items()}
-        commit_run(store, current, run, lambda: spectra_run_dataset(run, n_ch, coords, shown), total)
+        runwrite.commit_run(store, current, run, lambda: spectra_run_dataset(run, n_ch, coords, shown), total)
     return run_id
 
 
-def hub_digest(summary: dict, n_ch: int) -> str:
-    """The sha256 of a core's inputs to a run: of its scans' counts digests, in scan order."""
-    import hashlib
-
-    parts = [f"{name}:{s['counts_sha256']}" for name, s in sorted(summary.get("scans", {}).items())
-             if int(s["channels"]) == n_ch]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def commit_run(store, current, run, make_dataset, total: int) -> None:
-    """A generation that is the parent plus one run file and one hub group, committed."""
-    from .build import link_tree, run_entry
-    from .store import rows
-    from .store.generations import now_iso, write_json_atomic
-    from .store.nxrun import write
-
-    gen = store.new_generation()
-    for part in (layout.NEXUS_DIR, layout.INDEX_DIR, layout.RUNS_DIR, layout.HUB):
-        if (current.path / part).exists():
-            link_tree(current.path / part, gen.path / part)
-    write(gen.path / layout.run_file(run.run_id), run)
-    group = layout.predictions_group(run.run_id)
-    rows.write_group(None, gen.hub_path, group, 0, total, lambda _s: make_dataset(), row_dim=_row_dim(run),
-                     chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
-    from .store import catalog, hub
-
-    manifest = catalog.Catalog(current.path).manifest
-    if "index" not in manifest:
-        raise StoreError(f"{store.root}: written by an older xrfhub; run `xrfhub rebuild {store.root}` "
-                         "once to migrate it, then predict again")
-    manifest = {**manifest, "generation": gen.name, "parent": current.name, "created": now_iso(),
-                "xrfhub_version": __version__, "kinds": hub.groups(gen.hub_path),
-                "runs": {**manifest.get("runs", {}), run.run_id: run_entry(run)}}
-    write_json_atomic(gen.path / layout.MANIFEST, manifest)
-    store.commit(gen)
-    store.log({"action": "predict", "run": run.run_id, "plugin": run.program, "generation": gen.name,
-               "xrfhub_version": __version__, "date": manifest["created"]})
-
-
-def _row_dim(run) -> str:
-    return layout.PATTERN if run.parameters.get("kind") == "diffraction" else layout.SPECTRUM

@@ -143,9 +143,9 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
     ``provenance["target"]`` names the target variable (the others, e.g. ``<target>_confidence``,
     are reported beside it); ``provenance["phases"]`` names the columns of 2-D variables.
     """
-    from .build import load_records
-    from .predictions import commit_run, new_run_id
+    from .runwrite import commit_run, new_run_id
     from .store import catalog
+    from .store.cores import load_records
     from .store.generations import Store
     from .store.nxrun import RunFile
 

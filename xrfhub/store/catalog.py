@@ -21,6 +21,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from . import layout
+from .files import link_or_copy, write_json_bytes
 
 #: version of the split layout, recorded as ``manifest["index"]``
 INDEX_VERSION = 1
@@ -140,8 +141,6 @@ def write(gen_path: Path, parent: Catalog, cores: dict[str, dict | None], source
     Unchanged index files are hard-linked from the parent; ``full`` writes every file afresh
     (rebuild, and the first write of an old, unsplit store).
     """
-    from .generations import link_or_copy, write_json_bytes
-
     cores_dir = gen_path / layout.INDEX_DIR / "cores"
     sources_dir = gen_path / layout.INDEX_DIR / "sources"
     cores_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import filelock
 from .. import __version__
 from ..errors import StoreError, StoreLockedError
 from . import layout
+from .files import link_or_copy, link_tree, write_json_bytes  # noqa: F401 - re-exported
 
 
 def now_iso() -> str:
@@ -49,13 +50,6 @@ def write_json_atomic(path: Path, content: dict) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-
-
-def write_json_bytes(path: Path, content: dict) -> None:
-    """Write a JSON file inside a generation that is not committed yet (the commit fsyncs it)."""
-    text = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 @dataclass(frozen=True)
@@ -216,6 +210,15 @@ class Store:
         return self.root / layout.HISTORY
 
 
+def resolve(root) -> tuple[str, dict]:
+    """The current generation's folder (path or URL) and the pointer, read once."""
+    root = os.fspath(root)
+    pointer = read_pointer(root)
+    if not pointer.get("current"):
+        raise StoreError(f"{root}: the store is empty (nothing committed yet)")
+    return "/".join([root.rstrip("/"), layout.GENERATIONS, pointer["current"]]), pointer
+
+
 def read_pointer(root) -> dict:
     """A store's pointer, from a folder or an fsspec URL, checked to be one this xrfhub reads."""
     import fsspec
@@ -236,14 +239,6 @@ def read_pointer(root) -> dict:
         raise StoreError(f"{root}: store version {pointer['version']} is newer than this "
                          f"xrfhub understands ({layout.STORE_VERSION}); upgrade xrfhub")
     return pointer
-
-
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Reuse an immutable file in a new generation without copying bytes where possible."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _sync_tree(path: Path) -> None:

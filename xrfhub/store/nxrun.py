@@ -21,11 +21,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import layout
+
 import h5py
 import numpy as np
 import pandas as pd
 
 _STR = h5py.string_dtype("utf-8")
+#: how stores before run files named a run kept in a core file (an NXprocess ``prediction_<run>``)
+OLD_PREFIX = "prediction_"
 
 
 @dataclass
@@ -130,3 +134,43 @@ def _concat(parts: list[np.ndarray], ds: h5py.Dataset) -> np.ndarray:
     if parts:
         return np.concatenate(parts)
     return np.zeros((0, *ds.shape[1:]), dtype=object if h5py.check_string_dtype(ds.dtype) else ds.dtype)
+
+
+def run_entry(run) -> dict:
+    """A run's line in the manifest: its file, hub group, kind and the rows it predicts."""
+    kind = run.parameters.get("kind", "spectra")
+    entry = {"file": layout.run_file(run.run_id), "group": layout.predictions_group(run.run_id), "kind": kind,
+             "created": run.date}
+    if kind == "spectra":
+        entry["channels"] = int(run.parameters["channels"])
+    return entry
+
+
+def migrate_runs(records: dict):
+    """Take the runs old stores kept in core files out of the records, as run files.
+
+    Returns (run id -> ``RunFile``, cores whose records changed and whose files must be rewritten).
+    """
+    found: dict[str, list] = {}
+    moved = set()
+    for core, rec in sorted(records.items()):
+        keep = []
+        for p in rec.processes:
+            if p.name.startswith(OLD_PREFIX):
+                found.setdefault(p.parameters["run_id"], []).append((core, p))
+                moved.add(core)
+            else:
+                keep.append(p)
+        rec.processes = keep
+    runs = {}
+    for run_id, parts in found.items():
+        first = parts[0][1]
+        keys = {"core": np.concatenate([np.full(len(next(iter(p.data.values()))), c, dtype=object) for c, p in parts])}
+        key_cols = ["pattern_id"] if "pattern_id" in first.data else ["scan", "depth_mm"]
+        for k in key_cols:
+            keys[k] = np.concatenate([np.asarray(p.data[k]) for _, p in parts])
+        values = {k[len("value_"):]: np.concatenate([np.asarray(p.data[k]) for _, p in parts])
+                  for k in first.data if k.startswith("value_")}
+        params = {k: v for k, v in first.parameters.items() if k != "run_id"}
+        runs[run_id] = RunFile(run_id, first.program, first.version, first.date, params, pd.DataFrame(keys), values)
+    return runs, moved

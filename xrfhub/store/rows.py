@@ -140,8 +140,13 @@ def _append(new_hub, group: str, existing: dict, tail: xr.Dataset, start: int, f
             sums[name] = hub.digest_of_blocks(blocks[name]["digests"])
         else:
             sums[name] = hub.array_sha256(part if own == 0 else np.asarray(arr[:total]))
-    g.attrs.update({**attrs, "checksums": json.dumps(sums, sort_keys=True),
+    write_attrs(g, {**attrs, "checksums": json.dumps(sums, sort_keys=True),
                     "block_checksums": json.dumps(blocks, sort_keys=True)})
+
+
+def write_attrs(group, attrs: dict) -> None:
+    """The group's attributes, last: an append is complete once its checksums are down."""
+    group.attrs.update(attrs)
 
 
 def _plain(values: np.ndarray) -> np.ndarray:
