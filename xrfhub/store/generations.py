@@ -245,6 +245,8 @@ def _sync_tree(path: Path) -> None:
     """fsync every file and folder under ``path`` so that the commit survives power loss."""
     for folder, _dirs, files in os.walk(path):
         for name in files:
+            if os.stat(os.path.join(folder, name)).st_nlink > 1:
+                continue  # a hard link of a committed file: synced when its generation was committed
             fd = os.open(os.path.join(folder, name), os.O_RDONLY)
             try:
                 os.fsync(fd)
