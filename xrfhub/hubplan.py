@@ -98,8 +98,11 @@ class HubPlan:
                            (self.old_hub, group) if has_old else None, old_starts)
         names = [*layout.SPECTRUM_COORDS, "counts"]
 
-        def rows_from(start):
-            raw = source.rows(start, total, names)
+        def rows_from(start, wanted=None):
+            counts = wanted is None or "counts" in wanted
+            raw = source.rows(start, total, names if counts else names[:-1])
+            if not counts:  # a stub that costs no memory: only the coordinates are read from here
+                raw["counts"] = np.broadcast_to(np.zeros((1, n_ch), np.uint32), (total - start, n_ch))
             head = source.rows(0, min(layout.SPECTRA_CHUNK_ROWS, total), ["energy_gain_kev", "energy_offset_kev"])
             coords = pd.DataFrame({k: raw[k] for k in layout.SPECTRUM_COORDS})
             gain, offset = hub.nominal_calibration(pd.DataFrame(head))
@@ -141,7 +144,7 @@ class HubPlan:
             return out
 
         values = RowSource(new, self.changed, fresh, (self.old_hub, group) if has_old else None, old_starts)
-        def rows_from(start):
+        def rows_from(start, _names=None):
             return spectra_run_dataset(meta, n_ch, spectra.rows(start, total, list(KEPT_COORDS)),
                                        values.rows(start, total, names))
 
@@ -212,7 +215,8 @@ class HubPlan:
                            (self.old_hub, group) if same_shape else None, starts(old)[0], adjust)
         names = samples_kind.variable_names(props, n_ch)
         rows.write_group(self.old_hub if same_shape else None, self.gen.hub_path, group, first, total,
-                         lambda s: samples_kind.dataset(source.rows(s, total, names), props, units, n_ch, self.align),
+                         lambda s, _n=None: samples_kind.dataset(source.rows(s, total, names), props, units, n_ch,
+                                                                self.align),
                          row_dim=layout.SAMPLE, chunked={"mean_spectrum": (layout.SPECTRA_CHUNK_ROWS, n_ch or 1)},
                          default_rows=layout.COORD_CHUNK_ROWS, attrs=samples_kind.group_attrs(n_ch, self.align))
         self.alignment_summary = samples_kind.summary(hub.open_group(self.gen.hub_path, group), self.align)
@@ -232,7 +236,7 @@ class HubPlan:
             everything = all_sources if all_sources is not None else sources_new
             names = sorted(everything, key=lambda n: (int(everything[n].get("generation", 0)), n))
             table = {n: everything[n] for n in names}
-            rows.write_group(None, self.gen.hub_path, group, 0, len(names), lambda s: _sources_ds(table, cols),
+            rows.write_group(None, self.gen.hub_path, group, 0, len(names), lambda s, _n=None: _sources_ds(table, cols),
                              row_dim="source", chunked={}, default_rows=layout.COORD_CHUNK_ROWS,
                              attrs={"kind": "sources"})
             return
@@ -247,7 +251,7 @@ class HubPlan:
         first = int(hit[0]) if len(hit) else old_total
         total = old_total - len(hit) + len(fresh_names)
 
-        def rows_from(start):
+        def rows_from(start, _names=None):
             table = {}
             part = {c: np.asarray(old[c][start:old_total]) for c in ("name", *cols)}
             part = {c: v.astype(object) if v.dtype.kind in "TU" else v for c, v in part.items()}
@@ -290,7 +294,7 @@ class HubPlan:
                 shutil.rmtree(self.gen.hub_path / layout.predictions_group(run_id), ignore_errors=True)
                 ds = run_dataset(series, nxrun.read(self.gen.path / entry["file"]))
                 rows.write_group(None, self.gen.hub_path, layout.predictions_group(run_id), 0,
-                                 ds.sizes[layout.PATTERN], lambda _s, ds=ds: ds, row_dim=layout.PATTERN, chunked={},
+                                 ds.sizes[layout.PATTERN], lambda _s, _n=None, ds=ds: ds, row_dim=layout.PATTERN, chunked={},
                                  default_rows=layout.COORD_CHUNK_ROWS, attrs={})
 
 

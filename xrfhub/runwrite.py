@@ -52,7 +52,7 @@ def commit_run(store, current, run, make_dataset, total: int) -> None:
             link_tree(current.path / part, gen.path / part)
     write(gen.path / layout.run_file(run.run_id), run)
     group = layout.predictions_group(run.run_id)
-    rows.write_group(None, gen.hub_path, group, 0, total, lambda _s: make_dataset(), row_dim=_row_dim(run),
+    rows.write_group(None, gen.hub_path, group, 0, total, lambda _s, _n=None: make_dataset(), row_dim=_row_dim(run),
                      chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
     manifest = {**manifest, "generation": gen.name, "parent": current.name, "created": now_iso(),
                 "xrfhub_version": __version__, "kinds": hub.groups(gen.hub_path),

@@ -23,8 +23,9 @@ import zarr
 
 from . import hub
 
-#: ``rows_from(start)``: the dataset of rows ``start`` to the end of the new group
-RowsFrom = Callable[[int], xr.Dataset]
+#: ``rows_from(start, names)``: the dataset of rows ``start`` to the end of the new group; ``names``
+#: (None: all) are the arrays that will be read, others may hold placeholders of the right shape
+RowsFrom = Callable[[int, "list[str] | None"], xr.Dataset]
 
 
 def chunk_rows(name: str, var: xr.Variable, chunked: dict[str, tuple], row_dim: str, default: int) -> int | None:
@@ -43,13 +44,18 @@ def write_group(old_hub, new_hub, group: str, first: int, total: int, rows_from:
     any dimension other than the rows (a new lab property, a wider match table).
     """
     existing = _existing(old_hub, group) if first > 0 else None
-    if existing is not None:
-        start = min(_floor(first, rows) for rows in _rows_per_array(existing, row_dim).values()) if existing else 0
-        tail = rows_from(start)
-        if _compatible(existing, tail, row_dim):
-            _append(new_hub, group, existing, tail, start, first, total, row_dim, attrs)
+    if existing:
+        # each array from its own chunk boundary: counts from the last 1024-row chunk, not from the
+        # coordinates' 16384-row one (``rows_from(start, names)`` may leave other arrays as stubs)
+        bounds: dict[int, list[str]] = {}
+        for name, rows in _rows_per_array(existing, row_dim).items():
+            bounds.setdefault(_floor(first, rows), []).append(name)
+        tails = {b: rows_from(b, names) for b, names in sorted(bounds.items())}
+        start = min(tails)
+        if all(_compatible(existing, t, row_dim) for t in tails.values()):
+            _append(new_hub, group, existing, tails, first, total, row_dim, attrs)
             return start
-    ds = rows_from(0)
+    ds = rows_from(0, None)
     ds.attrs.update(attrs)
     full_chunks = {}
     for name, var in ds.variables.items():
@@ -101,7 +107,7 @@ def _same_kind(dtype: np.dtype, stored: str) -> bool:
     return np.dtype(dtype) == np.dtype(stored)
 
 
-def _append(new_hub, group: str, existing: dict, tail: xr.Dataset, start: int, first: int, total: int,
+def _append(new_hub, group: str, existing: dict, tails: dict[int, xr.Dataset], first: int, total: int,
             row_dim: str, attrs: dict) -> None:
     g = zarr.open_group(new_hub, path=group, mode="r+")
     old_blocks = json.loads(g.attrs.get("block_checksums", "{}"))
@@ -109,6 +115,8 @@ def _append(new_hub, group: str, existing: dict, tail: xr.Dataset, start: int, f
     sums, blocks = {}, {}
     for name, (dims, _dtype, shape, chunks) in existing.items():
         arr = g[name]
+        rows = chunks[0] if dims and dims[0] == row_dim else None
+        tail = tails[_floor(first, rows)] if rows else tails[min(tails)]
         values = tail.variables[name].values
         if not dims or dims[0] != row_dim:  # channel, energy, phase: small, written whole
             if values.shape != tuple(shape):
@@ -121,9 +129,8 @@ def _append(new_hub, group: str, existing: dict, tail: xr.Dataset, start: int, f
             else:
                 sums[name] = hub.array_sha256(values)
             continue
-        rows = chunks[0]
         own = _floor(first, rows)
-        part = values[own - start:]
+        part = values
         if arr.shape[0] != total:
             arr.resize((total, *shape[1:]))
         if len(part):
