@@ -166,7 +166,7 @@ def append_core(folder: Path, n: int, n_ch: int, seed: int) -> Path:
 
     rng = np.random.default_rng(seed)
     shape = np.exp(-0.5 * ((np.arange(n_ch) - n_ch * 0.18) / 9.0) ** 2) * 400 + 30
-    name = f"NEW{seed:04d}"
+    name = f"NEW{seed:05d}"
     t0 = dt.datetime(2024, 5, 1, 8, 0)
     for i in range(n):
         pos = 5.0 + 4.0 * i
@@ -178,12 +178,14 @@ def append_core(folder: Path, n: int, n_ch: int, seed: int) -> Path:
 
 def measure(src: Path, store: Path, n_cores: int, args, work: Path, epoch: bool) -> dict:
     row = {"cores": n_cores}
-    t, rss, _ = _run(GENERATE, src, store, 0, n_cores, args.per_core, args.channels, args.batch)
-    row["generate_s"] = t
-    core = append_core(work / f"append-{src.name}-{n_cores}", args.append, args.channels, seed=n_cores)
+    if not (args.reuse and store.exists()):
+        t, rss, _ = _run(GENERATE, src, store, 0, n_cores, args.per_core, args.channels, args.batch)
+        row["generate_s"] = t
+    seed = n_cores + 1000 * args.again
+    core = append_core(work / f"append-{src.name}-{n_cores}-{args.again}", args.append, args.channels, seed=seed)
     before = _gens(store)
     t, rss, out = _run(INGEST, src, core, store)
-    row.update(spectra=n_cores * args.per_core, append_total_s=t, append_s=json.loads(out.strip().splitlines()[-1])["inner_s"],
+    row.update(spectra=n_cores * args.per_core + args.append * (args.again if args.reuse else 0), append_total_s=t, append_s=json.loads(out.strip().splitlines()[-1])["inner_s"],
                append_rss_gb=rss, append_mb=_written(store, before) / 1e6)
     if args.predict:
         before = _gens(store)
@@ -216,6 +218,8 @@ def main() -> None:
     ap.add_argument("--no-reads", dest="reads", action="store_false")
     ap.add_argument("--epoch-max", type=int, default=40, help="largest size given a full loader epoch")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true", help="measure again on the stores already in --work")
+    ap.add_argument("--again", type=int, default=0, help="with --reuse: a fresh core to append (its number)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()

@@ -17,6 +17,7 @@ from xrfhub import registry, training
 from xrfhub.api import resolve
 from xrfhub.errors import ConfigError
 from xrfhub.predictions import list_runs
+from xrfhub.store import nxrun
 from xrfhub.store.nexus import read_core
 from xrfhub.store.nxvalidate import validate_core_file
 
@@ -124,13 +125,15 @@ def test_ramp_predictions_land_in_the_store_and_match_the_fitted_model(store, ra
     listed = {r["run"]: r for r in list_runs(hub)}
     assert listed[run_id]["targets"] == ["phase"] and listed[run_id]["n_predicted"] == 2 * RAMP_N
     assert listed[run_id]["plugin"] == "spectra1d" and listed[run_id]["kind"] == "diffraction"
-    # kept in the series' NeXus file, keyed by pattern id, valid NeXus, and rebuilt identically
+    # kept in the run's own NeXus file, keyed by (series, pattern id); the series' file is untouched
     gen, _ = resolve(hub)
-    nxs = next((hub / "generations").glob(f"{gen.rsplit('/', 1)[1]}/nexus/ramp_b.nxs"))
+    gen_dir = hub / "generations" / gen.rsplit("/", 1)[1]
+    nxs = gen_dir / "nexus" / "ramp_b.nxs"
     assert validate_core_file(nxs) == []
-    (proc,) = [p for p in read_core(nxs).processes if p.name == f"prediction_{run_id}"]
-    assert list(proc.data["pattern_id"]) == [f"ramp_b_{i:02d}" for i in range(RAMP_N)]
-    assert list(proc.data["value_phase"]) == list(pred["phase"].values[RAMP_N:])
+    assert not [p for p in read_core(nxs).processes if p.name.startswith("prediction_")]
+    run = nxrun.read(gen_dir / "runs" / f"{run_id}.nxs", cores=["ramp_b"])
+    assert list(run.keys["pattern_id"]) == [f"ramp_b_{i:02d}" for i in range(RAMP_N)]
+    assert list(run.values["phase"]) == list(pred["phase"].values[RAMP_N:])
     run_cli("rebuild", hub)
     again = xrfhub.open(hub, "predictions", run=run_id)
     assert list(again["phase"].values) == list(pred["phase"].values)
