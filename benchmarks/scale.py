@@ -246,8 +246,8 @@ def main() -> None:
               f"{r.get('predict_mb', float('nan')):.1f} | {r.get('open_s', float('nan')):.2f} | {r.get('sel_s', float('nan')):.2f} |")
     for b in base:
         o = next(r for r in ours if r["cores"] == b["cores"])
-        print(f"baseline at {b['cores']} cores: append {b['append_s']:.1f} s ({o['append_s'] / b['append_s']:.2f}x ours), "
-              f"RSS {b['append_rss_gb']:.2f} GB ({o['append_rss_gb'] / b['append_rss_gb']:.2f}x), written "
+        print(f"baseline at {b['cores']} cores: append {b['append_s']:.1f} s (ours/main {o['append_s'] / b['append_s']:.2f}), "
+              f"RSS {b['append_rss_gb']:.2f} GB (ours/main {o['append_rss_gb'] / b['append_rss_gb']:.2f}), written "
               f"{b['append_mb']:.1f} MB ({o['append_mb'] / max(b['append_mb'], 1e-9):.2f}x); predict "
               f"{b.get('predict_s', float('nan')):.1f} s ({o.get('predict_s', float('nan')) / b.get('predict_s', float('nan')):.2f}x), "
               f"written {b.get('predict_mb', float('nan')):.1f} MB")
