@@ -13,22 +13,19 @@ most recent run. Runs over diffraction patterns are keyed by (series, pattern id
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 
 import numpy as np
 import xarray as xr
 
 from . import __version__, runwrite
-from .runwrite import new_run_id  # noqa: F401 - kept importable from predictions
 from .errors import StoreError
-from .records import CoreRecord, Process
+from .hubplan import KEPT_COORDS  # noqa: F401 - coordinates copied from the spectra group
+from .runwrite import new_run_id  # noqa: F401 - kept importable from predictions
 from .store import layout
 
+#: how stores written before run files named a run kept in a core file
 PREFIX = "prediction_"
-#: Coordinates copied from the spectra group so predictions query like spectra.
-KEPT_COORDS = ("core", "depth_mm", "section", "position_mm", "scan", "run", "replicate", "tube_kv", "source",
-               "valid")
 
 
 def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
