@@ -379,7 +379,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
                 "best_epoch": best_epoch, "best_loss": best_loss,
                 "rng": ckpt.rng_state(generators)})
             metrics.append(row)
-            ckpt.loss_png(metrics.rows, run_dir / "loss.png")
+            ckpt.loss_png(metrics.rows, run_dir / "loss.png", kind=task.kind)
         log.info("epoch %d: %s", epoch + 1, row)
 
     if _rank_world()[1] > 1:
@@ -420,12 +420,20 @@ def _check_same_config(run_dir: Path, config: MaxConfig) -> None:
 @torch.no_grad()
 def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
                        energy: np.ndarray | None = None, *, transform: Transform | None = None,
-                       n: int = 4, seed: int = 0, mask_ratio: float | None = None) -> Path:
+                       n: int = 4, seed: int = 0, mask_ratio: float | None = None,
+                       labels: list[str] | None = None, max_kev: float | None = None,
+                       note: str = "") -> Path:
     """Plot ``n`` spectra of ``batch``: the (scaled) input, the hidden patches shaded, and the
     autoencoder's reconstruction of them. ``energy`` (keV per channel) labels the x axis;
-    ``transform`` scales raw counts first (the picture is in the model's input space)."""
+    ``transform`` scales raw counts first (the picture is in the model's input space).
+
+    ``labels`` names each spectrum (core and depth); ``max_kev`` (the tube voltage) ends the x
+    axis, since nothing fluoresces above it; ``note`` is printed in red under the title, e.g.
+    that the run had too few epochs for the reconstruction to mean much.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     device = next(model.parameters()).device
     x = to_device(batch[0] if isinstance(batch, (tuple, list)) else batch, device)[:n].float()
@@ -437,10 +445,10 @@ def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
     x, pred, mask = x.cpu().numpy(), pred.float().cpu().numpy(), mask.cpu().numpy()
     patch = pred.shape[-1]
     axis = np.arange(x.shape[1]) if energy is None else np.asarray(energy)
-    fig = Figure(figsize=(9, 2.2 * len(x)), dpi=100)
+    fig = Figure(figsize=(9, 2.2 * len(x) + (0.4 if note else 0)), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(x), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, spectrum, recon, hidden in zip(axes, x, pred, mask):
+    for i, (ax, spectrum, recon, hidden) in enumerate(zip(axes, x, pred, mask)):
         for start, stop in _runs(hidden):  # one shaded span per run of hidden patches
             ax.axvspan(axis[start * patch], axis[min(stop * patch, len(axis) - 1)],
                        color="0.85", lw=0)
@@ -448,8 +456,16 @@ def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
         shown = np.where(np.repeat(hidden, patch) > 0, recon.reshape(-1), np.nan)
         ax.plot(axis, shown, color="tab:red", lw=0.8, label="reconstruction (hidden)")
         ax.set_ylabel("scaled counts")
-    axes[0].legend(loc="upper right", fontsize=8)
+        if labels is not None and i < len(labels):
+            ax.set_title(labels[i], fontsize=9, loc="left")
+    handles, names = axes[0].get_legend_handles_labels()
+    handles.append(Patch(color="0.85", label="hidden (masked) patches"))
+    axes[0].legend(handles=handles, loc="upper right", fontsize=8)
+    if energy is not None and max_kev is not None:
+        axes[-1].set_xlim(float(axis[0]), min(float(max_kev), float(axis[-1])))
     axes[-1].set_xlabel("channel" if energy is None else "energy (keV)")
+    if note:
+        fig.suptitle(note, color="tab:red", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, format="png")

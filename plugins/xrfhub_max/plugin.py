@@ -23,6 +23,9 @@ from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
 from .config import PRESETS, MaxConfig
 
+#: Pre-training runs shorter than this get a warning on their reconstruction picture.
+SHORT_PRETRAIN_EPOCHS = 20
+
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 
@@ -88,6 +91,8 @@ class MaxPlugin:
         return RunSummary(out, self.name, stage, target, metrics)
 
     def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False) -> dict:
+        import torch
+
         from . import engine
         from .model import MaxAutoencoder
 
@@ -107,10 +112,15 @@ class MaxPlugin:
         engine.seed_everything(config.seed)
         model = MaxAutoencoder(config).to(engine.pick_device(config.device))
         result = engine.pretrain(model, config, train, val, out, progress=progress, resume=resume)
-        sample = next(iter(val or train))
-        energy = ds["energy"].values
-        engine.reconstruction_png(model, sample, out / "reconstruction.png", energy,
-                                  transform=self._transform(out), seed=config.seed)
+        shown = np.sort(rng.choice(rows[is_val] if is_val.any() else rows, min(4, len(rows)), replace=False))
+        sample = np.asarray(ds["counts"][shown].values, dtype=np.float32)
+        names = [f"{c} at {d:g} mm" for c, d in zip(ds["core"].values[shown], ds["depth_mm"].values[shown])]
+        # a few epochs make a blurred reconstruction that says little of the model: say so on it
+        note = (f"after {config.epochs} epoch(s) only: an early reconstruction, not what the model can do"
+                if config.epochs < SHORT_PRETRAIN_EPOCHS else "")
+        engine.reconstruction_png(model, torch.from_numpy(sample), out / "reconstruction.png",
+                                  ds["energy"].values, transform=self._transform(out), seed=config.seed,
+                                  labels=names, max_kev=float(config.tube_kv), note=note)
         return {"best_epoch": result.best_epoch, "best_loss": float(result.best_loss),
                 "n_train_spectra": int((~is_val).sum()), "n_val_spectra": int(is_val.sum())}
 
