@@ -6,6 +6,7 @@ with their element lines and a down-core profile with the lab values beside it.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def run_demo(out, *, size: str = "demo", seed: int = 0, echo=print) -> dict:
     echo(f"2/6 ingesting {corpus / 'scans'} and {len(lab_files)} lab table(s) into {store} ...")
     report = ingest([corpus / "scans", *lab_files], store, progress=True)
     echo(report.summary())
+    lab_only = json.loads((corpus / "truth.json").read_text()).get("no_scan_core")
+    if lab_only:
+        echo(f"  (expected: the generator writes lab samples of core {lab_only} without any scan, on purpose, "
+             "to show how a lab core that matches no scanned core is reported and kept)")
     echo("3/6 xrfhub info")
     echo(format_info(info(store)))
 

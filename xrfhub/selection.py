@@ -44,8 +44,12 @@ def select(store, kind: str = "spectra", core=None, depth: slice | None = None, 
     return ds
 
 
-def to_table(ds: xr.Dataset, *, counts: bool = False) -> pd.DataFrame:
-    """One row per spectrum (or sample) with its coordinates; counts as ``ch0000...`` if asked."""
+def to_table(ds: xr.Dataset, *, counts: bool = False, units: str = "none") -> pd.DataFrame:
+    """One row per spectrum (or sample) with its coordinates; counts as ``ch0000...`` if asked.
+
+    ``units`` says how a column's unit (its ``units`` attribute) reaches a table that has no
+    attributes: ``"suffix"`` names the column ``CaCO3_wt%``, ``"none"`` leaves names as they are.
+    """
     row_dim = next(d for d in ("spectrum", "sample", "point", "pattern") if d in ds.dims)
     ds = drop_core_depth_index(ds)
     names = [n for n, v in ds.variables.items() if v.dims == (row_dim,)]
@@ -53,6 +57,8 @@ def to_table(ds: xr.Dataset, *, counts: bool = False) -> pd.DataFrame:
     known = [n for n in SPECTRUM_COORDS if n in names and n not in first]
     names = first + known + sorted(set(names) - set(first) - set(known))
     table = pd.DataFrame({name: np.asarray(ds[name].values) for name in names})
+    if units == "suffix":
+        table.columns = [_with_unit(name, ds[name].attrs.get("units")) for name in names]
     if counts and "counts" in ds:
         values = np.asarray(ds["counts"].values)
         width = len(str(values.shape[1] - 1))
@@ -61,15 +67,36 @@ def to_table(ds: xr.Dataset, *, counts: bool = False) -> pd.DataFrame:
     return table
 
 
+def _with_unit(name: str, unit) -> str:
+    """``CaCO3`` + ``wt%`` -> ``CaCO3_wt%``; a name that already ends in its unit stays."""
+    if not unit or name.endswith(f"_{unit}") or name.endswith(f"_{unit.replace('%', 'pct')}"):
+        return name
+    return f"{name}_{unit}"
+
+
+#: Ways to carry units into CSV and Parquet: a suffix on the name, a row under the header, nothing.
+CSV_UNITS = ("suffix", "row", "none")
+
+
 def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | None = None,
-          counts: bool = False) -> int:
-    """Write a selection to ``out`` (format from its suffix); returns the number of rows."""
+          counts: bool = False, units: str = "suffix") -> int:
+    """Write a selection to ``out`` (format from its suffix); returns the number of rows.
+
+    A selection with no rows is refused with what the store holds for the cores asked
+    (their depth ranges), rather than written as an empty file. ``units`` (CSV and Parquet):
+    ``suffix`` (``CaCO3_wt%``), ``row`` (a second header row of units, CSV only) or ``none``.
+    NetCDF keeps units as attributes.
+    """
+    if units not in CSV_UNITS:
+        raise InputError("--units", f"expected one of {', '.join(CSV_UNITS)}, got {units!r}")
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(out, f"unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     depth = parse_depth_range(depth) if isinstance(depth, str) else depth
     ds = select(store, kind, core=core, depth=depth)
+    if not any(ds.sizes.get(d, 0) for d in ("spectrum", "sample", "point", "pattern")):
+        raise InputError("--depth", _empty_selection(store, kind, core, depth))
     if fmt == "netcdf":
         ds = drop_core_depth_index(ds)
         if not counts and "counts" in ds:
@@ -81,9 +108,38 @@ def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | 
         ds.attrs = {k: str(v) for k, v in ds.attrs.items()}
         ds.to_netcdf(out, engine="h5netcdf")
         return int(ds.sizes.get("spectrum", ds.sizes.get("sample", 0)))
-    table = to_table(ds, counts=counts)
-    if fmt == "csv":
+    if units == "row" and fmt != "csv":
+        raise InputError("--units", "a units row exists only in CSV; use --units suffix for Parquet")
+    table = to_table(ds, counts=counts, units="suffix" if units == "suffix" else "none")
+    if fmt == "csv" and units == "row":
+        unit_row = [str(ds[c].attrs.get("units", "")) if c in ds.variables else
+                    ("counts" if c.startswith("ch") else "") for c in table.columns]
+        with open(out, "w", encoding="utf-8", newline="") as fh:
+            table.head(0).to_csv(fh, index=False)
+            pd.DataFrame([unit_row], columns=table.columns).to_csv(fh, index=False, header=False)
+            table.to_csv(fh, index=False, header=False)
+    elif fmt == "csv":
         table.to_csv(out, index=False)
     else:
         table.to_parquet(out, index=False)
     return len(table)
+
+
+def _empty_selection(store, kind: str, core, depth: slice | None) -> str:
+    """Why a query found nothing, with the depth range of each core asked for (or of all)."""
+    full = api.open(store, kind, index=False)
+    asked = [core] if isinstance(core, str) else list(core or [])
+    cores = np.asarray(full["core"].values).astype(str)
+    depths = np.asarray(full["depth_mm"].values, dtype=float) if "depth_mm" in full else None
+    shown = asked or sorted(set(cores))
+    parts = []
+    for c in shown[:20]:
+        here = cores == c
+        if depths is None or not here.any():
+            parts.append(f"{c}: {'no rows' if not here.any() else f'{int(here.sum())} rows'}")
+        else:
+            parts.append(f"{c}: {np.nanmin(depths[here]):g}-{np.nanmax(depths[here]):g} mm")
+    wanted = "" if depth is None else f" in depth {depth.start if depth.start is not None else ''}:" \
+                                      f"{depth.stop if depth.stop is not None else ''} mm"
+    more = f" (and {len(shown) - 20} more cores)" if len(shown) > 20 else ""
+    return f"no {kind} rows{wanted}; the store holds " + "; ".join(parts) + more

@@ -24,6 +24,7 @@ def info(store) -> dict:
         "alignment": manifest.get("alignment"), "matches": manifest.get("alignment_summary", {}),
         "warnings": manifest.get("warnings", []),
         "history": manifest.get("history", []),
+        "interrupted_writes": _leftovers(store),
     }
     if "spectra" in kinds:
         ds = api.open(store, "spectra", index=False)
@@ -37,6 +38,15 @@ def info(store) -> dict:
         out["samples"] = {"n": int(s.sizes["sample"]),
                           "properties": {p: int(np.isfinite(s[p].values).sum()) for p in props}}
     return out
+
+
+def _leftovers(store) -> list[dict]:
+    """Half-built generations of killed writers (local stores only: a URL has no folders to list)."""
+    from .store.generations import Store
+
+    if "://" in str(store):
+        return []
+    return [{"folder": str(path), "bytes": size} for path, size in Store(store).leftovers()]
 
 
 def _plain(v):
@@ -78,4 +88,8 @@ def format_info(summary: dict) -> str:
         lines.extend(f"  {w}" for w in summary["warnings"][:20])
     if summary["history"]:
         lines.append(f"history: {len(summary['history'])} replaced version(s) kept")
+    for left in summary.get("interrupted_writes", []):
+        lines.append(f"interrupted write: {left['folder']} ({left['bytes'] / 1e6:.1f} MB) is a half-built generation "
+                     "left by a writer that was stopped; the store does not use it, and the next ingest, predict "
+                     "or rebuild removes it")
     return "\n".join(lines)

@@ -107,11 +107,14 @@ def validate(store):
 @click.option("--depth", default=None, help="Depth range START:STOP in mm, inclusive.")
 @click.option("--counts", is_flag=True, help="Include the counts of every channel.")
 @click.option("--out", required=True, type=click.Path(), help="Output .csv, .parquet or .nc")
+@click.option("--units-as", "units", type=click.Choice(["suffix", "row", "none"]), default="suffix",
+              show_default=True, help="Units in CSV/Parquet: in column names (CaCO3_wt%), a row under the "
+                                      "header (CSV), or none. NetCDF keeps them as attributes.")
 @_friendly
-def query(store, kind, core, depth, counts, out):
+def query(store, kind, core, depth, counts, out, units):
     """Write the selected spectra (or samples) with their coordinates, one row each."""
     cores = list(core) if len(core) > 1 else (core[0] if core else None)
-    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts)
+    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts, units=units)
     click.echo(f"wrote {n} rows to {out}")
 
 

@@ -151,6 +151,23 @@ class Store:
             elif folder.name.startswith("."):
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def leftovers(self) -> list[tuple[Path, int]]:
+        """Half-built generation folders a killed writer left (path, bytes), without removing them.
+
+        Readers never look at them and the next writer removes them; ``xrfhub info`` says they
+        are there, so that a user who sees the disk fill up knows what it is.
+        """
+        gens = self.root / layout.GENERATIONS
+        current = self.current()
+        committed = current.number if current else -1
+        found = []
+        for folder in sorted(gens.iterdir()) if gens.exists() else []:
+            numbered = folder.name.startswith("g") and folder.name[1:].isdigit()
+            if (numbered and int(folder.name[1:]) > committed) or folder.name.startswith("."):
+                size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                found.append((folder, size))
+        return found
+
     def new_generation(self) -> Generation:
         current = self.current()
         number = current.number + 1 if current else 1
