@@ -173,6 +173,10 @@ def skip_bad(tmp, corpus, store, rng):
     return ["ingest", more.scans, "--store", store, "--skip-bad"]
 
 
+def empty_query(tmp, corpus, store, rng):
+    return ["query", store, "--core", "SO264-09-2", "--depth", "5000:6000", "--out", tmp / "sel.csv"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -192,6 +196,7 @@ CASES = [
     ("Truncated NeXus file in the store (`xrfhub validate`)", truncated_nexus),
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
+    ("Query of a depth range with no data (`--depth 5000:6000`)", empty_query),
 ]
 
 

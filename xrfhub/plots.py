@@ -88,6 +88,16 @@ def plot_spectra(energy: np.ndarray, counts: np.ndarray, labels: list[str], path
     and the legend sits outside the axes so that it hides neither a name nor a peak.
     """
     plt = pyplot()
+    fig = spectra_figure(energy, counts, labels, title=title, max_kev=max_kev, legend_title=legend_title)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def spectra_figure(energy: np.ndarray, counts: np.ndarray, labels: list[str], *, title: str = "",
+                   max_kev: float | None = None, legend_title: str | None = None):
+    """The figure of :func:`plot_spectra`, left open (tests measure where its names fall)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
     for row, label in zip(np.atleast_2d(counts), labels):
         ax.semilogy(energy, np.maximum(row, 0.5), lw=0.8, label=label)
@@ -100,9 +110,7 @@ def plot_spectra(energy: np.ndarray, counts: np.ndarray, labels: list[str], path
               title_fontsize=8, frameon=False)
     fig.tight_layout()  # fix the axes' size before the names are spaced by it
     label_lines(ax, element_lines(top, beta=True))
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def roi_counts(energy: np.ndarray, counts: np.ndarray, centre_kev: float, half_width_kev: float = 0.15) -> np.ndarray:

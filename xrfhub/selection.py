@@ -88,7 +88,7 @@ def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | 
     NetCDF keeps units as attributes.
     """
     if units not in CSV_UNITS:
-        raise InputError("--units", f"expected one of {', '.join(CSV_UNITS)}, got {units!r}")
+        raise InputError("--units-as", f"expected one of {', '.join(CSV_UNITS)}, got {units!r}")
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
@@ -109,7 +109,7 @@ def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | 
         ds.to_netcdf(out, engine="h5netcdf")
         return int(ds.sizes.get("spectrum", ds.sizes.get("sample", 0)))
     if units == "row" and fmt != "csv":
-        raise InputError("--units", "a units row exists only in CSV; use --units suffix for Parquet")
+        raise InputError("--units-as", "a units row exists only in CSV; use --units-as suffix for Parquet")
     table = to_table(ds, counts=counts, units="suffix" if units == "suffix" else "none")
     if fmt == "csv" and units == "row":
         unit_row = [str(ds[c].attrs.get("units", "")) if c in ds.variables else

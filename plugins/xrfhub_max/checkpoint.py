@@ -244,6 +244,16 @@ def loss_png(rows: list[Mapping[str, Any]], path: str | os.PathLike, *, kind: st
     (``autoencoder``) or the fine-tune's error on standardised targets (``regressor``), which is
     not in the target's unit.
     """
+    fig = loss_figure(rows, kind=kind)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = _tmp(path)
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+
+
+def loss_figure(rows: list[Mapping[str, Any]], *, kind: str = "autoencoder"):
+    """The figure of :func:`loss_png` (a matplotlib ``Figure`` on an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global backend, safe in threads
     from matplotlib.ticker import LogFormatter, MaxNLocator
@@ -267,8 +277,4 @@ def loss_png(rows: list[Mapping[str, Any]], path: str | os.PathLike, *, kind: st
     ax.set_title("fine-tuning" if kind == "regressor" else "pre-training (masked reconstruction)", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = _tmp(path)
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    return fig
