@@ -136,6 +136,10 @@ def _write_hub(gen, records, spectra, samples_ds, sources) -> None:
     elements = _elements_dataset(records)
     if elements is not None:
         hub.write_table(gen.hub_path, "elements", elements)
+    from .qc.store import hub_datasets as qc_datasets  # per-point quality flags, when `xrfhub qc` ran
+
+    for group, ds in qc_datasets(records, spectra, spectra_ds, elements).items():
+        hub.write_table(gen.hub_path, group, ds)
     for group, ds in diffraction.hub_datasets(records).items():
         rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, ds.sizes[layout.PATTERN]))
         hub.write_table(gen.hub_path, group, ds, {"intensity": (rows, ds.sizes[layout.TWO_THETA])})
