@@ -262,5 +262,10 @@ def demo(out, size, seed):
     run_demo(out, size=size, seed=seed, echo=click.echo)
 
 
+from .qc import qc as _qc_command  # noqa: E402  (a command in its own module)
+
+cli.add_command(_qc_command)
+
+
 def main():  # pragma: no cover - console entry point
     cli()

@@ -143,8 +143,15 @@ def attach(records: dict[str, CoreRecord], result: QCResult, stamp: str) -> set[
     return changed
 
 
-def run(store, params: QCParams = QCParams(), *, progress: bool = False, wait: float = 0.0) -> QCResult:
-    """Compute QC over the store's current generation and commit it as a new generation."""
+def run(store, params: QCParams = QCParams(), *, progress: bool = False, wait: float = 0.0,
+        alignment: str | None = None) -> QCResult:
+    """Compute QC over the store's current generation and commit it as a new generation.
+
+    ``alignment`` sets which flags depth alignment leaves out from now on (``POLICIES``; None:
+    as the store had it). The new generation's alignment uses the new flags.
+    """
+    from dataclasses import replace
+
     from ..build import AlignParams, load_records, write_generation
     from ..store.generations import Store, now_iso
 
@@ -159,8 +166,12 @@ def run(store, params: QCParams = QCParams(), *, progress: bool = False, wait: f
         if not result.tables:
             raise StoreError(f"{store.root}: holds no spectra and no element tables; nothing to check")
         changed = attach(records, result, now_iso())
+        align = AlignParams(**manifest.get("alignment", {}))
+        if alignment is not None:
+            left_out([], alignment)  # refuses an unknown policy before anything is written
+            align = replace(align, qc=alignment)
         gen = write_generation(store, current, records, changed, manifest["sources"],
-                               align=AlignParams(**manifest.get("alignment", {})), core_map=manifest.get("core_map"),
+                               align=align, core_map=manifest.get("core_map"),
                                event={"action": "qc", "thresholds": params.to_dict(), "summary": result.counts()},
                                progress=progress)
     result.generation = gen.name
@@ -292,3 +303,37 @@ def info(hub_path, present: dict) -> dict:
         ds = hub.open_group(hub_path, g)
         groups[ds.attrs.get("target", g)] = (ds["core"].values, ds["qc_flag"].values, ds["qc_reasons"].values)
     return summarize(groups)
+
+
+def training_record(store, policy: str) -> dict:
+    """What a training run records about QC: the policy, the spectra it left out, the pairs' alignment."""
+    from .. import api
+    from ..store import hub
+
+    gen, _ = api.resolve(store)
+    hub_path = f"{gen}/{layout.HUB}"
+    present = hub.groups(hub_path)
+    out = {"policy": policy, "qc_ran": bool(present.get(KIND)), "left_out_spectra": {}}
+    for g in present.get(KIND, []):
+        ds = hub.open_group(hub_path, g)
+        if ds.attrs.get("target", "").startswith("spectra/"):
+            flags, reasons = ds["qc_flag"].values, ds["qc_reasons"].values
+            leave = left_out(flags, policy)
+            by_reason: dict[str, int] = {}
+            for why in reasons[leave]:
+                for code in str(why).split(SEP):
+                    if code:
+                        by_reason[code] = by_reason.get(code, 0) + 1
+            out["left_out_spectra"][ds.attrs["target"]] = {
+                "n": int(leave.sum()), "by_flag": {str(f): int(n) for f, n in zip(*np.unique(flags[leave], return_counts=True))},
+                "by_reason": by_reason}
+            out["thresholds"] = json.loads(ds.attrs.get("provenance", "{}")).get("thresholds", {})
+    out["alignment"] = api.manifest(store).get("alignment_summary", {}).get("qc", {})
+    return out
+
+
+def write_record(path, store, policy: str) -> None:
+    """Write :func:`training_record` as JSON (an evaluation's ``qc.json``)."""
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps(training_record(store, policy), indent=1, default=str))

@@ -16,24 +16,25 @@ OK, SUSPECT, BAD = 0, 1, 2
 SEP = ","
 
 #: Reason codes and what they mean (README and ``xrfhub info`` use the same words).
-REASONS = {
+REASONS = {  # in order of precedence: a point's first reason is the most basic fault found
     "tube_off": "throughput near zero: no beam, or nothing under the detector",
+    "vendor_invalid": "the vendor software marked the point invalid (ITRAX validity 0)",
     "throughput_low": "counts per live second well below the run's rolling median",
     "throughput_high": "counts per live second well above the run's rolling median",
-    "throughput_drift": "the run's rolling median throughput drifted from the run median",
     "dead_time": "dead time (real - live) / real far above the run's, or near 1",
-    "air_gap": "Ar K-alpha far above its rolling level: air between foil and sediment",
-    "scatter_ratio": "tube scatter ratio far from its rolling median",
-    "calibration_drift": "a known peak sits away from its energy on the stated calibration",
     "anode": "the tube's lines differ from the run's: another anode or no tube line",
     "identity": "tube current, filter, detector or instrument differ from the rest of the run",
-    "replicate": "replicate scans of the same depth differ by more than the threshold",
-    "element_anomaly": "a principal element departs from its rolling median",
-    "vendor_invalid": "the vendor software marked the point invalid (ITRAX validity 0)",
+    "calibration_drift": "a known peak sits away from its energy on the stated calibration",
+    "air_gap": "Ar K-alpha far above its rolling level: air between foil and sediment",
     "fit_chi2": "vendor peak fit chi-square far above the run's (bAXIL)",
     "fit_mse": "vendor fit MSE far above the run's (ITRAX)",
+    "throughput_drift": "the run's rolling median throughput drifted from the run median",
+    "scatter_ratio": "tube scatter ratio far from its rolling median",
+    "element_anomaly": "a principal element departs from its rolling median",
+    "replicate": "replicate scans of the same depth differ by more than the threshold",
     "not_checked": "the point was added after the last `xrfhub qc`",
 }
+_RANK = {code: i for i, code in enumerate(REASONS)}
 
 
 class Verdicts:
@@ -84,7 +85,8 @@ class Verdicts:
         return out
 
     def reason_strings(self) -> np.ndarray:
-        return np.array([SEP.join(r) for r in self.reasons], dtype=object)
+        rank = lambda code: _RANK.get(code, len(_RANK))  # noqa: E731 - missing_* inputs come last
+        return np.array([SEP.join(sorted(r, key=rank)) for r in self.reasons], dtype=object)
 
 
 # ---------------------------------------------------------------------------- rolling statistics
