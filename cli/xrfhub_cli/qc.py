@@ -29,11 +29,9 @@ def qc(store, out, sets, alignment, wait):
     except XrfhubError as exc:  # one clear line, non-zero exit (as every command)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    for group, per_core in result.counts().items():
-        for core, c in per_core.items():
-            flags = ", ".join(f"{n} {f}" for f, n in sorted(c["flags"].items()))
-            reasons = ", ".join(f"{r} {n}" for r, n in sorted(c["reasons"].items(), key=lambda kv: -kv[1]))
-            click.echo(f"{group}  {core}: {flags}" + (f"  ({reasons})" if reasons else ""))
+    from xrfhub.qc.store import format_counts
+
+    click.echo("\n".join(format_counts(result.counts())))
     click.echo(f"store generation: {result.generation}")
     if out:
         from xrfhub.qc.figure import plot

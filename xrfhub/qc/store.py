@@ -337,3 +337,14 @@ def write_record(path, store, policy: str) -> None:
     from pathlib import Path
 
     Path(path).write_text(json.dumps(training_record(store, policy), indent=1, default=str))
+
+
+def format_counts(counts: dict) -> list[str]:
+    """Text lines of :func:`summarize`'s counts: per group and core, flags then reasons."""
+    lines = ["quality flags (xrfhub qc):"]
+    for group, per_core in counts.items():
+        for core, c in per_core.items():
+            flags = ", ".join(f"{c['flags'][f]} {f}" for f in FLAGS if f in c["flags"])
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(c["reasons"].items(), key=lambda kv: -kv[1]))
+            lines.append(f"  {group}  {core:<16} {flags}" + (f"  ({reasons})" if reasons else ""))
+    return lines
