@@ -274,3 +274,59 @@ def test_thresholds_from_options():
     assert p.window == 31 and p.chi2_ratio == 4.0
     with pytest.raises(ConfigError, match="positive whole number"):
         QCParams.from_options({"window": "2.5"})
+
+
+COUNTING_PLUGIN = '''
+"""A plugin that records how many spectra its loader selection gives it."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import xrfhub
+from xrfhub.loaders import select_rows
+from xrfhub.registry import RunSummary
+
+
+@dataclass
+class Config:
+    pass
+
+
+class Counter:
+    name = "counter"
+    description = "counts the spectra it would train on"
+    stages = ("pretrain",)
+    targets = ("*",)
+    config = Config
+    presets = {}
+
+    def train(self, store, *, stage, out, config, target=None, init=None, holdout_cores=(), progress=True):
+        n = len(select_rows(xrfhub.open(store, index=False), exclude_cores=holdout_cores))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "run.json").write_text(json.dumps({"plugin": "counter", "stage": stage, "n": n}))
+        return RunSummary(Path(out), "counter", stage, target, {"n": n})
+
+    def predict(self, store, run_dir, *, progress=True):
+        raise NotImplementedError
+
+
+counter = Counter()
+'''
+
+
+def test_training_leaves_flagged_spectra_out_by_default_and_records_what(qc_store_dir, tmp_path):
+    from xrfhub import training
+
+    store, _root, _out = qc_store_dir
+    path = tmp_path / "counter.py"
+    path.write_text(COUNTING_PLUGIN)
+    default = training.train("counter", store, stage="pretrain", out=tmp_path / "a", plugin_from=str(path),
+                             progress=False)
+    kept = training.train("counter", store, stage="pretrain", out=tmp_path / "b", plugin_from=str(path),
+                          progress=False, keep_flagged=True)
+    assert default.metrics["n"] == 2 * N - 5 and kept.metrics["n"] == 2 * N
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["qc"]["policy"] == "exclude" and run["qc"]["left_out_spectra"]["spectra/ch2048"]["n"] == 5
+    assert run["qc"]["thresholds"] == QCParams().to_dict()
+    assert run["qc"]["alignment"]["left_out"] == {"bad": 3, "suspect": 2}
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["qc"]["policy"] == "keep"
