@@ -173,6 +173,19 @@ def skip_bad(tmp, corpus, store, rng):
     return ["ingest", more.scans, "--store", store, "--skip-bad"]
 
 
+def qc_not_a_number(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "throughput_bad_ratio=half"]
+
+
+def qc_unknown_threshold(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "no_such=1"]
+
+
+def qc_not_a_store(tmp, corpus, store, rng):
+    (tmp / "empty").mkdir()
+    return ["qc", tmp / "empty"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -192,6 +205,9 @@ CASES = [
     ("Truncated NeXus file in the store (`xrfhub validate`)", truncated_nexus),
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
+    ("`xrfhub qc --set throughput_bad_ratio=half` (a threshold that is not a number)", qc_not_a_number),
+    ("`xrfhub qc --set no_such=1` (an unknown threshold)", qc_unknown_threshold),
+    ("`xrfhub qc` on an empty folder", qc_not_a_store),
 ]
 
 

@@ -138,6 +138,23 @@ def test_provenance_holds_thresholds_and_version_in_nexus_and_hub(qc_store_dir):
     assert json.loads(ds.attrs["qc"])["thresholds"]["throughput_bad_ratio"] == QCParams().throughput_bad_ratio
 
 
+def test_rebuild_reproduces_the_flags_from_nexus_and_the_store_validates(qc_store_dir, tmp_path):
+    from xrfhub.store import hub
+
+    store, _root, _out = qc_store_dir
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    from xrfhub import api
+
+    gen_before = api.resolve(copy)[0]
+    sums_before = hub.stored_checksums(f"{gen_before}/hub.zarr", "qc/spectra_ch2048")
+    xrfhub.rebuild(copy)
+    gen_after = api.resolve(copy)[0]
+    assert gen_after != gen_before
+    assert hub.stored_checksums(f"{gen_after}/hub.zarr", "qc/spectra_ch2048") == sums_before
+    assert xrfhub.validate(copy).ok
+
+
 def test_alignment_leaves_flagged_spectra_out_and_records_it(qc_store_dir, tmp_path):
     store, _root, _out = qc_store_dir
     samples = xrfhub.open(store, "samples", index=False)
@@ -215,17 +232,42 @@ def _coords(n, **over):
     return pd.DataFrame(base)
 
 
-def test_missing_inputs_make_points_indeterminate_never_ok():
-    from xrfhub.qc import spectra
+def _simulated(n: int, seed: int = 1):
     from xrfhub.synth import composition as comp, corpus as sc
 
-    rng = np.random.default_rng(1)
-    n = 24
+    rng = np.random.default_rng(seed)
     hist = comp.simulate_core(rng, 400.0, comp.random_style(rng))
     dry, water = hist.at(np.arange(n) * 10.0 + 10)
     dates = [dt.datetime(2016, 1, 1)] * n
     counts, real, _ = sc.simulate_spectra(rng, comp.element_weights(dry, water), np.full(n, 10.0), 10,
                                           "No-Filter", 150, 10, dates, 0.02, 0.0)
+    return counts, real
+
+
+def test_instrument_settings_that_differ_within_a_run_are_bad():
+    from xrfhub.qc import spectra
+
+    n = 30
+    counts, real = _simulated(n)
+    filters = np.array(["No-Filter"] * n, dtype=object)
+    filters[5] = "Al"
+    current = np.full(n, 0.15)
+    current[9] = 0.6
+    kv = np.full(n, 10.0)
+    kv[15] = 30.0  # a stray voltage inside a 10 kV run
+    coords = _coords(n, real_time_s=real, filter=filters, tube_ma=current, tube_kv=kv)
+    v, _ = spectra.check(spectra.measure(counts, coords, QCParams()), coords, QCParams())
+    flags, reasons = v.flags(), v.reason_strings()
+    for row in (5, 9, 15):
+        assert flags[row] == "bad" and "identity" in reasons[row].split(","), (row, reasons[row])
+    assert set(np.delete(flags, [5, 9, 15])) == {"ok"}
+
+
+def test_missing_inputs_make_points_indeterminate_never_ok():
+    from xrfhub.qc import spectra
+
+    n = 24
+    counts, real = _simulated(n)
     live = np.full(n, 10.0)
     live[3] = np.nan
     real = real.copy()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .params import QCParams
 from .verdicts import (BAD, SUSPECT, Verdicts, groups_in_order, high_excess, identity_mismatch, log_anomalies,
-                       replicate_sets, replicate_spread, robust_reference)
+                       rare_values, replicate_sets, replicate_spread, robust_reference)
 
 #: Tube anodes core scanners use (Avaatech Rh, ITRAX Mo or Cr, others Ag, W, Cu).
 ANODES = ("Cr", "Cu", "Mo", "Rh", "Ag", "W")
@@ -227,6 +227,8 @@ def check(features: pd.DataFrame, coords: pd.DataFrame, params: QCParams) -> tup
         _calibration(v, params, rows_alive, series)
     v.flag(identity_mismatch(coords, groups_in_order(coords[["core", "run", "tube_kv"]], order), IDENTITY_COLUMNS),
            BAD, "identity")
+    # the voltage defines the groups above, so a stray voltage inside a run is looked for per run
+    v.flag(rare_values(kv_all, groups_in_order(coords[["core", "run"]], order)), BAD, "identity")
     _replicates(v, params, coords, cps, features, total, alive)
     return v, pd.DataFrame(series)
 

@@ -190,3 +190,20 @@ def identity_mismatch(table: pd.DataFrame, groups: list[np.ndarray], columns) ->
             mode = pd.Series(text[rows][known]).mode().iloc[0]
             bad[rows[known & (text[rows] != mode)]] = True
     return bad
+
+
+def rare_values(values: np.ndarray, groups: list[np.ndarray], *, share: float = 0.05, at_most: int = 2,
+                min_rows: int = 10) -> np.ndarray:
+    """Rows whose value is a stray in its group: held by <= ``at_most`` rows and <= ``share`` of
+    a group of at least ``min_rows`` (a 30 kV spectrum inside a 10 kV run)."""
+    bad = np.zeros(len(values), dtype=bool)
+    text = np.array([f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v) for v in values], dtype=object)
+    for rows in groups:
+        if rows.size < min_rows:
+            continue
+        uniq, inverse, counts = np.unique(text[rows], return_inverse=True, return_counts=True)
+        if uniq.size < 2:
+            continue
+        stray = (counts <= at_most) & (counts <= share * rows.size)
+        bad[rows[stray[inverse]]] = True
+    return bad
