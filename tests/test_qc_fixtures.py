@@ -77,3 +77,32 @@ def test_tighter_threshold_flags_more_and_is_recorded(real_store, tmp_path):
     import json
 
     assert json.loads(el.attrs["qc"])["thresholds"]["chi2_ratio"] == 3.0
+
+
+@pytest.mark.parametrize("case", ["itrax-mo-30kv", "avaatech-rh-30kv"])
+def test_real_spectra_show_their_tube_and_a_known_peak_where_it_belongs(case, tmp_path):
+    """The spectrum checks on real scanners: the tube's anode is found from its scattered K-alpha
+    (ITRAX: Mo; Avaatech on the JOIDES Resolution: Rh) and Fe/Ca K-alpha sit within 20 eV of
+    their energies on the calibration the vendor files give (Q-Spec Results.txt; the bAXIL model)."""
+    from conftest import SHARED
+    from xrfhub.build import concat_spectra, load_records
+    from xrfhub.qc import spectra
+    from xrfhub.records import Calibration
+    from xrfhub.store.generations import Store
+
+    real = SHARED / "fixtures" / "real"
+    if case == "itrax-mo-30kv":
+        files = sorted((real / "itraxBook_CD166_19_(2020)" / "CD166_19_S1" / "CD166_19_S1" / "XRF data").glob("L*.spe"))
+        calibration, anode, kw = Calibration(0.010267, -0.009931, "option"), "Mo", {"core": "CD166_19", "section_top_mm": 0.0}
+    else:
+        files = sorted((real / "iodp_SOD-Laboratory" / "XRF").glob("*.spe"))
+        calibration, anode, kw = Calibration(0.0203734, 0.0, "option"), "Rh", {}
+    if not files:
+        pytest.skip(f"real spectra not found under {real} (they live in ../shared beside the checkout)")
+    xrfhub.ingest(files, tmp_path / "hub", calibration=calibration, **kw)
+    block = next(iter(concat_spectra(load_records(Store(tmp_path / "hub").current())).values()))
+    feats = spectra.measure(block.counts, block.coords, QCParams())
+    kv = float(block.coords["tube_kv"].iloc[0])
+    assert spectra.run_anode(feats, np.arange(len(block)), kv) == anode
+    shift = feats["peak_shift_kev"].to_numpy()
+    assert np.isfinite(shift).all() and np.abs(shift).max() < 0.02
