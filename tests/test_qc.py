@@ -372,3 +372,17 @@ def test_training_leaves_flagged_spectra_out_by_default_and_records_what(qc_stor
     assert run["qc"]["thresholds"] == QCParams().to_dict()
     assert run["qc"]["alignment"]["left_out"] == {"bad": 3, "suspect": 2}
     assert json.loads((tmp_path / "b" / "run.json").read_text())["qc"]["policy"] == "keep"
+
+
+def test_points_added_after_qc_are_indeterminate_not_checked(qc_store_dir):
+    from xrfhub.build import concat_spectra, load_records
+    from xrfhub.store.generations import Store
+
+    store, _root, _out = qc_store_dir
+    records = load_records(Store(store).current())
+    records["QC-2"].processes = [p for p in records["QC-2"].processes if p.name != "qc"]  # as if ingested later
+    block = concat_spectra(records)[2048]
+    flags, reasons, _ = qc_store.spectra_flags(records, block)
+    later = block.coords["core"].to_numpy() == "QC-2"
+    assert set(flags[later]) == {"indeterminate"} and set(reasons[later]) == {"not_checked"}
+    assert "ok" in set(flags[~later])

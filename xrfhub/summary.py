@@ -75,6 +75,10 @@ def format_info(summary: dict) -> str:
         counts = ", ".join(f"{m[k]} {k}" for k in ("matched", "unmatched", "no-scan", "overlapping", "duplicates")
                            if k in m)
         lines.append(f"matches: {m.get('n_samples', '?')} samples: {counts}")
+        qc = m.get("qc") or {}
+        if qc.get("qc_ran"):
+            left = ", ".join(f"{n} {f}" for f, n in sorted(qc.get("left_out", {}).items())) or "none"
+            lines.append(f"alignment left out QC-flagged spectra ({qc['policy']}): {left}")
         if m.get("cores_without_scan"):
             lines.append("lab cores without scans: " + ", ".join(m["cores_without_scan"]))
     if summary.get("qc"):

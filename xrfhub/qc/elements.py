@@ -142,7 +142,10 @@ def _throughput(v, p: QCParams, rows, cps, series) -> None:
 def _principal(area, elem_cols, rows, k) -> list[int]:
     if not elem_cols or rows.size == 0:
         return []
-    med = np.nanmedian(area[np.ix_(rows, elem_cols)], axis=0)
+    sub = area[np.ix_(rows, elem_cols)]
+    seen = np.isfinite(sub).any(axis=0)  # lines a table never measured have no median
+    med = np.full(len(elem_cols), np.nan)
+    med[seen] = np.nanmedian(sub[:, seen], axis=0)
     ranked = [elem_cols[i] for i in np.argsort(-np.nan_to_num(med, nan=-np.inf)) if np.isfinite(med[i]) and med[i] > 0]
     return ranked[:k]
 

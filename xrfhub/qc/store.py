@@ -96,7 +96,9 @@ def compute(records: dict[str, CoreRecord], params: QCParams, *, progress: bool 
             lines = [str(x) for x in ds["line"].values]
             idx = [i for i, ln in enumerate(lines) if elements._is_element(ln)]
             summed = np.nansum(np.clip(area[:, idx], 0, None), axis=1)
-            med = np.nanmedian(area[:, idx], axis=0) if idx else []
+            seen = [i for i in idx if np.isfinite(area[:, i]).any()]
+            med = np.full(len(idx), np.nan)
+            med[[idx.index(i) for i in seen]] = np.nanmedian(area[:, seen], axis=0) if seen else []
             top = [idx[i] for i in np.argsort(-np.nan_to_num(np.asarray(med, float), nan=-np.inf))[:params.principal_elements]]
             result.principal["elements"] = pd.DataFrame({lines[i]: area[:, i] / np.where(summed > 0, summed, np.nan)
                                                         for i in top})
