@@ -96,10 +96,12 @@ def groups_in_order(keys: pd.DataFrame, order: np.ndarray) -> list[np.ndarray]:
     """Row numbers of each group (rows with equal ``keys``), each sorted by ``order``."""
     if len(keys) == 0:
         return []
-    codes = keys.astype(str).agg("\x1f".join, axis=1).to_numpy()
+    codes = keys.astype(str).groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+    by_code = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_code], np.arange(codes.max() + 2))
     out = []
-    for code in pd.unique(codes):
-        rows = np.flatnonzero(codes == code)
+    for g in range(codes.max() + 1):
+        rows = by_code[bounds[g]:bounds[g + 1]]
         out.append(rows[np.argsort(order[rows], kind="stable")])
     return out
 
