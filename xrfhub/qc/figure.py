@@ -28,7 +28,10 @@ def plot(result: QCResult, path, *, max_rows: int = MAX_ROWS) -> Path:
     for (group, core), ax_row in zip(shown, axes):
         table = result.tables[group]
         sel = np.flatnonzero(table["core"].astype(str).to_numpy() == core)
-        sel = sel[np.argsort(table["depth_mm"].to_numpy(dtype=float)[sel], kind="stable")]
+        # one line per source table (two evaluations of one scan would otherwise zig-zag), in depth order
+        source = table["source"].astype(str).to_numpy() if "source" in table else np.full(len(table), "")
+        sel = sel[np.lexsort((table["depth_mm"].to_numpy(dtype=float)[sel], source[sel]))]
+        segments = [np.flatnonzero(source[sel] == s) for s in dict.fromkeys(source[sel])]
         depth = table["depth_mm"].to_numpy(dtype=float)[sel]
         why = table["qc_reasons"].to_numpy()[sel]
         flag = table["qc_flag"].to_numpy()[sel]
@@ -39,8 +42,14 @@ def plot(result: QCResult, path, *, max_rows: int = MAX_ROWS) -> Path:
                    {c: principal[c].to_numpy(dtype=float)[sel] for c in principal.columns} if principal is not None
                    else {}, True)]
         for ax, (title, series, log) in zip(ax_row, panels):
+            if not any(np.isfinite(y).any() for y in series.values()):
+                ax.text(0.5, 0.5, "not measured (inputs missing)", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="0.4")
             for label, y in series.items():
-                ax.plot(depth, y, lw=0.7, label=label or None)
+                line = None
+                for seg in segments:
+                    kw = {"color": line.get_color()} if line is not None else {"label": label or None}
+                    (line,) = ax.plot(depth[seg], y[seg], lw=0.7, **kw)
                 for code, (color, marker) in style.items():  # each point by its first (most basic) reason
                     hit = np.array([str(w).split(SEP)[0] == code for w in why], dtype=bool)
                     for level, size in (("suspect", 22), ("bad", 44)):
