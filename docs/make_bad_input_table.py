@@ -175,6 +175,17 @@ def skip_bad(tmp, corpus, store, rng):
 
 def empty_query(tmp, corpus, store, rng):
     return ["query", store, "--core", "SO264-09-2", "--depth", "5000:6000", "--out", tmp / "sel.csv"]
+def qc_not_a_number(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "throughput_bad_ratio=half"]
+
+
+def qc_unknown_threshold(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "no_such=1"]
+
+
+def qc_not_a_store(tmp, corpus, store, rng):
+    (tmp / "empty").mkdir()
+    return ["qc", tmp / "empty"]
 
 
 CASES = [
@@ -197,6 +208,9 @@ CASES = [
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
     ("Query of a depth range with no data (`--depth 5000:6000`)", empty_query),
+    ("`xrfhub qc --set throughput_bad_ratio=half` (a threshold that is not a number)", qc_not_a_number),
+    ("`xrfhub qc --set no_such=1` (an unknown threshold)", qc_unknown_threshold),
+    ("`xrfhub qc` on an empty folder", qc_not_a_store),
 ]
 
 

@@ -33,6 +33,9 @@ class AlignParams:
     window_mm: float = 5.0
     tolerance_mm: float = 5.0
     tube_kv: float | None = 10.0
+    #: spectra left out by their QC flag (xrfhub.qc.store.POLICIES): "exclude" bad and suspect, "strict"
+    #: also indeterminate, "keep" none; nothing is left out where `xrfhub qc` never ran
+    qc: str = "exclude"
 
 
 def core_file_name(core: str, taken: set[str]) -> str:
@@ -136,6 +139,10 @@ def _write_hub(gen, records, spectra, samples_ds, sources) -> None:
     elements = _elements_dataset(records)
     if elements is not None:
         hub.write_table(gen.hub_path, "elements", elements)
+    from .qc.store import hub_datasets as qc_datasets  # per-point quality flags, when `xrfhub qc` ran
+
+    for group, ds in qc_datasets(records, spectra, spectra_ds, elements).items():
+        hub.write_table(gen.hub_path, group, ds)
     for group, ds in diffraction.hub_datasets(records).items():
         rows = max(1, min(layout.SPECTRA_CHUNK_ROWS, ds.sizes[layout.PATTERN]))
         hub.write_table(gen.hub_path, group, ds, {"intensity": (rows, ds.sizes[layout.TWO_THETA])})
@@ -249,6 +256,7 @@ def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):
         table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
                               "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
         counts = np.zeros((0, 1), np.uint32)
+    table, qc_left, qc_summary = _leave_out_flagged(records, spectra.get(n_ch), table, params.qc)
     result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
                            window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
     means = mean_spectra(counts, result) if n_ch is not None else np.zeros((len(lab), 0), np.float32)
@@ -265,8 +273,24 @@ def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):
             "match_count": np.asarray(result.counts)[rows].astype(np.int64),
             "matched_depth_mm": np.concatenate(flat) if flat else np.zeros(0),
             "matched_offsets": offsets,
+            # spectra of this core that QC left out of the alignment (their depths)
+            "qc_left_out_depth_mm": depth[qc_left & (table["core"].to_numpy() == core_id)].astype(float),
         }
-    return ds, per_core, result.summary()
+    return ds, per_core, {**result.summary(), "qc": qc_summary}
+
+
+def _leave_out_flagged(records, block, table: pd.DataFrame, policy: str):
+    """Mark spectra whose QC flag the policy leaves out as unusable for alignment; say how many."""
+    from .qc.store import left_out, spectra_flags
+
+    got = spectra_flags(records, block) if block is not None else None
+    if got is None:
+        return table, np.zeros(len(table), bool), {"policy": policy, "qc_ran": False, "left_out": {}}
+    flags = got[0]
+    leave = left_out(flags, policy)
+    counts = {str(f): int(n) for f, n in zip(*np.unique(flags[leave], return_counts=True))}
+    table = table.assign(valid=table["valid"].to_numpy(dtype=bool) & ~leave)
+    return table, leave, {"policy": policy, "qc_ran": True, "left_out": counts}
 
 
 def _samples_dataset(lab, flags, units, result, means, n_ch, params: AlignParams) -> xr.Dataset:

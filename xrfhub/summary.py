@@ -32,6 +32,10 @@ def info(store) -> dict:
             name: sorted({_plain(v) for v in np.unique(ds[name].values)})
             for name in ("tube_kv", "tube_ma", "live_time_s", "filter", "calibration_source", "instrument")
         }
+    if "qc" in kinds:  # flags per core and reason (`xrfhub qc`)
+        from .qc.store import info as qc_info
+
+        out["qc"] = qc_info(hub_path, hub.groups(hub_path))
     if "samples" in kinds:
         s = api.open(store, "samples", index=False)
         props = [v for v in s.data_vars if f"{v}_flag" in s.data_vars]
@@ -81,8 +85,16 @@ def format_info(summary: dict) -> str:
         counts = ", ".join(f"{m[k]} {k}" for k in ("matched", "unmatched", "no-scan", "overlapping", "duplicates")
                            if k in m)
         lines.append(f"matches: {m.get('n_samples', '?')} samples: {counts}")
+        qc = m.get("qc") or {}
+        if qc.get("qc_ran"):
+            left = ", ".join(f"{n} {f}" for f, n in sorted(qc.get("left_out", {}).items())) or "none"
+            lines.append(f"alignment left out QC-flagged spectra ({qc['policy']}): {left}")
         if m.get("cores_without_scan"):
             lines.append("lab cores without scans: " + ", ".join(m["cores_without_scan"]))
+    if summary.get("qc"):
+        from .qc.store import format_counts
+
+        lines.extend(format_counts(summary["qc"]))
     if summary["warnings"]:
         lines.append(f"warnings ({len(summary['warnings'])}):")
         lines.extend(f"  {w}" for w in summary["warnings"][:20])

@@ -28,8 +28,13 @@ def _read_run(run_dir) -> dict:
 
 def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, config: str | None = None,
           sets: dict[str, str] | None = None, epochs: int | None = None, holdout_cores=None,
-          target: str | None = None, init=None, progress: bool = True, resume: bool = False):
-    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`."""
+          target: str | None = None, init=None, progress: bool = True, resume: bool = False,
+          keep_flagged: bool = False):
+    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`.
+
+    Spectra that QC flagged bad or suspect are left out of the plugin's loaders unless
+    ``keep_flagged``; ``run.json`` records the policy and what it left out (``qc``).
+    """
     plugin = registry.load(name, plugin_from)
     if stage not in plugin.stages:
         raise ConfigError(f"plugin {name!r} has no stage {stage!r}; stages: {', '.join(plugin.stages)}")
@@ -52,10 +57,16 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
         overrides["epochs"] = str(epochs)
     cfg = registry.build_config(plugin, config, overrides, base=base)
     extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
-    summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
-                           holdout_cores=holdout or (), progress=progress, **extra)
+    from .loaders import qc_policy
+    from .qc.store import training_record
+
+    policy = "keep" if keep_flagged else "exclude"
+    with qc_policy(policy):
+        summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
+                               holdout_cores=holdout or (), progress=progress, **extra)
     run = _read_run(out)
     run["plugin_source"] = plugin_from
+    run["qc"] = training_record(store, policy)
     (Path(out) / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
     return summary
 

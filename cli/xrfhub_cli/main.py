@@ -164,8 +164,10 @@ def plugins_():
 @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Run folder to start from (inherits its config and held-out cores).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
+@click.option("--keep-flagged", is_flag=True, help="Train on spectra QC flagged bad or suspect too (run.json says).")
 @_friendly
-def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume):
+def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
+          keep_flagged):
     """Train MODEL from the store."""
     from xrfhub import registry, training
 
@@ -173,7 +175,7 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
-                             resume=resume)
+                             resume=resume, keep_flagged=keep_flagged)
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
@@ -235,8 +237,9 @@ def saliency(store, run_dir, out, core):
 @click.option("--reference", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the paper's CSV tables to set beside ours (spectra).")
 @click.option("--restart", is_flag=True, help="Forget finished runs in --out and start over.")
+@click.option("--keep-flagged", is_flag=True, help="Keep spectra QC flagged bad or suspect (spectra; see qc.json).")
 @_friendly
-def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart):
+def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart, keep_flagged):
     """Evaluate models on held-out cores: the MAX paper's protocol for spectra, or diffraction
     classifiers compared (accuracy, F1 per class/phase, confusion, ramp confidence and boundary)."""
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
@@ -244,7 +247,7 @@ def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart)
         from xrfhub.evaluation import evaluate as run_evaluation
 
         summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
-                                 restart=restart)
+                                 restart=restart, keep_flagged=keep_flagged)
     else:
         from xrfhub.evaluation.classification import evaluate as run_classification
 
@@ -263,6 +266,11 @@ def demo(out, size, seed):
     from xrfhub.demo import run_demo
 
     run_demo(out, size=size, seed=seed, echo=click.echo)
+
+
+from .qc import qc as _qc_command  # noqa: E402  (a command in its own module)
+
+cli.add_command(_qc_command)
 
 
 def main():  # pragma: no cover - console entry point

@@ -23,6 +23,7 @@ elements       ``elements``                                point x line
 samples        ``samples``                                 sample (x channel for spectra)
 predictions    ``predictions/<run_id>``                    spectrum, or pattern (x phase)
 diffraction    ``diffraction/<grid_id>`` (one per grid)     pattern x two_theta
+qc             ``qc/<judged group>`` (e.g. spectra_ch2048)  rows of the judged group
 =============  ==========================================  ==============================
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ NEXUS_DIR = "nexus"
 HUB = "hub.zarr"
 NEXUS_SUFFIX = ".nxs"
 
-KINDS = ("spectra", "elements", "samples", "predictions", "diffraction")
+KINDS = ("spectra", "elements", "samples", "predictions", "diffraction", "qc")
 
 # dimension names
 SPECTRUM = "spectrum"
