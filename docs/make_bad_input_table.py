@@ -175,6 +175,8 @@ def skip_bad(tmp, corpus, store, rng):
 
 def empty_query(tmp, corpus, store, rng):
     return ["query", store, "--core", "SO264-09-2", "--depth", "5000:6000", "--out", tmp / "sel.csv"]
+
+
 def qc_not_a_number(tmp, corpus, store, rng):
     return ["qc", store, "--set", "throughput_bad_ratio=half"]
 
