@@ -262,5 +262,8 @@ def demo(out, size, seed):
     run_demo(out, size=size, seed=seed, echo=click.echo)
 
 
+from . import export as _export  # noqa: E402,F401  (registers `xrfhub export`)
+
+
 def main():  # pragma: no cover - console entry point
     cli()
