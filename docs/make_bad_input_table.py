@@ -173,6 +173,17 @@ def skip_bad(tmp, corpus, store, rng):
     return ["ingest", more.scans, "--store", store, "--skip-bad"]
 
 
+def bad_identifiers(tmp, corpus, store, rng):
+    ids = tmp / "new" / "ids.csv"
+    ids.write_text("core,igsn,doi\nPS75-056-1,,not-a-doi\n")
+    return ["export", store, "--format", "pangaea", "--out", tmp / "out.tab", "--identifiers", ids]
+
+
+def crate_into_full_folder(tmp, corpus, store, rng):
+    (tmp / "new" / "notes.txt").write_text("mine")
+    return ["export", store, "--format", "ro-crate", "--out", tmp / "new"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -192,6 +203,8 @@ CASES = [
     ("Truncated NeXus file in the store (`xrfhub validate`)", truncated_nexus),
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
+    ("`xrfhub export --identifiers` with a value that is not a DOI", bad_identifiers),
+    ("`xrfhub export --format ro-crate` into a folder that holds files", crate_into_full_folder),
 ]
 
 

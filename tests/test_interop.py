@@ -215,3 +215,15 @@ def test_ro_crate_refuses_a_non_empty_folder(store, tmp_path):
     result = run_cli("export", store, "--format", "ro-crate", "--out", out, check=False)
     assert result.returncode != 0 and "not empty" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_pangaea_reader_reads_past_scanner_intensities(tmp_path):
+    """Element intensities in cps beside lab values (as the export writes them) are not lab values."""
+    from xrfhub.readers import lab_pangaea
+
+    tab = tmp_path / "el.tab"
+    tab.write_text("/* DATA DESCRIPTION:\nEvent(s):\tX1\n*/\nEvent\tDepth sed [m]\tCaCO3 [%]\tCa Ka [cps]\n"
+                   "X1\t0.1\t20.5\t1234.5\n")
+    table = lab_pangaea.read(tab)
+    assert "Ca Ka [cps]" in table.metadata["intensity_columns"]
+    assert [c for c in table.samples.columns if c.startswith("Ca")] == ["CaCO3"]
