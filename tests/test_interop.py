@@ -28,11 +28,16 @@ from xrfhub.store.nxvalidate import nxcheck
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    """Two scanned cores (10 and 30 kV), a lab-only core, lab samples, and one prediction run."""
+    """Two scanned cores (10 and 30 kV), a lab-only core, lab samples, a bAXIL element table
+    and one prediction run."""
     root = tmp_path_factory.mktemp("interop")
     corpus = write_corpus(root / "corpus")
+    spectrum = "PS75-056-1!0000!0!{x}!2019-02-20!09-54-32!30!10!1500!{x}!0.0!No-Filter!2.0!12.0!Run1!Rep0!Sett Low.spe"
+    baxil = root / "baxil.csv"
+    baxil.write_text('" Spectrum" ," Live time" ," Ca-Ka Area" ," Ca-Ka AreaStd" ," Fe-Ka Area" \n' + "".join(
+        f'"{spectrum.format(x=x)}",30,{100 + x},10,{50 - x / 2}\n' for x in (10.0, 12.0, 14.0, 16.0, 20.0, 50.0, 56.0)))
     path = root / "store"
-    ingest([corpus.scans, corpus.lab], path)
+    ingest([corpus.scans, corpus.lab, baxil], path)
     spectra = xrfhub.open(path, "spectra", index=False)
     # a stand-in model: any deterministic function of the spectra will do for storage tests
     total = spectra["counts"].sum("channel").values.astype(float)
@@ -163,6 +168,12 @@ def test_pangaea_export_reads_back_to_the_same_values(store, tmp_path):
     want = np.array([np.nanmean(pred[r[r >= 0]]) if (r >= 0).any() else np.nan for r in matched])
     assert np.isfinite(want).sum() >= 6
     np.testing.assert_allclose(b["CaCO3_pred"].values, want, rtol=1e-6, equal_nan=True)
+    # element intensities: the mean of the bAXIL points within +-5 mm of the sample (window
+    # alignment); written for PANGAEA, read past on ingest (they are not lab values)
+    header = next(line for line in text.splitlines() if line.startswith("Event\t")).split("\t")
+    first = next(line for line in text.splitlines() if line.startswith("PS75-056-1\t0.015")).split("\t")
+    assert float(first[header.index("Ca-Ka [counts]")]) == pytest.approx(np.mean([110, 112, 114, 116, 120]))
+    assert not any(v.startswith("Ca_Ka") or v.startswith("Ca-Ka") for v in b.data_vars)
 
 
 # ------------------------------------------------------------------------------ RO-Crate
