@@ -64,8 +64,9 @@ def defs(tmp_path_factory) -> Path:
 def test_pynx_validates_every_entry_of_every_file(store, defs):
     files = _nexus_files(store)
     assert len(files) == 3  # two scanned cores and the lab-only core
+    reports = pynxcheck.validate_many(files, defs)  # what `pynx validate` runs, one process
     for path in files:
-        report = pynxcheck.validate(path, defs)
+        report = reports[path]
         assert report.ok, f"{path.name}:\n{report.output}"
         with h5py.File(path) as f:
             expected = scan_entries(f)
@@ -74,7 +75,8 @@ def test_pynx_validates_every_entry_of_every_file(store, defs):
 
 
 def test_pynx_reports_what_the_definition_forbids(store, defs, tmp_path):
-    """The check can fail: a time without a zone, a missing required field, an untyped index."""
+    """The check can fail: a time without a zone, a missing required field, an untyped index.
+    This one runs the `pynx validate` command itself."""
     bad = tmp_path / "bad.nxs"
     shutil.copyfile(_nexus_files(store)[0], bad)
     with h5py.File(bad, "r+") as f:
@@ -93,6 +95,25 @@ def test_nexusformat_agrees(store):
     for path in _nexus_files(store):
         n_errors, report = nxcheck(path)
         assert n_errors == 0, report
+
+
+def test_nxvalidate_command_finds_nothing_on_any_scan_entry(store):
+    """nexusformat's `nxvalidate -a OUR_NXDL -p /ENTRY FILE`, as an outsider types it."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("nxvalidate")
+    if not exe.exists():
+        pytest.skip("the nxvalidate command is not installed beside this Python")
+    nxdl = Path(__file__).resolve().parents[1] / "schemas" / "NXxrf_core_scan.nxdl.xml"
+    path = next(p for p in _nexus_files(store) if p.stem == "PS75-056-1")
+    with h5py.File(path) as f:
+        entries = scan_entries(f)
+    assert len(entries) == 4  # two sections at 10 kV, two at 30 kV
+    for entry in entries:
+        out = subprocess.run([str(exe), "-a", str(nxdl), "-p", f"/{entry}", str(path)],
+                             capture_output=True, text=True).stdout
+        assert "Total number of warnings: 0" in out and "Total number of errors: 0" in out, out
 
 
 def test_entries_carry_stable_uuids(store):

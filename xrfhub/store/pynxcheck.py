@@ -76,7 +76,43 @@ def validate(path, defs, *, timeout: float = 300) -> PynxReport:
     env = {**os.environ, "NEXUS_DEF_PATH": str(defs)}
     done = subprocess.run([*pynx_command(), "validate", "--ignore-undocumented", str(path)],
                           capture_output=True, text=True, env=env, timeout=timeout)
-    out = (done.stdout + done.stderr).strip()
+    return _report(path, (done.stdout + done.stderr).strip(), done.returncode)
+
+
+_MARK = "@@xrfhub-pynxcheck@@ "
+#: one process for many files: the function ``pynx validate`` calls, once per file (importing
+#: pynxtools costs seconds; validating one of our files, a fraction of one)
+_MANY = f"""
+import sys, traceback
+from pynxtools.dataconverter.validate_file import validate
+for path in sys.argv[1:]:
+    print({_MARK!r} + path, file=sys.stderr, flush=True)
+    try:
+        validate(path, True)
+    except Exception:
+        traceback.print_exc()
+    sys.stderr.flush()
+"""
+
+
+def validate_many(paths, defs, *, timeout: float = 600) -> dict[Path, PynxReport]:
+    """What ``pynx validate --ignore-undocumented`` reports on each of ``paths``, in one process."""
+    paths = [Path(p) for p in paths]
+    env = {**os.environ, "NEXUS_DEF_PATH": str(defs)}
+    done = subprocess.run([sys.executable, "-c", _MANY, *map(str, paths)], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    chunks = (done.stderr + done.stdout).split(_MARK)
+    out = {}
+    for chunk in chunks[1:]:
+        name, _, text = chunk.partition("\n")
+        out[Path(name)] = _report(Path(name), text.strip(), 0)
+    for p in paths:
+        if p not in out:
+            out[p] = PynxReport(p, findings=[f"not validated (exit {done.returncode}): {chunks[0][-2000:]}"])
+    return out
+
+
+def _report(path: Path, out: str, returncode: int) -> PynxReport:
     report = PynxReport(path, output=out)
     for line in out.splitlines():
         if " is valid according to " in line:
@@ -85,6 +121,6 @@ def validate(path, defs, *, timeout: float = 300) -> PynxReport:
             report.checked_nothing = True
         elif line.strip():
             report.findings.append(line.strip())
-    if done.returncode != 0 and not report.findings:
-        report.findings.append(f"pynx exited {done.returncode}")
+    if returncode != 0 and not report.findings:
+        report.findings.append(f"pynx exited {returncode}")
     return report
