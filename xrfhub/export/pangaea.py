@@ -114,7 +114,13 @@ def sample_table(store) -> dict:
                 table[f"{line} [{unit}]"] = col
                 params.append((f"{line} intensity", line, unit, "METHOD/DEVICE: XRF core scanner, vendor "
                                "peak fit * COMMENT: mean over the scanned points inside the sample interval"))
-    return {"table": table, "params": params, "n": n, "sources": sources,
+    igsn = {}
+    from ..store.nexus import read_core_summary
+
+    manifest = json.loads(Path(gen, layout.MANIFEST).read_text())  # the generation read above
+    for core, entry in manifest["cores"].items():  # IGSNs a lab table put in the NeXus files
+        igsn[core] = read_core_summary(Path(gen, entry["file"]))["igsn"]
+    return {"table": table, "params": params, "n": n, "sources": sources, "igsn": igsn,
             "cores": sorted(set(table["Event"])), "runs": {t: ds.attrs["run"] for t, ds in runs.items()}}
 
 
@@ -126,8 +132,9 @@ def export(store, out, *, citation: str | None = None, licence: str = "", identi
     events = []
     for core in info["cores"]:
         parts = [core, f"UUID: {identifiers.core_uuid(core)}"]
-        if ids.get(core, {}).get("igsn"):
-            parts.append(f"IGSN: {ids[core]['igsn']}")
+        igsn = ids.get(core, {}).get("igsn") or info["igsn"].get(core, "")
+        if igsn:
+            parts.append(f"IGSN: {igsn}")
         events.append(" * ".join(parts))
     head = ["/* DATA DESCRIPTION:",
             f"Citation:\t{citation or 'not given (pass --citation)'}"]

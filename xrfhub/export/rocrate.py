@@ -24,7 +24,9 @@ from .. import __version__, identifiers
 from ..errors import StoreError
 
 NO_LICENCE = "https://spdx.org/licenses/NOASSERTION"
-_SPDX = re.compile(r"^(?:CC-BY(?:-SA|-NC|-ND)*-\d\.\d|CC0-1\.0|MIT|Apache-2\.0|ODbL-1\.0)$", re.IGNORECASE)
+_SPDX = re.compile(r"^(?:CC-BY(?:-NC)?(?:-SA|-ND)?-\d\.\d|CC0-1\.0|MIT|Apache-2\.0|ODbL-1\.0)$", re.IGNORECASE)
+#: SPDX spells these ids in mixed case; the rest are upper case
+_SPDX_CASE = {"apache-2.0": "Apache-2.0", "odbl-1.0": "ODbL-1.0"}
 
 
 def _sha256(path: Path) -> str:
@@ -40,7 +42,7 @@ def _licence_id(text: str) -> str:
     m = re.search(r"\(([^()]+)\)\s*$", text.strip())
     token = (m.group(1) if m else text).strip()
     if _SPDX.match(token):
-        return f"https://spdx.org/licenses/{token.upper().replace('CC0', 'CC0')}"
+        return f"https://spdx.org/licenses/{_SPDX_CASE.get(token.lower(), token.upper())}"
     if token.startswith(("http://", "https://")):
         return token
     return ""
@@ -63,6 +65,7 @@ def export(store, out, *, citation: str | None = None, licence: str = "", author
     from rocrate.rocrate import ROCrate
 
     from ..store.generations import Store
+    from ..store.nexus import read_core_summary
 
     st = Store(store)
     gen = st.current()
@@ -110,7 +113,8 @@ def export(store, out, *, citation: str | None = None, licence: str = "", author
         thing = {"@type": "Thing", "name": core, "identifier": identifiers.core_uuid(core),
                  "description": f"sediment core {core}: {info.get('n_spectra', 0)} spectra, "
                                 f"{info.get('n_samples', 0)} lab samples"}
-        igsn = ids.get(core, {}).get("igsn")
+        # an IGSN given now wins over one the lab tables put in the NeXus file
+        igsn = ids.get(core, {}).get("igsn") or read_core_summary(gen.path / info["file"])["igsn"]
         if igsn:
             thing["identifier"] = [identifiers.core_uuid(core), f"igsn:{igsn}"]
             thing["sameAs"] = {"@id": f"https://igsn.org/{igsn}"}
