@@ -115,7 +115,7 @@ def _check_scan(entry: h5py.Group) -> list[str]:
         got = [str(a) for a in got] if isinstance(got, np.ndarray) else got
         if got != value:
             problems.append(f"data: @{attr} must be {value!r}, got {got!r}")
-    for field, units in {**POINT_FIELDS, "data/energy": "keV"}.items():
+    for field, units in {**_point_fields(entry), "data/energy": "keV"}.items():
         if field not in entry:
             problems.append(f"required field {field} is missing")
             continue
@@ -144,6 +144,19 @@ def _check_scan(entry: h5py.Group) -> list[str]:
 
 
 _ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _point_fields(entry: h5py.Group) -> dict[str, str]:
+    """POINT_FIELDS where this file keeps them: files of layout 1 (per-point fields in
+    ``points/`` and ``raw_headers/``, ``calibration_offset``) say so in their @columns."""
+    if "points" not in entry or "columns" not in entry["points"].attrs:
+        return POINT_FIELDS
+    try:
+        where = {col: target for col, target, _dtype in json.loads(entry["points"].attrs["columns"])}
+    except (ValueError, TypeError):
+        return POINT_FIELDS
+    return {where.get(col, column_field(col)): SPECTRUM_COORDS[col][1] if col in SPECTRUM_COORDS else ""
+            for col in (*SPECTRUM_COORDS, "header", "warnings")}
 
 
 def _check_columns(entry: h5py.Group) -> list[str]:
