@@ -190,6 +190,17 @@ def qc_not_a_store(tmp, corpus, store, rng):
     return ["qc", tmp / "empty"]
 
 
+def bad_identifiers(tmp, corpus, store, rng):
+    ids = tmp / "new" / "ids.csv"
+    ids.write_text("core,igsn,doi\nPS75-056-1,,not-a-doi\n")
+    return ["export", store, "--format", "pangaea", "--out", tmp / "out.tab", "--identifiers", ids]
+
+
+def crate_into_full_folder(tmp, corpus, store, rng):
+    (tmp / "new" / "notes.txt").write_text("mine")
+    return ["export", store, "--format", "ro-crate", "--out", tmp / "new"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -213,6 +224,8 @@ CASES = [
     ("`xrfhub qc --set throughput_bad_ratio=half` (a threshold that is not a number)", qc_not_a_number),
     ("`xrfhub qc --set no_such=1` (an unknown threshold)", qc_unknown_threshold),
     ("`xrfhub qc` on an empty folder", qc_not_a_store),
+    ("`xrfhub export --identifiers` with a value that is not a DOI", bad_identifiers),
+    ("`xrfhub export --format ro-crate` into a folder that holds files", crate_into_full_folder),
 ]
 
 

@@ -88,6 +88,7 @@ def write_generation(store: Store, current: Generation | None, records: dict[str
         written = pool.submit(_write_hub, gen, records, spectra, samples_ds, sources)
         cores_manifest = archive.result()
         written.result()
+    hub.finalize(gen.hub_path, records)  # core/run UUIDs, consolidated metadata: after every write
     manifest = {
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
         "xrfhub_version": __version__, "sources": sources, "cores": cores_manifest,

@@ -271,6 +271,7 @@ def demo(out, size, seed):
 from .qc import qc as _qc_command  # noqa: E402  (a command in its own module)
 
 cli.add_command(_qc_command)
+from . import export as _export  # noqa: E402,F401  (registers `xrfhub export`)
 
 
 def main():  # pragma: no cover - console entry point

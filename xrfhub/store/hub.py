@@ -132,6 +132,33 @@ def sources_dataset(sources: dict[str, dict]) -> xr.Dataset:
                       attrs={"kind": "sources"})
 
 
+def finalize(hub_path, cores) -> None:
+    """Last step of writing a hub: identifiers, then Zarr v3 consolidated metadata.
+
+    The root gets ``core_uuids`` (core id -> its stable UUID, as in the NeXus files) and every
+    prediction group its ``run_uuid``. Consolidating the metadata of the whole tree into the
+    root's ``zarr.json`` lets plain ``xr.open_zarr(hub, group=...)`` open any group without
+    the "no consolidated metadata" warning, in one read instead of one per array; it must come
+    after every other write of the generation, since later writes would not be in it.
+    """
+    import warnings
+
+    from .. import identifiers
+
+    root = zarr.open_group(hub_path, mode="r+", zarr_format=3, use_consolidated=False)
+    root.attrs.update({"core_uuids": json.dumps({c: identifiers.core_uuid(c) for c in sorted(cores)}),
+                       "description": "xrfhub hub: one group per kind (spectra/ch<N>, samples, elements, "
+                                      "predictions/<run>, diffraction/<grid>, sources); open one with "
+                                      "xr.open_zarr(hub, group=...) or all with xr.open_datatree(hub, engine='zarr')"})
+    if "predictions" in root:
+        for name in root["predictions"].group_keys():
+            g = root["predictions"][name]
+            g.attrs["run_uuid"] = identifiers.run_uuid(str(g.attrs.get("run", name)))
+    with warnings.catch_warnings():  # zarr says consolidation is not in the v3 spec yet; we know
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(hub_path, zarr_format=3)
+
+
 # ---------------------------------------------------------------------------- reading
 
 
