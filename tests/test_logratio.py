@@ -252,3 +252,60 @@ def test_real_itrax_core_calibrates_icp_values_through_the_cli(tmp_path):
 
     fe = training.train("logratio", store, stage="train", out=tmp_path / "fe", target="Fe", progress=False)
     assert fe.metrics["model"]["form"] == "mlc" and fe.metrics["model"]["denominator"] != "Fe-Ka"
+
+
+# ---------------------------------------------------------------------------- drift across a head change
+
+
+def _rescan(corpus, core: str, run: int, sections, ca_gain: float, seed: int) -> None:
+    """(Re)write ``core``'s 10 kV spectra as measured with detector head 2, whose Ca response is
+    ``ca_gain`` times head 1's (the same sediment: CaCO3 from write_corpus's depth law)."""
+    import shutil
+
+    from conftest import spe_stem, spe_text, synthetic_counts
+
+    rng = np.random.default_rng(seed)
+    folder = corpus.scans / core / f"Run {run} at  10kV"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for section in sections:
+        for i, pos in enumerate(np.arange(5.0, 100.0, 10.0)):
+            caco3 = 20 + 10 * np.sin((int(section) * 10 + pos) / 50)
+            text = spe_text(core, section, pos, run=run, minute=i + 20 * run,
+                            counts=synthetic_counts(rng, caco3 * ca_gain)).replace("head 1", "head 2")
+            (folder / f"{spe_stem(core, section, pos, run=run)}.spe").write_text(text)
+
+
+def test_drift_correction_is_fitted_on_replicate_scans_and_fixes_a_head_change(tmp_path):
+    """Core A scanned with head 1 and again (one section) with head 2; core C only with head 2,
+    held out. The Ca factor of head 2 is measured on A's replicate and undoes C's bias."""
+    from xrfhub import training
+    from xrfhub_logratio import drift
+
+    a, b, c = "PS75-056-1", "SO264-09-2", "PS97-065-2"
+    corpus = write_corpus(tmp_path / "corpus", cores=(a, b, c), kv30_core=None)
+    _rescan(corpus, c, 1, ("0000", "0010"), 1.5, seed=7)
+    _rescan(corpus, a, 3, ("0000",), 1.5, seed=8)
+    store = tmp_path / "hub"
+    xrfhub.ingest([corpus.scans, corpus.lab], store, progress=False)
+    plain = training.train("logratio", store, stage="train", out=tmp_path / "plain", target="CaCO3",
+                           holdout_cores=[c], sets={"form": "alr", "denominators": "Fe"}, progress=False)
+    fixed = training.train("logratio", store, stage="train", out=tmp_path / "drift", target="CaCO3",
+                           holdout_cores=[c], sets={"form": "alr", "denominators": "Fe", "drift": "true"},
+                           progress=False)
+    correction = drift.load(tmp_path / "drift")
+    assert "detector" in correction["state_columns"] and "head 1" in correction["reference"]
+    (state, logs), = correction["log_factors"].items()
+    assert "head 2" in state and correction["pairs_per_state"][state] == 10  # A's rescanned section only
+    factor = dict(zip(correction["lines"], np.exp(logs)))
+    assert factor["Ca-Ka"] == pytest.approx(1.5, rel=0.05) and factor["Fe-Ka"] == pytest.approx(1.0, abs=0.05)
+    run = json.loads((tmp_path / "drift" / "run.json").read_text())
+    assert run["config"]["drift"] is True and run["metrics"]["features"]["drift"]["reference"] == correction["reference"]
+    assert fixed.metrics["held_out"]["rmse"] < 0.5 * plain.metrics["held_out"]["rmse"]
+    # applied at load time for prediction too, and recorded with the predictions
+    training.predict(store, tmp_path / "drift", progress=False)
+    pred = xrfhub.open(store, "predictions")
+    held = (pred["core"].values.astype(str) == c) & np.isfinite(pred["CaCO3"].values)
+    truth = 20 + 10 * np.sin(pred["depth_mm"].values[held] / 50)
+    assert np.sqrt(np.mean((pred["CaCO3"].values[held] - truth) ** 2)) < 2.0
+    assert json.loads(pred.attrs["provenance"])["drift"]["corrected_states"] == [state]

@@ -53,6 +53,10 @@ class LogRatioConfig:
     seed: int = 0
     val_fraction: float = 0.2
     batch: int = 1024  # spectra per prediction batch
+    drift: bool = False  # correct intensities per instrument state (tube, head, date) before calibrating
+    drift_reference: str = ""  # the state others are corrected to; empty: the state with the most points
+    drift_tolerance_mm: float = 0.5  # points of one core this close in depth, in two states, are one material
+    date_breaks: tuple[str, ...] = ()  # dates of tube or head changes the files do not record (ISO dates)
 
     def validate(self) -> None:
         def bad(key, expected):
@@ -78,6 +82,8 @@ class LogRatioConfig:
             bad("val_fraction", "a fraction between 0 and 1")
         if self.batch < 1:
             bad("batch", "a positive integer")
+        if not self.drift_tolerance_mm >= 0:
+            bad("drift_tolerance_mm", "a non-negative distance (mm)")
         if self.min_counts < 0:
             bad("min_counts", "a non-negative number of counts")
         if self.max_denominators < 1:
@@ -122,6 +128,32 @@ def _pairs(store, target, config, source, *, cores=None, exclude_cores=None):
                                              "peak_areas": peaks.describe()}
 
 
+def _drift_pairs(store, target, config, source, holdout, out, progress):
+    """Pairs from drift-corrected point intensities; the correction is fitted on training cores only,
+    saved beside the model and recorded in the metrics. Returns the pairs and a held-out getter."""
+    from . import drift
+    from .points import paired, point_intensities
+
+    areas, points, lines, _ = point_intensities(store, config, source, progress=progress)
+    states, columns = drift.instrument_states(points, config.date_breaks)
+    core = points["core"].to_numpy().astype(str)
+    train = ~np.isin(core, list(holdout))
+    correction = drift.fit_correction(areas[train], core[train], points["depth_mm"].to_numpy(float)[train],
+                                      states[train], reference=config.drift_reference,
+                                      tolerance_mm=config.drift_tolerance_mm, lines=lines)
+    correction["state_columns"] = columns
+    drift.save(correction, out)
+    corrected = drift.apply_correction(areas, states, correction)
+    x, y, cores = paired(store, target, corrected, points, window_mm=config.window_mm, exclude_cores=holdout)
+    how = {"pairing": f"points within +-{config.window_mm} mm of the sample's mid-depth, drift-corrected "
+                      "intensities averaged", "drift": correction}
+
+    def held():
+        return paired(store, target, corrected, points, window_mm=config.window_mm, cores=holdout)[:2]
+
+    return x, y, cores, lines, how, held
+
+
 class LogRatioPlugin:
     """Log-ratio calibration of element intensities to any lab property."""
 
@@ -147,8 +179,12 @@ class LogRatioPlugin:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         source = _source(store, config)
-        # held-out cores are removed here, before any choice (denominator, ridge, zero floors) is made
-        x, y, cores, lines, how = _pairs(store, target, config, source, exclude_cores=holdout)
+        # held-out cores are removed here, before any choice (denominator, ridge, zero floors, drift) is made
+        if config.drift:
+            x, y, cores, lines, how, held = _drift_pairs(store, target, config, source, holdout, out, progress)
+        else:
+            x, y, cores, lines, how = _pairs(store, target, config, source, exclude_cores=holdout)
+            held = None
         if len(y) < 5:
             raise ConfigError(f"{len(y)} labelled {target} samples paired outside the held-out cores; "
                               "log-ratio calibration needs at least 5")
@@ -164,7 +200,7 @@ class LogRatioPlugin:
                    "validation": regression_metrics(y[is_val], model.predict(x[is_val]), train_mean)}
         if holdout:
             try:
-                hx, hy, _, _, _ = _pairs(store, target, config, source, cores=holdout)
+                hx, hy = held() if held is not None else _pairs(store, target, config, source, cores=holdout)[:2]
             except ConfigError as exc:  # held-out cores without paired lab values: say so, score nothing
                 metrics["held_out_note"] = str(exc)
             else:
@@ -217,6 +253,22 @@ class LogRatioPlugin:
                       "model_sha256": hashlib.sha256((Path(run_dir) / ARRAYS_FILE).read_bytes()).hexdigest(),
                       "config": run["config"], "trained": run["created"], "stage": run["stage"],
                       "source": source, "equation": model.equation(), "denominator": model.used[model.denominator]}
+        if config.drift:
+            from . import drift
+            from .points import point_intensities
+
+            correction = drift.load(run_dir)
+            areas, points, _, group = point_intensities(store, config, source, lines=model.lines, progress=progress)
+            states, _ = drift.instrument_states(points, config.date_breaks)
+            corrected = drift.apply_correction(areas, states, correction)
+            values = np.full(len(areas), np.nan, dtype=np.float32)
+            ok = np.isfinite(corrected).all(axis=1)
+            values[ok] = model.predict(corrected[ok])
+            known = set(correction["log_factors"]) | {correction["reference"]}
+            provenance["drift"] = {"reference": correction["reference"], "corrected_states": sorted(correction["log_factors"]),
+                                   "states_left_as_measured": sorted(set(states.astype(str)) - known)
+                                   + sorted(correction["uncorrected_states"])}
+            return Predictions(group, {run["target"]: values}, provenance)
         if source == "elements":
             from xrfhub.predictions_elements import GROUP
 
