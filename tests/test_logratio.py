@@ -31,7 +31,7 @@ def _known(rng, cores, per_core=20, a=0.5, b=1.3):
 def test_alr_form_recovers_the_known_log_ratio_and_its_slope():
     rng = np.random.default_rng(0)
     x, y, groups = _known(rng, ["A", "B", "C", "D", "E"])
-    model = LogRatioModel(LINES, form="alr", target="CaCO3", max_denominators=5).fit(x, y, groups)
+    model = LogRatioModel(LINES, form="alr", transform="log", target="CaCO3", max_denominators=5).fit(x, y, groups)
     pair = (model.used[model.numerator], model.used[model.denominator])
     assert set(pair) == {"Ca-Ka", "Fe-Ka"}  # ln(Ca/Fe) and ln(Fe/Ca) are one model with opposite slopes
     slope = model.coef[0] / model.std[0]
@@ -45,7 +45,7 @@ def test_alr_form_recovers_the_known_log_ratio_and_its_slope():
 def test_mlc_form_predicts_new_cores_and_puts_the_weight_on_the_true_ratio():
     rng = np.random.default_rng(2)
     x, y, groups = _known(rng, ["A", "B", "C", "D", "E", "F"])
-    model = LogRatioModel(LINES, form="mlc", target="CaCO3", denominators=("Fe",)).fit(x, y, groups)
+    model = LogRatioModel(LINES, form="mlc", transform="log", target="CaCO3", denominators=("Fe",)).fit(x, y, groups)
     slopes = dict(zip([u for u in model.used if u != "Fe-Ka"], model.coef / model.std))
     assert slopes["Ca-Ka"] == pytest.approx(1.3, abs=0.05)
     assert max(abs(slopes[k]) for k in ("Si-Ka", "K-Ka", "Ti-Ka")) < 0.05
@@ -54,8 +54,8 @@ def test_mlc_form_predicts_new_cores_and_puts_the_weight_on_the_true_ratio():
 
     assert r2_score(ty, model.predict(tx)) > 0.99
     # unregularised ALR regressions are the same model whatever the denominator: predictions agree
-    other = LogRatioModel(LINES, form="mlc", target="CaCO3", denominators=("Si",), alphas=(0.0,)).fit(x, y, groups)
-    same = LogRatioModel(LINES, form="mlc", target="CaCO3", denominators=("Fe",), alphas=(0.0,)).fit(x, y, groups)
+    other = LogRatioModel(LINES, form="mlc", transform="log", target="CaCO3", denominators=("Si",), alphas=(0.0,)).fit(x, y, groups)
+    same = LogRatioModel(LINES, form="mlc", transform="log", target="CaCO3", denominators=("Fe",), alphas=(0.0,)).fit(x, y, groups)
     np.testing.assert_allclose(other.predict(tx), same.predict(tx), rtol=1e-6)
 
 
@@ -309,3 +309,17 @@ def test_drift_correction_is_fitted_on_replicate_scans_and_fixes_a_head_change(t
     truth = 20 + 10 * np.sin(pred["depth_mm"].values[held] / 50)
     assert np.sqrt(np.mean((pred["CaCO3"].values[held] - truth) ** 2)) < 2.0
     assert json.loads(pred.attrs["provenance"])["drift"]["corrected_states"] == [state]
+
+
+def test_auto_transform_picks_the_part_to_rest_log_ratio_for_a_percentage_by_cross_validation():
+    """A wt% component whose logit (its ALR against the rest of the sample) is linear in ln(Ca/Fe):
+    auto tries logit and log on the training folds and keeps logit; values above 100 only allow log."""
+    rng = np.random.default_rng(5)
+    x, _, groups = _known(rng, ["A", "B", "C", "D", "E"])
+    z = -0.5 + 1.2 * np.log(x[:, 2] / x[:, 4])
+    y = 100 / (1 + np.exp(-z))
+    model = LogRatioModel(LINES, form="alr", target="CaCO3").fit(x, y, groups)
+    assert model.transform == "logit" and model.info["transform_asked"] == "auto"
+    assert {row["transform"] for row in model.info["cv_best"]} <= {"logit", "log"}
+    big = LogRatioModel(LINES, form="alr", target="Ca").fit(x, y * 10, groups)
+    assert big.transform == "log"

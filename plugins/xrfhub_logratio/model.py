@@ -13,8 +13,10 @@ to a denominator line D:
     target' = a + sum_j b_j ln(I_j / I_D) over every line j != D: one row of the MLC matrix,
     ridge-regularised (standardised log-ratios) because lines outnumber lab samples on real cores.
 
-``target'`` is ln(y) (``log``, default: any positive property in any unit), the log-ratio of the
-property to the rest of the sample, ln(y / (100 - y)) for wt% (``logit``), or y (``none``).
+``target'`` is ln(y) (``log``: any positive property in any unit), the log-ratio of the property
+to the rest of the sample, ln(y / (100 - y)) for wt% (``logit``: CaCO3 against the rest is the
+two-part composition's ALR), or y (``none``); ``auto`` (default) lets the cross-validation pick
+logit or log when every training value lies in 0-100, and takes log otherwise.
 The denominator (and, for ``alr``, the numerator; for ``mlc``, the ridge strength) is chosen by
 cross-validation whose folds are whole cores of the training part; with one training core the
 folds are contiguous depth blocks of it, and the record says so. Held-out cores never reach
@@ -38,7 +40,7 @@ ARRAYS_FILE = "model.npz"
 PARAMS_FILE = "model.json"
 FORMAT = "xrfhub-logratio/1"
 FORMS = ("mlc", "alr")
-TRANSFORMS = ("log", "logit", "none")
+TRANSFORMS = ("auto", "log", "logit", "none")
 
 
 # ---------------------------------------------------------------------------- target transforms
@@ -122,7 +124,7 @@ def _apply(x, coef, intercept, mean, std):
 class LogRatioModel:
     """Denominator (and numerator / ridge strength) chosen by grouped CV, then a linear fit on log-ratios."""
 
-    def __init__(self, lines, *, form: str = "mlc", transform: str = "log", target: str | None = None,
+    def __init__(self, lines, *, form: str = "mlc", transform: str = "auto", target: str | None = None,
                  denominators=(), alphas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), n_folds: int = 5, min_detected: float = 0.8,
                  min_counts: float = 20.0, max_denominators: int = 6):
         if form not in FORMS:
@@ -168,23 +170,32 @@ class LogRatioModel:
         a = areas[:, keep]
         self.floors = zero_floors(a)
         a, replaced = replace_zeros(a, self.floors)
-        self.y_floor = target_floor(y, self.transform)
-        z = to_target_space(y, self.transform, self.y_floor)
         splits, how = folds(groups, self.n_folds)
         if not splits:
             raise ConfigError("too few labelled samples to cross-validate the denominator")
         candidates = [self.used.index(d) for d in self._denominator_names()]
-        scores = self._search(a, y, z, splits, candidates)
+        asked = self.transform
+        # auto: a property that may be a percentage (0 <= y < 100) is tried both as the log-ratio of the
+        # part to the rest of the sample (logit) and as ln(y); anything else is ln(y). CV decides.
+        transforms = [asked] if asked != "auto" else (
+            ["logit", "log"] if np.all((y >= 0) & (y < 100)) else ["log"])
+        scores = {}
+        for t in transforms:
+            floor = target_floor(y, t)
+            self.transform = t
+            found = self._search(a, y, to_target_space(y, t, floor), splits, candidates)
+            scores.update({(t, floor, *k): v for k, v in found.items()})
         best = min(scores, key=lambda k: scores[k])
-        self.denominator, self.numerator, self.alpha = best
-        self._fit_final(a, z)
+        self.transform, self.y_floor, self.denominator, self.numerator, self.alpha = best
+        self._fit_final(a, to_target_space(y, self.transform, self.y_floor))
         table = sorted(((v, k) for k, v in scores.items()))[:10]
-        self.info = {"cv": how, "n_train": int(len(y)), "zeros_replaced": replaced,
+        self.info = {"cv": how, "n_train": int(len(y)), "zeros_replaced": replaced, "transform_asked": asked,
                      "lines_dropped": [line for line, k in zip(self.lines, keep) if not k],
                      "n_target_floored": int(np.sum(y <= 0)) if self.transform != "none" else 0,
                      "cv_rmse": float(scores[best]),
-                     "cv_best": [{"denominator": self.used[d], "numerator": None if n is None else self.used[n],
-                                  "alpha": al, "cv_rmse": float(v)} for v, (d, n, al) in table]}
+                     "cv_best": [{"transform": t, "denominator": self.used[d],
+                                  "numerator": None if n is None else self.used[n], "alpha": al, "cv_rmse": float(v)}
+                                 for v, (t, _f, d, n, al) in table]}
         return self
 
     def _denominator_names(self) -> list[str]:

@@ -39,7 +39,7 @@ class LogRatioConfig:
 
     form: str = "mlc"  # mlc: all log-ratios to one denominator (ridge); alr: one log-ratio (W&T 2008)
     source: str = "auto"  # auto: element tables when the store has them, else peak areas of spectra
-    target_transform: str = "log"  # log: ln(y); logit: ln(y/(100-y)) for wt%; none: y
+    target_transform: str = "auto"  # auto: logit or log by CV when 0 <= y < 100, else log; log; logit (wt%); none
     elements: tuple[str, ...] = ()  # element symbols; empty: every table line, or Al Si S Cl K Ca Ti Mn Fe
     denominators: tuple[str, ...] = ()  # candidates for the denominator; empty: every line used
     alphas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # ridge strengths tried (mlc), per standardised sample
