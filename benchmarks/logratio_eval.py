@@ -30,8 +30,9 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default="logratio,baseline")
     ap.add_argument("--baseline-amounts", default="all", help="data amounts run for the (slower) baseline")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--targets", default="CaCO3,TOC")
     args = ap.parse_args(argv)
-    config = EvalConfig().replace(seeds=args.seeds, bootstrap="1000")
+    config = EvalConfig().replace(seeds=args.seeds, targets=args.targets, bootstrap="1000")
     holdout = tuple(c.strip() for c in args.holdout_cores.split(",") if c.strip())
     evaluation = Evaluation(args.store, holdout, args.out, config)
     models = [m.strip() for m in args.models.split(",")]

@@ -173,6 +173,20 @@ def skip_bad(tmp, corpus, store, rng):
     return ["ingest", more.scans, "--store", store, "--skip-bad"]
 
 
+def logratio_no_target(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--out", tmp / "run"]
+
+
+def logratio_too_few(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", "SO264-09-2",
+            "--out", tmp / "run"]
+
+
+def logratio_no_elements(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--set", "source=elements",
+            "--out", tmp / "run"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -192,6 +206,9 @@ CASES = [
     ("Truncated NeXus file in the store (`xrfhub validate`)", truncated_nexus),
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
+    ("`train logratio` without `--target`", logratio_no_target),
+    ("`train logratio` with too few labelled samples outside the held-out core", logratio_too_few),
+    ("`train logratio --set source=elements` on a store without element tables", logratio_no_elements),
 ]
 
 
