@@ -185,6 +185,7 @@ def test_denominator_choice_never_uses_the_held_out_cores(tmp_path):
     assert ma["held_out"]["rmse"] != mb["held_out"]["rmse"]  # the held-out values did differ, and were scored
 
 
+@pytest.mark.slow  # ~30 s; test_evaluate's quick end-to-end run covers the logratio column by default
 def test_evaluate_runs_logratio_cells_beside_the_baseline_on_the_protocol_splits(tmp_path):
     from xrfhub.evaluation.protocol import EvalConfig
     from xrfhub.evaluation.run import Evaluation, run_cells
