@@ -324,3 +324,19 @@ def test_auto_transform_picks_the_part_to_rest_log_ratio_for_a_percentage_by_cro
     assert {row["transform"] for row in model.info["cv_best"]} <= {"logit", "log"}
     big = LogRatioModel(LINES, form="alr", target="Ca").fit(x, y * 10, groups)
     assert big.transform == "log"
+
+
+def test_the_evaluation_summary_sets_logratio_beside_max_and_the_baseline():
+    from xrfhub.evaluation.summary import claims, side_by_side
+
+    rows = [dict(target="CaCO3", model=m, amount=a, n_train=n, r2_mean=r2, r2_ci_low=r2 - 0.05, r2_ci_high=r2 + 0.05,
+                 rmse_mean=1.0, val_r2_mean=0.9)
+            for m, r2 in (("max", 0.90), ("scratch", 0.8), ("baseline", 0.95), ("logratio", 0.97))
+            for a, n in (("10", 10), ("all", 40))]
+    amount = pd.DataFrame(rows)
+    table = "\n".join(side_by_side(amount))
+    assert "| target | max | scratch | baseline | logratio |" in table and "R2 0.970 [0.920, 1.020]" in table
+    sweep = pd.DataFrame(dict(mask_ratio=[0.5], transform=["instance"], r2_mean=[0.5], r2_ci_low=[0.4],
+                              r2_ci_high=[0.6]))
+    found = {c[0]: c[2] for c in claims(amount, pd.DataFrame(columns=["target", "amount"]), sweep)}
+    assert found["CaCO3: MAX beats log-ratio calibration (MLC, Weltje et al. 2015) with all pairs"] == "does not hold"
