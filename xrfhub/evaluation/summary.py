@@ -157,8 +157,9 @@ def markdown(amount, few, sweep, tune, paper_sweep, *, holdout, config, store) -
         "(seed 0), per model and target.",
         "- Baseline: Lee et al. (2022) published settings (no search), fitted on the same training pairs.",
         *(["- Log-ratio calibration (`logratio`, MLC form): net peak areas of Al, Si, S, Cl, K, Ca, Ti, Mn, Fe "
-            "integrated on the paired spectra, log-ratios to one denominator line, ridge regression on ln(value); "
-            "the denominator and ridge strength chosen by cross-validation over whole training cores only."]
+            "integrated on the paired spectra, log-ratios to one denominator line, ridge regression on "
+            "ln(value/(100-value)) or ln(value); the transform, denominator and ridge strength chosen by "
+            "cross-validation over whole training cores only."]
           if getattr(c, "logratio", False) else []),
         f"- Few-shot: {int(round(100 * c.fewshot_test_fraction))}% of the held-out pairs form a fixed test part; "
         "few-shot runs draw their pairs (80% fine-tune, 20% epoch choice) from the rest, starting from the "
