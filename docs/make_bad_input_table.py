@@ -201,6 +201,20 @@ def crate_into_full_folder(tmp, corpus, store, rng):
     return ["export", store, "--format", "ro-crate", "--out", tmp / "new"]
 
 
+def logratio_no_target(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--out", tmp / "run"]
+
+
+def logratio_too_few(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", "SO264-09-2",
+            "--out", tmp / "run"]
+
+
+def logratio_no_elements(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--set", "source=elements",
+            "--out", tmp / "run"]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -226,6 +240,9 @@ CASES = [
     ("`xrfhub qc` on an empty folder", qc_not_a_store),
     ("`xrfhub export --identifiers` with a value that is not a DOI", bad_identifiers),
     ("`xrfhub export --format ro-crate` into a folder that holds files", crate_into_full_folder),
+    ("`train logratio` without `--target`", logratio_no_target),
+    ("`train logratio` with too few labelled samples outside the held-out core", logratio_too_few),
+    ("`train logratio --set source=elements` on a store without element tables", logratio_no_elements),
 ]
 
 

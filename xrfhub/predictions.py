@@ -67,10 +67,11 @@ def runs_in(records: dict[str, CoreRecord]) -> dict[str, dict]:
 def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict[int, xr.Dataset]):
     """The hub datasets of every run, rows aligned with the spectra group they predicted."""
     from .predictions_diffraction import KIND as DIFFRACTION, run_datasets as diffraction_runs
+    from .predictions_elements import KIND as ELEMENTS, run_datasets as element_runs
 
     out = {}
     for run_id, params in sorted(runs_in(records).items()):
-        if params.get("kind") == DIFFRACTION:
+        if params.get("kind") in (DIFFRACTION, ELEMENTS):
             continue
         n_ch = int(params.get("channels", max(spectra, key=lambda n: len(spectra[n]))))
         coords = spectra[n_ch].coords
@@ -97,6 +98,7 @@ def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict
                          "provenance": json.dumps(params, sort_keys=True, default=str)})
         out[layout.predictions_group(run_id)] = ds
     out.update(diffraction_runs(records))
+    out.update(element_runs(records))
     return out
 
 
@@ -121,8 +123,8 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
 
 def _rows_of(ds: xr.Dataset) -> tuple:
     """What a run's rows are: (row dimension, count, the group they belong to)."""
-    dim = layout.SPECTRUM if layout.SPECTRUM in ds.dims else layout.PATTERN
-    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", "")
+    dim = next((d for d in (layout.SPECTRUM, layout.PATTERN, layout.POINT) if d in ds.dims), layout.SPECTRUM)
+    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", ds.attrs.get("elements_group", ""))
 
 
 def list_runs(store) -> list[dict]:
@@ -156,6 +158,11 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
     if is_diffraction_group(group):
         return write_diffraction_run(store, values, group=group, plugin=plugin, provenance=provenance,
                                      run_id=run_id, wait=wait)
+    from .predictions_elements import GROUP as ELEMENTS, write_run as write_elements_run
+
+    if group == ELEMENTS:  # values over element-table points (e.g. a log-ratio calibration of ITRAX tables)
+        return write_elements_run(store, values, group=group, plugin=plugin, provenance=provenance,
+                                  run_id=run_id, wait=wait)
     from .build import AlignParams, load_records, write_generation
     from .store.generations import Store
 

@@ -74,6 +74,7 @@ class EvalConfig(Settings):
     max_epochs: int = 30
     batch: int = 32
     baseline: bool = True
+    logratio: bool = True  # the log-ratio calibration (Weltje & Tjallingii 2008; MLC) beside MAX and the baseline
     bootstrap: int = 1000
     protocol_seed: int = 0
 

@@ -27,7 +27,7 @@ from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_s
 CELLS = "cells"
 RESULT = "result.json"
 SETTINGS = "evaluation.json"
-MODELS = ("max", "scratch", "baseline")  # pre-trained MAX, the same ViT from scratch, Lee et al. 2022
+MODELS = ("max", "scratch", "baseline", "logratio")  # MAX, the same ViT from scratch, Lee et al. 2022, log-ratios
 _MODEL_FILES = ("model.safetensors", "best.safetensors", "optimizer.safetensors", "trainer_state.json")
 
 
@@ -78,6 +78,10 @@ class Evaluation:
             check_no_leak(self.pairs[target].cores, split, self.holdout)
         self.max = registry.load("max")
         self.baseline = registry.load("baseline") if config.baseline else None
+        self.logratio = registry.load("logratio") if config.logratio else None
+        # the log-ratio calibration integrates peaks: it needs the energy axis of the paired spectra
+        samples = api.open(store, "samples", index=False)
+        self.energy = api.open(store, "spectra", index=False, channels=samples.sizes.get("channel"))["energy"].values
 
     # -- configurations ------------------------------------------------------------------------
     def max_config(self, **values):
@@ -110,7 +114,7 @@ class Evaluation:
             for seed in c.seeds:
                 n_train = len(self.splits[target, seed].train)
                 for amount in amounts_for(c.amounts, n_train):
-                    for model in MODELS if self.baseline else MODELS[:2]:
+                    for model in self.models():
                         cells.append(self._fit_cell("amount", model, target, amount, seed))
                 pool = len(self.splits[target, seed].fewshot_pool)
                 for amount in amounts_for(c.fewshot_amounts, pool):
@@ -121,6 +125,11 @@ class Evaluation:
                 for seed in c.sweep_seeds:
                     cells.append(self._fit_cell("sweep", "max", target, ALL, seed, variant=(mask, transform)))
         return cells
+
+    def models(self) -> list[str]:
+        """The models of the data-amount curves: MAX and scratch always, the baselines when asked."""
+        return [m for m in MODELS if m in ("max", "scratch") or (m == "baseline" and self.baseline is not None)
+                or (m == "logratio" and self.logratio is not None)]
 
     def _pretrain_cell(self, mask: float, transform: str) -> Cell:
         c = self.config
@@ -166,7 +175,7 @@ class Evaluation:
                 train_idx, val_idx, test_idx = split.amount(amount), split.val, split.test
             val_idx = np.random.default_rng([seed, 3]).permutation(val_idx)[: c.val_limit]
             train, val, test = pairs.take(train_idx), pairs.take(val_idx), pairs.take(test_idx)
-            chosen = lr if lr is not None else (self.chosen_lr(model, target) if model != "baseline" else None)
+            chosen = lr if lr is not None else (self.chosen_lr(model, target) if model in ("max", "scratch") else None)
             start = time.perf_counter()
             fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, variant, kind)
             result = {"n_train": len(train), "n_val": len(val), "lr": chosen, "epochs": epochs,
@@ -190,6 +199,11 @@ class Evaluation:
             cfg = registry.build_config(self.baseline, None, {"seed": str(seed)})
             fitted = self.baseline.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
                                              groups=train.cores)
+            return fitted, None
+        if model == "logratio":
+            cfg = registry.build_config(self.logratio, None, {"seed": str(seed)})
+            fitted = self.logratio.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
+                                             groups=train.cores, energy=self.energy)
             return fitted, None
         epochs = c.epochs_for(len(train))
         mask, transform = variant or (c.mask_ratio, c.transform)
