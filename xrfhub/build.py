@@ -214,6 +214,10 @@ def _core_summary(rec: CoreRecord, rel: str) -> dict:
         "depth_min_mm": float(all_d.min()) if all_d.size else None,
         "depth_max_mm": float(all_d.max()) if all_d.size else None,
         "n_samples": int(len(rec.lab)),
+        # what depth_mm means in this core, and its sections: info says when depths are
+        # section-relative (two sections then share depths)
+        "depth_scales": sorted({str(v) for b in rec.scans.values() for v in b.coords["depth_scale"]}),
+        "sections": sorted({str(v) for b in rec.scans.values() for v in b.coords["section"]}),
         **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
             "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
     }

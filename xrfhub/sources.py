@@ -213,3 +213,22 @@ def _progress(items, enabled):
 
     return tqdm(items, desc="parse", unit="file")
 
+
+
+def content_identity(p: Parsed) -> str:
+    """What makes two sources the same data: their bytes, and what the reader made of them.
+
+    The same bytes under another path (a core folder ingested, then its parent; a copy) are
+    the same source. But an Avaatech file's *name* carries its core, section and position, so a
+    renamed copy that names section 2 is new data: the identity therefore adds, for spectra and
+    element tables, where their points sit (core, section, run, voltage, replicate, depth).
+    """
+    if p.kind in ("spectra", "spectra+samples"):
+        spectra = p.records if p.kind == "spectra" else p.records.spectra
+        where = repr([(s.core, s.section, s.run, s.tube_kv, s.replicate, round(s.position_mm, 6)) for s in spectra])
+    elif p.kind == "elements":
+        cols = [c for c in ("core", "section", "run", "replicate", "position_mm") if c in p.records.points]
+        where = repr(p.records.points[cols].to_numpy().tolist())
+    else:
+        return p.source.sha256
+    return p.source.sha256 + ":" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:16]

@@ -36,7 +36,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import StoreError
 from ..records import Calibration, CoreRecord, Process, SourceFile, SpectraBlock
-from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORDS
+from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORD_DEFAULTS, SPECTRUM_COORDS
 
 SCHEMA_NAME = "NXxrf_core_scan"
 CORE_ENTRY = "core"
@@ -462,6 +462,9 @@ def read_core(path) -> CoreRecord:
 def _read_scan(entry: h5py.Group) -> tuple[str, SpectraBlock]:
     counts = entry["data/counts"][()]
     coords = _read_table(entry, entry["points"].attrs["columns"])
+    for col, default in SPECTRUM_COORD_DEFAULTS.items():  # files written before the column existed
+        if col not in coords.columns:
+            coords[col] = np.full(len(coords), default, dtype=object)
     return _str(entry["entry_identifier"]), SpectraBlock(counts, coords)
 
 
