@@ -11,7 +11,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .records import Spectrum
+from . import __version__
+from .records import Process, Spectrum
+from .store.generations import now_iso
 
 
 def models_by_folder(models) -> dict[str, list]:
@@ -73,3 +75,23 @@ def default_warning(spectra: list[Spectrum]) -> str | None:
     return (f"{len(users)} spectra use the default energy scale (20 eV/channel, no offset): their files carry no "
             "calibration ($MCA_CAL/$ENER_FIT), no bAXIL model (.axml) lies beside them and none was given "
             f"(--calibration FILE or --gain); first: {users[0]}")
+
+
+def record_calibration(records, spectra, calibrated: dict[str, list], models, model_sources) -> None:
+    """Provenance of bAXIL calibrations: the model (calibration, lines evaluated) on each core."""
+    if not calibrated:
+        return
+    by_name = {m.source: m for m in models}
+    core_of = {s.source: s.core for s in spectra}
+    for source, names in calibrated.items():
+        model = by_name.get(source)
+        for core_id in sorted({core_of[n] for n in names if n in core_of}):
+            rec = records.get(core_id)
+            if rec is None or model is None:
+                continue
+            rec.processes.append(Process("energy_calibration", "xrfhub", __version__, now_iso(),
+                                         {**model.describe(), "n_spectra": sum(core_of.get(n) == core_id
+                                                                               for n in names)}))
+            src = model_sources.get(source)
+            if src is not None and all(x.name != src.name for x in rec.sources):
+                rec.sources.append(src)

@@ -242,7 +242,7 @@ def is_placeholder(value) -> bool:
 #: (``SHLF11796791``). E.g. ``397-U1587A-2H-1-A_SHLF11796791``.
 _IODP_SAMPLE = _re.compile(
     r"^(?P<exp>\d{1,4}[A-Z]?)-(?P<site>[A-Z]{0,2}\d{3,5})(?P<hole>[A-Z])-(?P<core>\d{1,4})(?P<type>[A-Z])"
-    r"-(?P<section>\d{1,3}|CC)(?:-(?P<half>[A-Z]{1,4}))?(?:[_ ](?P<text_id>[A-Z]{2,6}\d{3,12}))?$",
+    r"-(?P<section>\d{1,3}|CC)(?:-(?P<half>[A-Z]{1,4}))?(?:[_ ](?P<text_id>[A-Z]{2,6}\d{1,12}))?$",
     _re.IGNORECASE)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputError
+from .records import DEPTH_SECTION_RELATIVE, SpectraBlock
 
 
 def composite_depth(core: np.ndarray, depth_mm: np.ndarray,
@@ -309,3 +310,64 @@ def _top_column(path, header: list[str], line: int) -> tuple[int, str, str]:
             return i, unit, scale
     raise InputError(path, f"top depth column {header[tops[0]]!r} gives no unit; write it in the header, e.g. "
                            "'top (m)', 'top_cm' or 'Top depth CSF-A (m)'", line=line, field=header[tops[0]])
+
+
+def place_spectra(spectra: list["Spectrum"], table: SectionTable, paths: dict[str, str]) -> list[tuple[str, InputError]]:
+    """Section tops from the user's table: depth = top + position, on the table's scale.
+
+    Returns (store name, error) for spectra of a core the table covers but whose section it
+    lacks: placing some sections of a core and not others would mix two depth scales.
+    """
+    top, depth, missing = place_positions(table, [s.core for s in spectra], [s.section for s in spectra],
+                                          [s.position_mm for s in spectra])
+    lacking = set(missing)
+    bad: dict[str, InputError] = {}
+    for i, s in enumerate(spectra):
+        if i in lacking:
+            known = ", ".join(table.sections_of(s.core)) or "none"
+            bad.setdefault(s.source, InputError(
+                paths.get(s.source, s.source), f"core {s.core} section {s.section!r} is not in the sections table "
+                f"{table.source} (its sections of this core: {known})", field="section"))
+        elif not np.isnan(top[i]):
+            s.section_top_mm, s.depth_mm, s.depth_scale = float(top[i]), float(depth[i]), table.scale
+    return list(bad.items())
+
+
+def place_stored_scans(records: dict, table: SectionTable) -> set[str]:
+    """Stored scans of cores the table covers get its section tops too (ingest --sections again)."""
+    changed = set()
+    for core_id, rec in records.items():
+        if not table.covers(core_id):
+            continue
+        for name, block in list(rec.scans.items()):
+            c = block.coords
+            top, depth, missing = place_positions(table, c["core"].to_numpy(), c["section"].to_numpy(),
+                                                  c["position_mm"].to_numpy())
+            ok = ~np.isnan(top)
+            if missing or not ok.any():
+                continue  # a stored section the table lacks keeps the depths it has
+            same = (c["depth_scale"].to_numpy() == table.scale) & np.isclose(c["depth_mm"].to_numpy(float), depth)
+            if same[ok].all():
+                continue
+            coords = c.copy()
+            coords.loc[ok, "section_top_mm"] = top[ok]
+            coords.loc[ok, "depth_mm"] = depth[ok]
+            coords.loc[ok, "depth_scale"] = table.scale
+            rec.scans[name] = SpectraBlock(block.counts, coords)
+            changed.add(core_id)
+    return changed
+
+
+def section_relative_warnings(records: dict, changed: set[str]) -> list[str]:
+    """One warning per changed core whose depths are section-relative (its section tops unknown)."""
+    out = []
+    for core_id in sorted(changed & set(records)):
+        scans = records[core_id].scans.values()
+        rel = [b.coords for b in scans if (b.coords["depth_scale"] == DEPTH_SECTION_RELATIVE).any()]
+        if rel:
+            n = sum(int((c["depth_scale"] == DEPTH_SECTION_RELATIVE).sum()) for c in rel)
+            secs = sorted({str(x) for c in rel for x in c["section"]})
+            out.append(f"core {core_id}: {n} spectra in section(s) {', '.join(secs)} have section-relative depths "
+                       "(the files give section numbers, not section tops); pass --sections FILE (core, section, "
+                       "top depth with its unit) to place them in the core")
+    return out

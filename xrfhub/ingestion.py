@@ -16,13 +16,12 @@ import pandas as pd
 
 from . import __version__, coreid, diffraction
 from .build import AlignParams, load_records, write_generation
-from .calibrate import apply_folder_models, default_warning
-from .depth import composite_depth, place_positions, read_affine_table, read_sections_table
+from .calibrate import apply_folder_models, default_warning, record_calibration
+from .depth import (composite_depth, place_positions, place_spectra, place_stored_scans, read_affine_table,
+                    read_sections_table, section_relative_warnings)
 from .errors import InputError
-from .records import (DEPTH_SECTION_RELATIVE, Calibration, CoreRecord, ElementTable, LabTable, Process,
-                      SpectraBlock, Spectrum)
+from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, content_identity, find, parse_all
-from .store import layout
 from .store.generations import Store, now_iso
 
 
@@ -77,7 +76,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
     :class:`~xrfhub.errors.StoreLockedError` when another writer holds the store.
     """
     store = store if isinstance(store, Store) else Store(store)
-    check_store_folder(store, init)
+    store.check_folder(init)
     report = IngestReport()
     cands = find(paths)
     cmap = coreid.CoreMap.from_csv(core_map) if core_map else None
@@ -141,7 +140,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 s.core = core
         calibrated, cal_warnings = apply_folder_models(spectra, paths, models) if calibration is None else ({}, [])
         report.warnings.extend(cal_warnings)
-        bad = _place_sections(spectra, section_table, paths) if section_table is not None else []
+        bad = place_spectra(spectra, section_table, paths) if section_table is not None else []
         bad = bad or _check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:
@@ -158,7 +157,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
         changed = _merge_spectra(records, spectra)
         if section_table is not None:
-            changed |= _place_stored(records, section_table)
+            changed |= place_stored_scans(records, section_table)
         element_parsed = [p for p in new + replaced if p.kind == "elements"]
         if section_table is not None:
             element_parsed = _place_element_points(element_parsed, section_table, skip_bad, report)
@@ -174,7 +173,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         model_sources = {p.source.name: p.source for p in parsed if p.kind == "calibration" and p.error is None}
         if model is not None:
             calibrated = {model.source: [s.source for s in spectra]}
-        _record_calibration(records, spectra, calibrated, [*models, *([model] if model else [])], model_sources)
+        record_calibration(records, spectra, calibrated, [*models, *([model] if model else [])], model_sources)
         if section_table is not None:
             _record_sections(records, section_table, changed)
         changed |= _rehome_lab_only(records, cmap)
@@ -205,7 +204,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.cores = sorted(changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
         report.warnings.extend(filter(None, [default_warning(spectra)]))
-        report.warnings.extend(_section_relative_warnings(records, changed))
+        report.warnings.extend(section_relative_warnings(records, changed))
         gen = write_generation(store, current, records, changed, known, history=history,
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings,
@@ -215,44 +214,13 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         return report
 
 
-def check_store_folder(store: Store, init: bool) -> None:
-    """Refuse a ``--store`` that is a file, or a folder of other files, unless ``init`` says so.
-
-    Creating a store in the raw data folder by a slip of the argument order would mix the
-    store's files with the user's; a new or empty folder is created without asking.
-    """
-    root = store.root
-    if root.exists() and not root.is_dir():
-        raise InputError(root, "--store names an existing file, not a store folder; name a new or empty folder "
-                               "(or an existing store)", field="--store")
-    if root.is_dir() and not store.exists():
-        others = sorted(e.name for e in root.iterdir() if e.name != layout.LOCK)
-        if others and not init:
-            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
-            raise InputError(root, f"--store names a folder that holds other files ({shown}) and is not an xrfhub "
-                                   "store (no store.json); name a new or empty folder, or pass --init to create a "
-                                   "store in it", field="--store")
-
-
-def _place_sections(spectra: list[Spectrum], table, paths: dict[str, str]) -> list[tuple[str, InputError]]:
-    """Section tops from the user's table: depth = top + position, on the table's scale.
-
-    Returns (store name, error) for spectra of a core the table covers but whose section it
-    lacks: placing some sections of a core and not others would mix two depth scales.
-    """
-    top, depth, missing = place_positions(table, [s.core for s in spectra], [s.section for s in spectra],
-                                          [s.position_mm for s in spectra])
-    lacking = set(missing)
-    bad: dict[str, InputError] = {}
-    for i, s in enumerate(spectra):
-        if i in lacking:
-            known = ", ".join(table.sections_of(s.core)) or "none"
-            bad.setdefault(s.source, InputError(
-                paths.get(s.source, s.source), f"core {s.core} section {s.section!r} is not in the sections table "
-                f"{table.source} (its sections of this core: {known})", field="section"))
-        elif not np.isnan(top[i]):
-            s.section_top_mm, s.depth_mm, s.depth_scale = float(top[i]), float(depth[i]), table.scale
-    return list(bad.items())
+def _record_sections(records: dict[str, CoreRecord], table, changed: set[str]) -> None:
+    for core_id in sorted(changed & set(records)):
+        if table.covers(core_id):
+            rec = records[core_id]
+            rec.processes = [p for p in rec.processes if p.name != "section_depths"]
+            rec.processes.append(Process("section_depths", "xrfhub", __version__, now_iso(),
+                                         {**table.describe(), "sections": table.sections_of(core_id)}))
 
 
 def _place_element_points(parsed: list[Parsed], table, skip_bad: bool, report) -> list[Parsed]:
@@ -282,75 +250,6 @@ def _place_element_points(parsed: list[Parsed], table, skip_bad: bool, report) -
             p.records.points = pts
         kept.append(p)
     return kept
-
-
-def _place_stored(records: dict[str, CoreRecord], table) -> set[str]:
-    """Stored scans of cores the table covers get its section tops too (ingest --sections again)."""
-    changed = set()
-    for core_id, rec in records.items():
-        if not table.covers(core_id):
-            continue
-        for name, block in list(rec.scans.items()):
-            c = block.coords
-            top, depth, missing = place_positions(table, c["core"].to_numpy(), c["section"].to_numpy(),
-                                                  c["position_mm"].to_numpy())
-            ok = ~np.isnan(top)
-            if missing or not ok.any():
-                continue  # a stored section the table lacks keeps the depths it has
-            same = (c["depth_scale"].to_numpy() == table.scale) & np.isclose(c["depth_mm"].to_numpy(float), depth)
-            if same[ok].all():
-                continue
-            coords = c.copy()
-            coords.loc[ok, "section_top_mm"] = top[ok]
-            coords.loc[ok, "depth_mm"] = depth[ok]
-            coords.loc[ok, "depth_scale"] = table.scale
-            rec.scans[name] = SpectraBlock(block.counts, coords)
-            changed.add(core_id)
-    return changed
-
-
-def _record_sections(records: dict[str, CoreRecord], table, changed: set[str]) -> None:
-    for core_id in sorted(changed & set(records)):
-        if table.covers(core_id):
-            rec = records[core_id]
-            rec.processes = [p for p in rec.processes if p.name != "section_depths"]
-            rec.processes.append(Process("section_depths", "xrfhub", __version__, now_iso(),
-                                         {**table.describe(), "sections": table.sections_of(core_id)}))
-
-
-def _record_calibration(records, spectra, calibrated: dict[str, list], models, model_sources) -> None:
-    """Provenance of bAXIL calibrations: the model (calibration, lines evaluated) on each core."""
-    if not calibrated:
-        return
-    by_name = {m.source: m for m in models}
-    core_of = {s.source: s.core for s in spectra}
-    for source, names in calibrated.items():
-        model = by_name.get(source)
-        for core_id in sorted({core_of[n] for n in names if n in core_of}):
-            rec = records.get(core_id)
-            if rec is None or model is None:
-                continue
-            rec.processes.append(Process("energy_calibration", "xrfhub", __version__, now_iso(),
-                                         {**model.describe(), "n_spectra": sum(core_of.get(n) == core_id
-                                                                               for n in names)}))
-            src = model_sources.get(source)
-            if src is not None and all(x.name != src.name for x in rec.sources):
-                rec.sources.append(src)
-
-
-def _section_relative_warnings(records: dict[str, CoreRecord], changed: set[str]) -> list[str]:
-    """One warning per changed core whose depths are section-relative (its section tops unknown)."""
-    out = []
-    for core_id in sorted(changed & set(records)):
-        scans = records[core_id].scans.values()
-        rel = [b.coords for b in scans if (b.coords["depth_scale"] == DEPTH_SECTION_RELATIVE).any()]
-        if rel:
-            n = sum(int((c["depth_scale"] == DEPTH_SECTION_RELATIVE).sum()) for c in rel)
-            secs = sorted({str(x) for c in rel for x in c["section"]})
-            out.append(f"core {core_id}: {n} spectra in section(s) {', '.join(secs)} have section-relative depths "
-                       "(the files give section numbers, not section tops); pass --sections FILE (core, section, "
-                       "top depth with its unit) to place them in the core")
-    return out
 
 
 def _apply_composite(records: dict[str, CoreRecord], table, source: str) -> set[str]:
