@@ -18,12 +18,30 @@ from xrfhub.depth import read_sections_table
 from xrfhub.errors import InputError
 from xrfhub.readers import avaatech_spe, baxil_axml
 
-from conftest import SHARED, run_cli, spe_text, synthetic_counts
+from conftest import SHARED, spe_text, synthetic_counts
 
 REAL = SHARED / "fixtures" / "real" / "iodp_SOD-Laboratory" / "XRF"
 SECTIONS_CSV = ("Exp,Site,Hole,Core,Type,Sect,Top depth CSF-A (m),Bottom depth CSF-A (m)\n"
                 "397,U1587,A,2,H,1,3.9,5.4\n397,U1587,A,2,H,2,5.4,6.9\n")
 FE_KA_KEV = 6.404
+
+
+def run_cli(*args, check=True):
+    """The real CLI, in-process (click's runner): exit code, stdout and stderr as a user sees them.
+
+    In-process because a fresh interpreter per call costs seconds on a loaded machine; the
+    command, its option parsing and its error handling are the same code.
+    """
+    from click.testing import CliRunner
+
+    from xrfhub_cli.main import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    result.returncode = result.exit_code
+    if check and result.exit_code != 0:
+        raise AssertionError(f"xrfhub {' '.join(map(str, args))} exited {result.exit_code}\n{result.output}"
+                             f"\n{result.exception!r}")
+    return result
 
 
 def real_spe() -> Path:
