@@ -94,6 +94,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, **_option
     except ET.ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise InputError(path, f"not well-formed XML ({exc}); expected a bAXIL model (.axml)", line=line) from None
+    except (LookupError, ValueError) as exc:  # an encoding the XML declaration names but Python lacks
+        raise InputError(path, f"cannot decode the XML ({exc}); expected a bAXIL model (.axml)") from None
     if root.tag != "bAxil":
         raise InputError(path, f"XML root element is <{root.tag}>, expected <bAxil> (a bAXIL model)")
     cal = root.find("Model/Calibration")
