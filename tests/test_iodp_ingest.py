@@ -306,6 +306,8 @@ def test_store_option_is_checked(tmp_path):
     assert result.returncode == 2 and "names an existing file" in result.stderr and "Traceback" not in result.stderr
     run_cli("ingest", data, "--store", data, "--init")
     assert (data / "store.json").exists()
+    again = run_cli("ingest", data, "--store", data).stdout  # the store's own files are not data
+    assert "2 file(s) already in the store" in again and "store generation: unchanged" in again
 
 
 def test_misspelled_core_in_query_is_bad_input(tmp_path):
@@ -324,3 +326,16 @@ def test_info_shows_diffraction_series_with_pattern_counts(tmp_path):
     xrfhub.ingest([folder], tmp_path / "hub", wavelength=0.5)
     info = run_cli("info", tmp_path / "hub").stdout
     assert "diffraction series" in info and "4 pattern(s)" in info
+
+
+def test_bad_input_doc_lists_these_refusals_as_the_code_words_them():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_bad_input_ingest",
+                                                  Path(__file__).resolve().parents[1] / "docs" / "make_bad_input_ingest.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    rows = gen.run_cases()
+    assert all(code == 2 for _case, code, _msg in rows)
+    assert gen.section_of(gen.OUT.read_text(encoding="utf-8")) == gen.render(rows), \
+        "docs/bad-input.md is stale: run python docs/make_bad_input_ingest.py"

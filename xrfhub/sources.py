@@ -23,6 +23,7 @@ from . import readers
 from .errors import InputError, UnknownFormatError
 from .readers import max_dataset
 from .records import SourceFile
+from .store import layout
 
 _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "truth.json", "desktop.ini"}
 
@@ -67,6 +68,9 @@ def find(paths) -> list[Candidate]:
                 out.append(Candidate(path, base, True, max_dataset.FORMAT))
                 continue
             for folder, dirs, files in os.walk(path):
+                if layout.POINTER in files:  # a store made inside the data folder (--init): not data
+                    dirs[:] = [d for d in dirs if d not in (layout.GENERATIONS, layout.HISTORY)]
+                    files = [f for f in files if f not in (layout.POINTER, layout.LOG, layout.LOCK)]
                 keep = []
                 for d in sorted(d for d in dirs if not d.startswith(".")):
                     sub = Path(folder) / d
