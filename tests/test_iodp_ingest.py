@@ -136,9 +136,13 @@ def test_core_option_wins_over_the_file(tmp_path):
 
 def test_real_second_section_ingests_and_queries_never_mix_sections(tmp_path):
     folder = copy_real(tmp_path / "XRF", sections=("1", "2"))
+    lab = tmp_path / "lab.csv"  # a sample at 1 cm (the positions' value) and one at 391 cm (section 1 on CSF-A)
+    lab.write_text("core,depth_cm,CaCO3 [%]\n397-U1587A-2H,1.0,50\n397-U1587A-2H,391.0,40\n")
     hub = tmp_path / "hub"
-    report = xrfhub.ingest([folder], hub)
+    report = xrfhub.ingest([folder, lab], hub, align=xrfhub.build.AlignParams(tube_kv=30.0))
     assert report.n_spectra == 2 and report.cores == ["397-U1587A-2H"]
+    # section-relative spectra are never paired with lab (core) depths
+    assert xrfhub.info(hub)["matches"]["matched"] == 0
     assert any("section-relative depths" in w and "--sections" in w for w in report.warnings)
     ds = xrfhub.open(hub, index=False)
     assert sorted(ds["section"].values) == ["1", "2"] and set(ds["depth_scale"].values) == {"section-relative"}
@@ -153,9 +157,10 @@ def test_real_second_section_ingests_and_queries_never_mix_sections(tmp_path):
     # the tops arrive later: the stored sections are placed, on the table's scale
     tops = tmp_path / "sections.csv"
     tops.write_text(SECTIONS_CSV)
-    xrfhub.ingest([folder], hub, sections=tops)
+    xrfhub.ingest([folder], hub, sections=tops, align=xrfhub.build.AlignParams(tube_kv=30.0))
     ds = xrfhub.open(hub, index=False)
     assert sorted(ds["depth_mm"].values) == [3910.0, 5410.0] and set(ds["depth_scale"].values) == {"CSF-A"}
+    assert xrfhub.info(hub)["matches"]["matched"] == 1
     assert xrfhub.query(hub, tmp_path / "q.csv", core="397-U1587A-2H", depth="3900:6000") == 2
     assert "store is valid" in run_cli("validate", hub).stdout
 

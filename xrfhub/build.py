@@ -17,7 +17,7 @@ import xarray as xr
 
 from . import __version__, diffraction, predictions
 from .align import align_samples, mean_spectra
-from .records import CoreRecord, Process, SpectraBlock
+from .records import DEPTH_SECTION_RELATIVE, CoreRecord, Process, SpectraBlock
 from .store import hub, layout, nexus
 from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
 
@@ -248,6 +248,10 @@ def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):
     if n_ch is not None:
         block = spectra[n_ch]
         table = block.coords[["core", "depth_mm", "tube_kv", "valid"]]
+        if "depth_scale" in block.coords and (block.coords["depth_scale"] == DEPTH_SECTION_RELATIVE).any():
+            # lab depths are core depths: a section-relative spectrum is never paired with them
+            table = table.assign(valid=table["valid"].to_numpy(bool)
+                                 & (block.coords["depth_scale"] != DEPTH_SECTION_RELATIVE).to_numpy())
         counts = block.counts
     else:
         table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
