@@ -344,3 +344,18 @@ def test_bad_input_doc_lists_these_refusals_as_the_code_words_them():
     assert all(code == 2 for _case, code, _msg in rows)
     assert gen.section_of(gen.OUT.read_text(encoding="utf-8")) == gen.render(rows), \
         "docs/bad-input.md is stale: run python docs/make_bad_input_ingest.py"
+
+
+def test_sections_table_places_element_table_points_too(fixtures_dir, tmp_path):
+    """One mechanism for every vendor: a bAXIL element export's sections are placed by the same table."""
+    export = fixtures_dir / "xrf" / "avaatech_baxil_ZUG18-7_10kV_raw.csv"
+    if not export.is_file():
+        pytest.skip(f"{export} not present")
+    tops = tmp_path / "tops.csv"
+    tops.write_text("core,section,top_cm\nZUG18-7,0,100\n")
+    xrfhub.ingest([export], tmp_path / "hub", sections=tops)
+    el = xrfhub.open(tmp_path / "hub", "elements", index=False)
+    assert float(el["depth_mm"].values.min()) == 1050.0 and set(el["depth_scale"].values) == {"core"}
+    tops.write_text("core,section,top_cm\nZUG18-7,5,100\n")
+    with pytest.raises(InputError, match="section '0' is not in the sections table"):
+        xrfhub.ingest([export], tmp_path / "hub2", sections=tops)

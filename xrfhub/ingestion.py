@@ -161,6 +161,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         element_parsed = [p for p in new + replaced if p.kind == "elements"]
         if section_table is not None:
             element_parsed = _place_element_points(element_parsed, section_table, skip_bad, report)
+            kept = {p.source.name for p in element_parsed}
+            new = [p for p in new if p.kind != "elements" or p.source.name in kept]
+            replaced = [p for p in replaced if p.kind != "elements" or p.source.name in kept]
         changed |= _merge_elements(records, element_parsed)
         changed |= diffraction.merge_patterns(records, [p for p in new + replaced if p.kind == "diffraction"], core)
         changed |= diffraction.merge_labels(records, [p for p in new + replaced if p.kind == "diffraction-labels"])
