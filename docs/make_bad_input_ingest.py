@@ -104,7 +104,8 @@ def render(rows) -> str:
            "it was (nothing is written before the checks pass).", "",
            "| # | Case | Exit | Message |", "|---|------|------|---------|"]
     for n, (case, code, message) in enumerate(rows, start=1):
-        out.append(f"| I{n} | {case} | {code} | `` {message.replace('|', '\\|')} `` |")
+        cell = message.replace("|", "\\|")  # a pipe would end the table cell
+        out.append(f"| I{n} | {case} | {code} | `` {cell} `` |")
     out += ["", END]
     return "\n".join(out)
 
