@@ -368,7 +368,24 @@ def _xrd_labels_seeds() -> list[Seed]:
             _text_seed("wide", "wide.csv", "pattern,MnO,TiO2,LiF\nA,1,0,0\nB,1,1,0\nC,0,0,0\n")]
 
 
-_SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
+_AXML = ("<?xml version='1.0' encoding='ISO-8859-1'?>\n<bAxil>\n <ExperimentalConditions><Excitation><DIRECT_TUBE>"
+         "<XRayTube>\n  <Voltage> 30 </Voltage>\n  <Anode><Composition> Mo </Composition></Anode>\n </XRayTube>"
+         "</DIRECT_TUBE></Excitation></ExperimentalConditions>\n <Model>\n  <Calibration>\n   <Zero><Initial> 0.0 "
+         "</Initial><Fitted> 0.00000E+000 </Fitted></Zero>\n   <Gain><Initial> 2.04000E-002 </Initial><Fitted> "
+         "2.03734E-002 </Fitted></Gain>\n  </Calibration>\n  <XrayLines><LineGroup Z='26' Label='Fe-K'/></XrayLines>\n"
+         "  <AnalyticalLines>\n   <Line><Z> 26 </Z><Label>Ka</Label><Area> 23245 </Area></Line>\n"
+         "   <Line><Z> 45 </Z><Label>Ka-Inc</Label></Line>\n  </AnalyticalLines>\n </Model>\n</bAxil>\n")
+
+
+def _axml_seeds() -> list[Seed]:
+    out = [_text_seed("model", "m.axml", _AXML)]
+    real = FIXTURES.parent / "real" / "iodp_SOD-Laboratory" / "XRF" / "30kVp_XRF2_FixedCalibration_v02.axml"
+    if real.is_file():
+        out.append(_text_seed("real", real.name, real.read_bytes()))
+    return out
+
+
+_SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_axml": _axml_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
           "itrax_spe": _itrax_spe_seeds, "itrax_results": _itrax_results_seeds, "mca_amptek": _amptek_seeds,
           "mca_spec": _spec_seeds, "lab_pangaea": _pangaea_seeds, "lab_iodp": _iodp_seeds,
           "lab_csv": _lab_csv_seeds, "xrd_nexus": _xrd_nexus_seeds, "xrd_labels": _xrd_labels_seeds,

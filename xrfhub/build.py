@@ -17,7 +17,7 @@ import xarray as xr
 
 from . import __version__, diffraction, predictions
 from .align import align_samples, mean_spectra
-from .records import CoreRecord, Process, SpectraBlock
+from .records import DEPTH_SECTION_RELATIVE, CoreRecord, Process, SpectraBlock
 from .store import hub, layout, nexus
 from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
 
@@ -222,6 +222,10 @@ def _core_summary(rec: CoreRecord, rel: str) -> dict:
         "depth_min_mm": float(all_d.min()) if all_d.size else None,
         "depth_max_mm": float(all_d.max()) if all_d.size else None,
         "n_samples": int(len(rec.lab)),
+        # what depth_mm means in this core, and its sections: info says when depths are
+        # section-relative (two sections then share depths)
+        "depth_scales": sorted({str(v) for b in rec.scans.values() for v in b.coords["depth_scale"]}),
+        "sections": sorted({str(v) for b in rec.scans.values() for v in b.coords["section"]}),
         **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
             "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
     }
@@ -252,6 +256,10 @@ def _align(records, spectra: dict[int, SpectraBlock], params: AlignParams):
     if n_ch is not None:
         block = spectra[n_ch]
         table = block.coords[["core", "depth_mm", "tube_kv", "valid"]]
+        if "depth_scale" in block.coords and (block.coords["depth_scale"] == DEPTH_SECTION_RELATIVE).any():
+            # lab depths are core depths: a section-relative spectrum is never paired with them
+            table = table.assign(valid=table["valid"].to_numpy(bool)
+                                 & (block.coords["depth_scale"] != DEPTH_SECTION_RELATIVE).to_numpy())
         counts = block.counts
     else:
         table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),

@@ -66,6 +66,10 @@ class NotInIndexError(StoreError, KeyError):
     :class:`~xrfhub.errors.StoreError` so that the CLI reports it without a traceback.
     """
 
+    #: a misspelled core or a depth the store does not hold is the user's input, not a store
+    #: problem: ``xrfhub query`` exits 2 (docs/bad-input.md)
+    exit_code = 2
+
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
 

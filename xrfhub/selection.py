@@ -29,7 +29,14 @@ def parse_depth_range(text: str | None) -> slice | None:
     return slice(lo, hi)
 
 
-def select(store, kind: str = "spectra", core=None, depth: slice | None = None, **where) -> xr.Dataset:
+def select(store, kind: str = "spectra", core=None, depth: slice | None = None, section=None,
+           **where) -> xr.Dataset:
+    """Rows of one kind by core, depth range and section.
+
+    A depth selection never mixes two sections at one depth: where depths are
+    section-relative (no ``--sections`` table placed them), rows of two sections of one core
+    share depths, so such a selection must name its section, or it is refused.
+    """
     ds = api.open(store, kind)
     sel = {}
     if core:
@@ -38,10 +45,36 @@ def select(store, kind: str = "spectra", core=None, depth: slice | None = None, 
         sel["depth_mm"] = depth
     if sel:
         ds = ds.sel(**sel)
+    if section is not None:
+        if "section" not in ds.coords and "section" not in ds:
+            raise InputError("--section", f"the {kind!r} rows carry no section")
+        wanted = [section] if isinstance(section, str) else list(section)
+        keep = np.isin(np.asarray(ds["section"].values).astype(str), wanted)
+        ds = ds.isel({ds["section"].dims[0]: np.flatnonzero(keep)})
+    if depth is not None:
+        _refuse_mixed_sections(ds)
     for name, value in where.items():
         if value is not None:
             ds = ds.where(ds[name] == value, drop=True) if name not in ds.indexes else ds.sel({name: value})
     return ds
+
+
+def _refuse_mixed_sections(ds: xr.Dataset) -> None:
+    """Refuse a depth selection whose rows of one core come from two sections on section-relative depths."""
+    if "depth_scale" not in ds or "section" not in ds or "core" not in ds:
+        return
+    scale = np.asarray(ds["depth_scale"].values).astype(str)
+    rel = scale == "section-relative"
+    if not rel.any():
+        return
+    core = np.asarray(ds["core"].values).astype(str)[rel]
+    section = np.asarray(ds["section"].values).astype(str)[rel]
+    for c in dict.fromkeys(core):
+        secs = sorted(set(section[core == c]))
+        if len(secs) > 1:
+            raise InputError("--depth", f"core {c} has section-relative depths (no --sections table placed its "
+                                        f"sections), so sections {', '.join(secs)} share these depths; name one "
+                                        "with --section, or ingest a sections table with --sections FILE")
 
 
 def to_table(ds: xr.Dataset, *, counts: bool = False, units: str = "none") -> pd.DataFrame:
@@ -79,7 +112,7 @@ CSV_UNITS = ("suffix", "row", "none")
 
 
 def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | None = None,
-          counts: bool = False, units: str = "suffix") -> int:
+          counts: bool = False, section=None, units: str = "suffix") -> int:
     """Write a selection to ``out`` (format from its suffix); returns the number of rows.
 
     A selection with no rows is refused with what the store holds for the cores asked
@@ -94,7 +127,7 @@ def query(store, out, *, kind: str = "spectra", core=None, depth: str | slice | 
     if fmt is None:
         raise InputError(out, f"unknown output format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     depth = parse_depth_range(depth) if isinstance(depth, str) else depth
-    ds = select(store, kind, core=core, depth=depth)
+    ds = select(store, kind, core=core, depth=depth, section=section)
     if not any(ds.sizes.get(d, 0) for d in ("spectrum", "sample", "point", "pattern")):
         raise InputError("--depth", _empty_selection(store, kind, core, depth))
     if fmt == "netcdf":

@@ -23,6 +23,7 @@ from . import readers
 from .errors import InputError, UnknownFormatError
 from .readers import max_dataset
 from .records import SourceFile
+from .store import layout
 
 _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "truth.json", "desktop.ini"}
 
@@ -67,6 +68,9 @@ def find(paths) -> list[Candidate]:
                 out.append(Candidate(path, base, True, max_dataset.FORMAT))
                 continue
             for folder, dirs, files in os.walk(path):
+                if layout.POINTER in files:  # a store made inside the data folder (--init): not data
+                    dirs[:] = [d for d in dirs if d not in (layout.GENERATIONS, layout.HISTORY)]
+                    files = [f for f in files if f not in (layout.POINTER, layout.LOG, layout.LOCK)]
                 keep = []
                 for d in sorted(d for d in dirs if not d.startswith(".")):
                     sub = Path(folder) / d
@@ -213,3 +217,22 @@ def _progress(items, enabled):
 
     return tqdm(items, desc="parse", unit="file")
 
+
+
+def content_identity(p: Parsed) -> str:
+    """What makes two sources the same data: their bytes, and what the reader made of them.
+
+    The same bytes under another path (a core folder ingested, then its parent; a copy) are
+    the same source. But an Avaatech file's *name* carries its core, section and position, so a
+    renamed copy that names section 2 is new data: the identity therefore adds, for spectra and
+    element tables, where their points sit (core, section, run, voltage, replicate, depth).
+    """
+    if p.kind in ("spectra", "spectra+samples"):
+        spectra = p.records if p.kind == "spectra" else p.records.spectra
+        where = repr([(s.core, s.section, s.run, s.tube_kv, s.replicate, round(s.position_mm, 6)) for s in spectra])
+    elif p.kind == "elements":
+        cols = [c for c in ("core", "section", "run", "replicate", "position_mm") if c in p.records.points]
+        where = repr(p.records.points[cols].to_numpy().tolist())
+    else:
+        return p.source.sha256
+    return p.source.sha256 + ":" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:16]

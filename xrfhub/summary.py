@@ -71,6 +71,15 @@ def format_info(summary: dict) -> str:
                else "no spectra")
         lines.append(f"  {core:<16} {c['n_spectra']:>7} spectra  {rng:<22} {len(c['scans'])} scan(s)  "
                      f"{c['n_samples']} lab samples")
+        scales = c.get("depth_scales") or []
+        if scales and scales != ["core"]:
+            secs = c.get("sections") or []
+            lines.append(f"  {'':<16} depth scale: {', '.join(scales)}" + (f" (sections {', '.join(secs)})" if secs else "")
+                         + ("; section-relative depths: each section starts at its own 0, pass --sections FILE"
+                            if "section-relative" in scales else ""))
+        for grid, n in (c.get("diffraction") or {}).items():
+            lines.append(f"  {'':<16} diffraction series {grid}: {n} pattern(s)"
+                         + (f", {c.get('n_labels', 0)} labelled" if c.get("n_labels") else ""))
     if "scan_settings" in summary:
         lines.append("scan settings: " + "; ".join(f"{k} {v}" for k, v in summary["scan_settings"].items()))
     if "samples" in summary:

@@ -34,6 +34,11 @@ def cli():
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--store", required=True, type=click.Path(), help="Store folder (created if missing).")
+@click.option("--init", is_flag=True, help="Create the store in an existing folder that holds other files.")
+@click.option("--sections", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Section tops: CSV core,section,top depth with its unit (e.g. IODP 'Top depth CSF-A (m)').")
+@click.option("--calibration", "calibration_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="bAXIL model (.axml) whose energy calibration applies to every spectrum.")
 @click.option("--format", "format_", default=None, help="Reader to use instead of recognising content.")
 @click.option("--core-map", type=click.Path(exists=True, dir_okay=False), help="CSV lab_core,scan_core.")
 @click.option("--skip-bad", is_flag=True, help="Ingest the good files and list the bad ones.")
@@ -57,13 +62,15 @@ def cli():
 @click.option("--labels", "labels", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Diffraction: a labels table (pattern id -> class or phases); repeatable.")
 @_friendly
-def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
+def ingest(inputs, store, init, sections, calibration_file, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
            align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels):
     """Read scanner files and lab tables (files or folders) into STORE."""
     from xrfhub.build import AlignParams
     from xrfhub.records import Calibration
 
     client = None
+    if gain is not None and calibration_file:
+        raise click.UsageError("give --gain or --calibration, not both")
     if scheduler:
         from dask.distributed import Client
 
@@ -71,7 +78,8 @@ def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, sect
     report = xrfhub.ingest(
         [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
         core=core, section_top_mm=section_top,
-        calibration=Calibration(gain, offset, "option") if gain is not None else None,
+        calibration=Calibration(gain, offset, "option") if gain is not None else calibration_file,
+        sections=sections, init=init,
         align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
         wavelength=wavelength, scan_coord=scan_coord, progress=True)
     click.echo(report.summary())
@@ -105,16 +113,17 @@ def validate(store):
 @click.option("--kind", default="spectra", show_default=True)
 @click.option("--core", multiple=True, help="Core id (repeatable).")
 @click.option("--depth", default=None, help="Depth range START:STOP in mm, inclusive.")
+@click.option("--section", default=None, help="Section (as stored), e.g. for section-relative depths.")
 @click.option("--counts", is_flag=True, help="Include the counts of every channel.")
 @click.option("--out", required=True, type=click.Path(), help="Output .csv, .parquet or .nc")
 @click.option("--units-as", "units", type=click.Choice(["suffix", "row", "none"]), default="suffix",
               show_default=True, help="Units in CSV/Parquet: in column names (CaCO3_wt%), a row under the "
                                       "header (CSV), or none. NetCDF keeps them as attributes.")
 @_friendly
-def query(store, kind, core, depth, counts, out, units):
+def query(store, kind, core, depth, section, counts, out, units):
     """Write the selected spectra (or samples) with their coordinates, one row each."""
     cores = list(core) if len(core) > 1 else (core[0] if core else None)
-    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts, units=units)
+    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts, section=section, units=units)
     click.echo(f"wrote {n} rows to {out}")
 
 

@@ -18,6 +18,7 @@ from ..errors import InputError, UnknownFormatError
 #: Reader modules in sniffing order (most specific first).
 _MODULES = (
     "avaatech_spe",
+    "baxil_axml",
     "baxil_csv",
     "avaatech_xlsx",
     "itrax_spe",

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..records import DEFAULT_CALIBRATION, Calibration, Spectrum
+from ..coreid import is_placeholder, parse_iodp_sample
+from ..records import DEFAULT_CALIBRATION, DEPTH_CORE, DEPTH_SECTION_RELATIVE, Calibration, Spectrum
 
 FORMAT = "avaatech-spe"
 KIND = "spectra"
@@ -334,14 +335,17 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     warn: list[str] = []
     name = _name_fields(path, fields)
 
-    core_id = fields.text("CORE_ID") or name.get("core") or core
-    if not core_id:
-        raise InputError(path, "no core id in $Core_ID:, the file name or $SPEC_ID: (pass --core)", field="$Core_ID")
-    section = fields.text("SECTION_ID") or name.get("section", "")
+    ident = _identity(fields, name, path, core, warn)
+    section = ident["section"]
+    scale = DEPTH_CORE
     if section_top_mm_override is not None:
         top = float(section_top_mm_override)
+    elif ident["iodp"] and section == ident["iodp"].section:
+        # an IODP section number says which section, not where its top is: positions stay
+        # section-relative until a --sections table gives the tops
+        top, scale = math.nan, DEPTH_SECTION_RELATIVE
     elif section:
-        top = section_top_mm(section, path, "$Section_ID" if fields.text("SECTION_ID") else "file name section token")
+        top = section_top_mm(section, path, ident["section_field"])
     else:
         raise InputError(path, "no section token in $Section_ID: or the file name (e.g. 'CORE_0100 ...'); "
                                "pass the section top", field="$Section_ID")
@@ -363,16 +367,19 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     date_text = fields.text("DATE_MEA")
     date = _iso_date(date_text, path, "$DATE_MEA") if date_text else name.get("date", "")
     run = fields.text("RUN_ID") or name.get("run") or _run_from_folder(path)
-    if run and _SMALL_WHOLE.fullmatch(run):
-        run = f"Run{int(run)}"
+    run = _run_token(run)
     rep_text = fields.text("REPLICATE_ID")
+    if rep_text:  # written like the file-name token ("Rep0") by some heads
+        rep_text = re.sub(r"(?i)^\s*rep(?:licate)?[\s_-]*", "", rep_text)
     replicate = _replicate(rep_text, path, "$Replicate_ID", line=fields.where.get("REPLICATE_ID", 0) + 1) \
         if rep_text else name.get("replicate", 0)
     cal = calibration if calibration is not None else _calibration(fields, path)
 
     return [Spectrum(
-        counts=counts, core=core_id.strip(), section=section.strip(), section_top_mm=top,
-        position_mm=float(position), depth_mm=top + float(position), run=run or "", replicate=int(replicate),
+        counts=counts, core=ident["core"], section=section, half=ident["half"], sample_id=ident["sample_id"],
+        section_top_mm=top, position_mm=float(position),
+        depth_mm=float(position) if scale == DEPTH_SECTION_RELATIVE else top + float(position), depth_scale=scale,
+        run=run or "", replicate=int(replicate),
         tube_kv=kv if kv is not None else name.get("tube_kv", math.nan),
         tube_ma=ma if ma is not None else name.get("tube_ma", math.nan),
         live_time_s=live, real_time_s=real,
@@ -384,6 +391,63 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         instrument="avaatech", detector=fields.text("DETECTOR") or fields.text("SPEC_REM") or "",
         source=source or path.name, header=header_text, warnings=tuple(warn),
     )]
+
+
+def _identity(fields: _Fields, name: dict, path: Path, core_option: str | None, warn: list[str]) -> dict:
+    """Core, section, half and text id of the spectrum, with placeholders never deciding.
+
+    ``$Core_ID: 0`` / ``$Section_ID: 0`` (or empty, ``-``) are fields the scanner software left
+    at their default, so the file name (or ``$SPEC_ID:``) decides. An IODP sample name
+    (``397-U1587A-2H-1-A_SHLF11796791``) in the core field is split into core
+    ``397-U1587A-2H``, section ``1``, half ``A`` and text id. ``--core`` (``core_option``) wins
+    over everything the file says.
+    """
+    head_core, head_section = fields.text("CORE_ID"), fields.text("SECTION_ID")
+    name_core, name_section = name.get("core"), name.get("section")
+    head_core = None if is_placeholder(head_core) else head_core.strip()
+    name_core = None if is_placeholder(name_core) else name_core.strip()
+    iodp = next((parsed for parsed in (parse_iodp_sample(t) for t in (head_core, name_core) if t) if parsed), None)
+    out = {"iodp": iodp, "half": "", "sample_id": ""}
+    if iodp is not None:
+        out.update(core=iodp.core, half=iodp.half, sample_id=iodp.text_id)
+    else:
+        out["core"] = head_core or name_core
+    if core_option:
+        out["core"] = core_option.strip()
+    if not out["core"]:
+        said = f" ($Core_ID: holds the placeholder {fields.text('CORE_ID')!r})" if fields.text("CORE_ID") is not None \
+            else ""
+        raise InputError(path, f"no core id in $Core_ID:, the file name or $SPEC_ID:{said}; pass --core",
+                         field="$Core_ID")
+    # the section: a real header value, else the IODP sample name, else the name's token
+    if head_section is not None and not is_placeholder(head_section):
+        section, where = head_section.strip(), "$Section_ID"
+        if iodp is not None and section.lstrip("0") != iodp.section.lstrip("0"):
+            warn.append(f"$Section_ID {section!r} disagrees with section {iodp.section!r} of the sample name; "
+                        "$Section_ID used")
+    elif iodp is not None:
+        section, where = iodp.section, "sample name"
+    elif name_section is not None and not is_placeholder(name_section):
+        section, where = name_section.strip(), "file name section token"
+    elif head_section is not None or name_section is not None:
+        # only a placeholder anywhere: kept as the section "0" with its top at 0 mm, as the
+        # scanner's own software reads it, and said
+        section, where = "0", "$Section_ID"
+        warn.append("the section is only the placeholder '0' ($Section_ID and file name): positions taken as "
+                    "depths below the core top; pass --section-top or --sections if that is wrong")
+    else:
+        section, where = "", "$Section_ID"
+    out.update(section=section, section_field=where)
+    return out
+
+
+def _run_token(run: str | None) -> str:
+    """``2``, ``Run2``, ``run 2`` -> ``Run2``; other names as written (spaces dropped)."""
+    if not run:
+        return ""
+    text = run.strip()
+    m = re.fullmatch(r"(?i)(?:run[\s_-]*)?([0-9]{1,9})", text)
+    return f"Run{int(m.group(1))}" if m else text.replace(" ", "")
 
 
 def _replicate(text: str, path, field: str, *, line=None) -> int:

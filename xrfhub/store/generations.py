@@ -21,7 +21,7 @@ from pathlib import Path
 import filelock
 
 from .. import __version__
-from ..errors import StoreError, StoreLockedError
+from ..errors import InputError, StoreError, StoreLockedError
 from . import layout
 
 
@@ -114,6 +114,25 @@ class Store:
         return Generation(self.root, name) if name else None
 
     # ------------------------------------------------------------------ writing
+
+    def check_folder(self, init: bool) -> None:
+        """Refuse a ``--store`` that is a file, or a folder of other files, unless ``init`` says so.
+
+        Creating a store in the raw data folder by a slip of the argument order would mix the
+        store's files with the user's; a new or empty folder is created without asking.
+        """
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise InputError(root, "--store names an existing file, not a store folder; name a new or empty folder "
+                                   "(or an existing store)", field="--store")
+        if root.is_dir() and not self.exists():
+            others = sorted(e.name for e in root.iterdir() if e.name != layout.LOCK)
+            if others and not init:
+                shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+                raise InputError(root, f"--store names a folder that holds other files ({shown}) and is not an xrfhub "
+                                       "store (no store.json); name a new or empty folder, or pass --init to create a "
+                                       "store in it", field="--store")
+
 
     @contextmanager
     def writer(self, wait: float = 0.0):

@@ -94,6 +94,9 @@ def spectra_dataset(block: SpectraBlock, nominal_gain: float, nominal_offset: fl
         if units:
             attrs["units"] = units
         coords[name] = ((layout.SPECTRUM,), values, attrs)
+    # the scale(s) of depth_mm said on the variable itself, so a reader of the hub alone sees
+    # when depths are section-relative (two sections of one core then share depths)
+    coords["depth_mm"][2]["depth_scale"] = ", ".join(sorted({str(v) for v in block.coords["depth_scale"]}))
     coords["channel"] = ((layout.CHANNEL,), np.arange(n_ch, dtype=np.int32), {"long_name": "detector channel"})
     coords["energy"] = ((layout.CHANNEL,), nominal_offset + nominal_gain * np.arange(n_ch),
                         {"units": "keV", "long_name": "nominal energy (per-spectrum calibration in "

@@ -60,9 +60,12 @@ SPECTRA_CHUNK_ROWS = 1024
 SPECTRUM_COORDS: dict[str, tuple[str, str, str]] = {
     "core": ("str", "", "core id"),
     "section": ("str", "", "section token as written by the scanner"),
+    "half": ("str", "", "section half (IODP A archive, W working), when named"),
+    "sample_id": ("str", "", "text id of the measured section or sample (IODP LIMS text id)"),
     "section_top_mm": ("float64", "mm", "depth of the section top in the core"),
     "position_mm": ("float64", "mm", "position in the section"),
-    "depth_mm": ("float64", "mm", "core depth (section top + position)"),
+    "depth_mm": ("float64", "mm", "depth on the scale depth_scale names (core: section top + position)"),
+    "depth_scale": ("str", "", "what depth_mm measures: core, section-relative, or a --sections table's scale"),
     "composite_depth_mm": ("float64", "mm", "composite depth (from a user's affine table)"),
     "scan": ("str", "", "scan name (section, run, tube voltage, replicate)"),
     "run": ("str", "", "scanner run"),
@@ -83,6 +86,10 @@ SPECTRUM_COORDS: dict[str, tuple[str, str, str]] = {
     "valid": ("bool", "", "False when the reader flagged the spectrum"),
     "source": ("str", "", "source file name in the store"),
 }
+
+
+#: Values of new coordinates for spectra written before the coordinate existed.
+SPECTRUM_COORD_DEFAULTS: dict[str, object] = {"half": "", "sample_id": "", "depth_scale": "core"}
 
 
 def spectra_group(n_channels: int) -> str:

@@ -43,7 +43,7 @@ import pandas as pd
 from .. import __version__, identifiers
 from ..errors import StoreError
 from ..records import Calibration, CoreRecord, Process, SourceFile, SpectraBlock
-from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORDS
+from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORD_DEFAULTS, SPECTRUM_COORDS
 
 SCHEMA_NAME = "NXxrf_core_scan"
 CORE_ENTRY = "core"
@@ -506,6 +506,9 @@ def _read_scan(entry: h5py.Group) -> tuple[str, SpectraBlock]:
     # layout 1 kept @columns on an NXcollection "points"; the fields' paths are in the JSON
     table = entry["points"] if "points" in entry else entry["data"]
     coords = _read_table(entry, table.attrs["columns"])
+    for col, default in SPECTRUM_COORD_DEFAULTS.items():  # files written before the column existed
+        if col not in coords.columns:
+            coords[col] = np.full(len(coords), default, dtype=object)
     return _str(entry["entry_identifier"]), SpectraBlock(counts, coords)
 
 
