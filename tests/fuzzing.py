@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from xrfhub import readers as registry
 from xrfhub.errors import InputError
+from xrfhub.records import Calibration
 from xrfhub.sources import Candidate, parse_one
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "xrf"
@@ -190,18 +191,20 @@ _DFL = (b"[detector parameters]\r\nkeV/channel 2 = 0.0102\r\nenergy offset 2 = -
 def _itrax_spe_seeds() -> list[Seed]:
     spe = itrax_spe_bytes(_counts(128))
     side = {"Results.txt": results_bytes(), "settings.dfl": _DFL, "document.txt": _DOCUMENT}
-    out = [Seed("synth", "L000002.spe", {"L000002.spe": spe}, {"core": "CORE9"}),
-           Seed("synth-named", "L000002.spe", {"L000002.spe": itrax_spe_bytes(_counts(64), section="CORE9_S2")})]
+    cal = Calibration(0.0102, -0.0099, "option")  # the header's E0/E1 is a placeholder the reader refuses
+    out = [Seed("synth", "L000002.spe", {"L000002.spe": spe}, {"core": "CORE9", "calibration": cal}),
+           Seed("synth-named", "L000002.spe", {"L000002.spe": itrax_spe_bytes(_counts(64), section="CORE9_S2")},
+                {"calibration": cal})]
     for name in side:  # the .spe is clean, a side file beside it is mutated
         out.append(Seed(f"synth-side-{name}", "L000002.spe", {"L000002.spe": spe, **side}, target=name))
     real = _fixture("itrax_L000676.spe")
     if real is not None:
-        out.append(Seed("real", "L000676.spe", {"L000676.spe": real}, {"core": "CD166_19"}))
+        out.append(Seed("real", "L000676.spe", {"L000676.spe": real}, {"core": "CD166_19", "calibration": cal}))
         dfl, doc = _fixture("itrax_Results_settings.dfl"), _fixture("itrax_CD166_19_S1_xrf_document.txt")
         out += [Seed("real-side-dfl", "L000676.spe", {"L000676.spe": real, "Results_settings.dfl": dfl},
                      {"core": "CD166_19"}, target="Results_settings.dfl"),
                 Seed("real-side-document", "L000676.spe", {"L000676.spe": real, "document.txt": doc},
-                     {"core": "CD166_19"}, target="document.txt")]
+                     {"core": "CD166_19", "calibration": cal}, target="document.txt")]
     return out
 
 

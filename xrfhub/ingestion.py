@@ -32,6 +32,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) with --skip-bad
     ignored: list[str] = field(default_factory=list)  # unrecognised files met while walking folders
+    noted: list[tuple[str, str]] = field(default_factory=list)  # (file, why) recognised, not stored by design
     cores: list[str] = field(default_factory=list)  # cores whose content changed
     n_spectra: int = 0
     n_samples: int = 0
@@ -48,6 +49,8 @@ class IngestReport:
         if self.ignored:
             lines.append(f"{len(self.ignored)} unrecognised file(s) in folders ignored: "
                          + ", ".join(self.ignored[:5]) + (" ..." if len(self.ignored) > 5 else ""))
+        for name, reason in self.noted:
+            lines.append(f"not stored {name}: {reason}")
         for name, reason in self.skipped:
             lines.append(f"skipped {name}: {reason}")
         lines.extend(f"warning: {w}" for w in self.warnings[:20])
@@ -62,6 +65,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
            core: str | None = None, section_top_mm: float | None = None,
            align: AlignParams | None = None, composite_table=None, client=None,
            wavelength: float | None = None, scan_coord: str | None = None,
+           depth_mm: float | None = None, depth_unit: str | None = None, units: str | None = None,
            progress: bool = False) -> IngestReport:
     """Ingest files and folders into ``store`` (created if missing); see the module docstring.
 
@@ -74,7 +78,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
     cmap = coreid.CoreMap.from_csv(core_map) if core_map else None
     options = {k: v for k, v in {"calibration": calibration, "core": core,
                                   "section_top_mm_override": section_top_mm, "wavelength": wavelength,
-                                  "scan_coord": scan_coord}.items() if v is not None}
+                                  "scan_coord": scan_coord, "depth_mm": depth_mm, "depth_unit": depth_unit,
+                                  "units": units}.items() if v is not None}
 
     with store.writer(wait=wait):
         current = store.current()
@@ -86,12 +91,16 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
         new: list[Parsed] = []
         replaced: list[Parsed] = []
+        noted: list[Parsed] = []
         for p in parsed:
             old = known.get(p.source.name)
             if p.ignored:
                 report.ignored.append(p.source.name)
             elif old is not None and old["sha256"] == p.source.sha256:
                 report.unchanged.append(p.source.name)
+            elif p.note:  # recognised, deliberately not stored: say why, remember it in the manifest
+                report.noted.append((p.source.name, p.note))
+                noted.append(p)
             elif p.error is not None:
                 _refuse_or_skip(p.error, skip_bad, report)
             elif old is not None and not replace:
@@ -154,6 +163,11 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         for p in new + replaced:
             known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
                                    "size": p.source.size, "path": p.source.path, "ingested": stamp}
+            if p.kind == "samples" and getattr(p.records, "qc", None) is not None and len(p.records.qc):
+                known[p.source.name]["qc_rows"] = p.records.qc.to_dict(orient="records")
+        for p in noted:
+            known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": "not stored",
+                                   "size": p.source.size, "path": p.source.path, "ingested": stamp, "note": p.note}
         report.added = [p.source.name for p in new]
         report.replaced = [p.source.name for p in replaced]
         report.n_spectra = len(spectra)
@@ -165,7 +179,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
-                                      "skipped": report.skipped, "date": stamp}, progress=progress)
+                                      "skipped": report.skipped, "not_stored": report.noted, "date": stamp},
+                               progress=progress)
         report.generation = gen.name
         return report
 

@@ -413,9 +413,10 @@ def sniff(head: bytes, name: str = "") -> bool:
     return has_depth and has_value
 
 
-#: Ingest options that belong to spectrum readers: ingest passes one option set to every
-#: reader of a mixed folder, so lab readers read past these instead of refusing them.
-SPECTRA_OPTIONS = frozenset({"calibration", "section_top_mm", "section_top_mm_override"})
+#: Ingest options that belong to spectrum readers (and the lab options only the plain-table
+#: reader uses): ingest passes one option set to every reader of a mixed folder, so lab readers
+#: read past these instead of refusing them.
+SPECTRA_OPTIONS = frozenset({"calibration", "section_top_mm", "section_top_mm_override", "depth_unit", "units"})
 
 
 def check_options(options: dict, allowed: set[str], fmt: str) -> None:
