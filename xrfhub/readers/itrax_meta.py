@@ -36,7 +36,7 @@ XRF_DATA_FOLDER = "xrf data"
 _SECTION_SUFFIX = re.compile(r"^(?P<core>.+?)[_\- ]+(?P<section>(?:s|sec|sect|section)[_\-]?\d+[a-z]?)$",
                              re.IGNORECASE)
 #: A replicate scan's folder ends in ``_REP<n>`` (``CD166_19_S1_REP1``: replicate 1 of S1).
-_REPLICATE_SUFFIX = re.compile(r"^(?P<name>.+?)[_\- ]+(?:rep|replicate)[_\-]?(?P<rep>\d+)$", re.IGNORECASE)
+_REPLICATE_SUFFIX = re.compile(r"^(?P<name>.+?)[_\- ]+(?:rep|replicate)[_\- ]?(?P<rep>\d+)$", re.IGNORECASE)
 _LENGTH_UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "microns": 1e-3, "micron": 1e-3, "um": 1e-3, "µm": 1e-3}
 
 

@@ -260,7 +260,7 @@ def _document_disagrees(doc, header, date: str) -> str:
     """Why ``document.txt`` does not describe this spectrum ("" when nothing disagrees)."""
     written = header.get("section name", ("", "", 0))[0]
     if doc.section_name and written and written.lower() != _PLACEHOLDER_SECTION and \
-            meta.split_replicate(written)[0].lower() != meta.split_replicate(doc.section_name)[0].lower():
+            written.lower() != doc.section_name.lower():
         return f"{doc.source} names section {doc.section_name!r}, the spectrum's header {written!r}"
     if doc.date and date:
         apart = abs((datetime.fromisoformat(date).date() - datetime.fromisoformat(doc.date).date()).days)
