@@ -141,6 +141,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
+            if p.kind == "samples" and getattr(p.records, "qc", None):  # kept in the manifest, see below
+                report.warnings.append(f"{p.source.name}: {p.records.metadata.get('qc_rows', '')}; "
+                                       "not stored as samples, listed with the source in the manifest")
             if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
                 report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
         changed |= _merge_lab(records, tables, cmap, report)
@@ -163,8 +166,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         for p in new + replaced:
             known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
                                    "size": p.source.size, "path": p.source.path, "ingested": stamp}
-            if p.kind == "samples" and getattr(p.records, "qc", None) is not None and len(p.records.qc):
-                known[p.source.name]["qc_rows"] = p.records.qc.to_dict(orient="records")
+            if p.kind == "samples" and getattr(p.records, "qc", None):
+                known[p.source.name]["qc_rows"] = p.records.qc
         for p in noted:
             known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": "not stored",
                                    "size": p.source.size, "path": p.source.path, "ingested": stamp, "note": p.note}
