@@ -144,6 +144,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             if p.kind == "samples" and getattr(p.records, "qc", None):  # kept in the manifest, see below
                 report.warnings.append(f"{p.source.name}: {p.records.metadata.get('qc_rows', '')}; "
                                        "not stored as samples, listed with the source in the manifest")
+            if p.kind == "elements":  # what an element table's reader noted (units, QC rows, depth scale)
+                report.warnings.extend(f"{p.source.name}: {p.records.metadata[k]}" for k in ("qc_rows", "warnings")
+                                       if p.records.metadata.get(k))
             if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
                 report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
         changed |= _merge_lab(records, tables, cmap, report)

@@ -145,7 +145,7 @@ def _read(cand: Candidate) -> bytes:
 
 #: Ingest options for lab readers (the rest describe spectra) and options lab readers never get.
 LAB_OPTIONS = frozenset({"core", "depth_unit", "units"})
-_LAB_ONLY = frozenset({"depth_unit", "units"})
+_LAB_ONLY = frozenset({"depth_unit"})  # units also serve element tables (pxrf)
 
 
 def reader_options(kind: str, options: dict) -> dict:
