@@ -24,6 +24,7 @@ as wt% by default. Rows that are not samples (``Mode`` ``Cal Check``, ``Sample T
 """
 from __future__ import annotations
 
+import csv
 import math
 import re
 from pathlib import Path
@@ -49,11 +50,10 @@ _MISSING = {"nd": "nd", "<lod": "<LOD", "": ""}
 
 
 def _decode(raw: bytes) -> str | None:
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16")
-    if b"\x00" in raw[:200]:  # UTF-16 without a byte-order mark
+    """UTF-16 (with or without byte-order mark), UTF-8 or Latin-1 text; None when it is none."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:200]:
         try:
-            return raw.decode("utf-16-le")
+            return raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le")
         except UnicodeDecodeError:
             return None
     try:
@@ -95,7 +95,12 @@ def _cell_value(text: str) -> tuple[float, str]:
     flag = _MISSING.get(t.lower().replace(" ", ""))
     if flag is not None:
         return math.nan, flag
-    return float(t), ""
+    if not re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", t):
+        raise ValueError(t)
+    value = float(t)
+    if not math.isfinite(value):
+        raise ValueError(t)
+    return value, ""
 
 
 def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
@@ -106,11 +111,14 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     text = _decode(raw)
     if text is None:
         raise InputError(path, "cannot decode the text (expected UTF-16, UTF-8 or Latin-1)")
-    found = _header(text)
-    if found is None:
-        raise InputError(path, "cannot find the column separator (comma or tab)", line=1)
-    header, sep = found
-    rows = [(n, cells) for n, cells in _records(split_lines(text), sep)[1:] if any(c.strip() for c in cells)]
+    try:
+        found = _header(text)
+        if found is None:
+            raise InputError(path, "cannot find the column separator (comma or tab)", line=1)
+        header, sep = found
+        rows = [(n, cells) for n, cells in _records(split_lines(text), sep)[1:] if any(c.strip() for c in cells)]
+    except csv.Error as exc:
+        raise InputError(path, f"malformed delimited text ({exc}): a quote left open?") from None
     col = {_key(h): i for i, h in enumerate(header) if h}
     conc = [i for i, h in enumerate(header) if lab_rules.is_concentration(P.split_header(h).name)]
     if "le" in col:
@@ -200,6 +208,8 @@ def _identity(cell, core_option: str | None) -> dict | None:
     try:
         position = float(offset) * 10.0  # offsets are written in cm (IODP convention; the TSV says "(cm)")
     except ValueError:
+        return None
+    if not (math.isfinite(position) and position >= 0):
         return None
     return {"core": core_option or core_id, "section": section, "half": half, "text_id": text_id,
             "sample": name, "position_mm": position}
