@@ -446,11 +446,12 @@ def _header_roles(head: bytes) -> tuple[list[P.HeaderField], set[str]] | None:
 
 
 def sniff(head: bytes, name: str = "") -> bool:
-    """A delimited header with a depth (mid, or top and bottom) and a lab value: a known
-    property (CaCO3, TOC, ...) or a column in a mass-fraction unit; or a header of three or
-    more element/oxide columns (read then refuses a missing depth by name). Tables of other kinds with
-    a depth column (e.g. a list of spectra with ``mid_depth_mm``) are thus not claimed; a lab
-    table of only unknown, unit-less properties needs ``--format lab-csv``.
+    """A delimited header with a lab value: a known property (CaCO3, TOC, ...) or a column in a
+    mass-fraction unit, or three or more element/oxide columns. A depth column is not required
+    to claim the table: reading it then refuses a missing depth by name, rather than the user
+    meeting the list of every format. Tables of other kinds with a depth column (e.g. a list
+    of spectra with ``mid_depth_mm``) are not claimed; a lab table of only unknown, unit-less
+    properties needs ``--format lab-csv``.
 
     IODP LIMS exports are left to ``lab_iodp`` (their ``Core`` is a core number, not an id).
     """
@@ -459,14 +460,13 @@ def sniff(head: bytes, name: str = "") -> bool:
     parsed = _header_roles(head)
     if parsed is None or lab_iodp.sniff(head, name):
         return False
-    fields, roles = parsed
-    has_depth = P.MID in roles or {P.TOP, P.BOTTOM} <= roles
+    fields, _roles = parsed
     has_value = any(P.column_role(f) == P.PROPERTY and (
         P.is_known_property(f.name) or P.unit_key(f.unit) in P.VALUE_UNITS) for f in fields)
     # a table of element concentrations is a lab table even without a depth column: claimed,
     # so that reading it says what is missing rather than listing every format
     concentrations = sum(P.column_role(f) == P.PROPERTY and lab_rules.is_concentration(f.name) for f in fields)
-    return (has_depth and has_value) or concentrations >= 3
+    return has_value or concentrations >= 3
 
 
 #: Ingest options that belong to spectrum readers (and the lab options only the plain-table
