@@ -275,14 +275,26 @@ def superseded_by(path: Path, table: ResultsTable) -> tuple[Path, ResultsTable] 
 
 
 def current_results(candidates: list[Path]) -> list[Path]:
-    """Result tables in the order a spectrum should consult them: superseded ones last."""
+    """Result tables in the order a spectrum should consult them: superseded ones last.
+
+    Cached while the tables are unchanged: every spectrum of a scan folder (thousands) asks,
+    and comparing the tables' point lists each time would cost O(points) per spectrum."""
+    try:
+        keys = tuple(meta._stat_key(p) for p in candidates)
+    except OSError:
+        return list(candidates)
+    return [Path(p) for p in _current_results(keys)]
+
+
+@functools.lru_cache(maxsize=8)
+def _current_results(keys: tuple) -> tuple[str, ...]:
     def rank(p: Path):
         try:
             table = load_results(p)
         except InputError:
             return (1, p.name)
         return (0 if superseded_by(p, table) is None else 1, p.name)
-    return sorted(candidates, key=rank)
+    return tuple(str(p) for p in sorted((Path(k[0]) for k in keys), key=rank))
 
 
 # --------------------------------------------------------------------------- reader
