@@ -42,7 +42,7 @@ def test_real_icp_table_needs_core_depth_unit_and_units(cal):
         lab_csv.read(ICP)
     with pytest.raises(InputError, match="--depth-unit"):
         lab_csv.read(ICP, core="CD166_19")
-    with pytest.raises(InputError, match=r"element concentrations without a unit \(Ag, Al, B.*never taken as wt%.*--units"):
+    with pytest.raises(InputError, match=r"concentrations without a unit \(Ag, Al, B.*never taken as wt%.*--units"):
         lab_csv.read(ICP, core="CD166_19", depth_unit="mm")
     table = lab_csv.read(ICP, core="CD166_19", depth_unit="mm", units="mg/kg")
     assert len(table.samples) == 60 and set(table.samples["core"]) == {"CD166_19"}
@@ -69,14 +69,17 @@ def test_real_icp_ingest_reports_qc_and_keeps_them(cal, tmp_path):
 
 
 def test_real_benchtop_units_row_read_then_depth_missing_said(cal):
-    with pytest.raises(InputError, match=r"no depth column.*'Cu \[ppm\]', 'S \[mass%\]'.*column\(s\) 1, 2 have no name"):
+    expected = r"no depth column.*'Cu \[ppm\]', 'S \[mass%\]'.*column\(s\) 1, 2 have no name"
+    with pytest.raises(InputError, match=expected):
         lab_csv.read(BENCHTOP, core="CD166_19")
 
 
 def test_written_units_row_and_units_option(tmp_path):
-    path = write(tmp_path, "bench.csv", "core,depth_cm,Ca,Fe,Zr\n,,mass%,mass%,ppm\nA,10,20.5,3.1,150\nA,11,ND,2.9,160\n")
+    path = write(tmp_path, "bench.csv",
+                 "core,depth_cm,Ca,Fe,Zr\n,,mass%,mass%,ppm\nA,10,20.5,3.1,150\nA,11,ND,2.9,160\n")
     table = lab_csv.read(path)
-    assert table.units == {"Ca": "mass%", "Fe": "mass%", "Zr": "ppm"} and table.metadata["units_row"] == "line 2"
+    assert table.units == {"Ca": "mass%", "Fe": "mass%", "Zr": "ppm"}
+    assert table.metadata["units_row"] == "line 2"
     np.testing.assert_allclose(table.samples["Zr"], [0.015, 0.016])
     assert np.isnan(table.samples["Ca"][1])
     # no units at all: refused, then per-column and default units fill only what is missing

@@ -22,7 +22,8 @@ Core and section: ``core=`` wins; otherwise the section name (document.txt ``Sec
 the folder before ``XRF data`` in the preamble or the ``filename`` paths) is split by
 :func:`~xrfhub.readers.itrax_meta.split_section_name`: ``CD166_19_S1`` is core ``CD166_19``,
 section ``S1``; a replicate folder (``CD166_19_S1_REP1``) is replicate 1 of that section (see
-:func:`~xrfhub.readers.itrax_meta.split_replicate`). Depth = section top (``section_top_mm_override``, else 0 with a warning) +
+:func:`~xrfhub.readers.itrax_meta.split_replicate`). Depth = section top
+(``section_top_mm_override``, else 0 with a warning) +
 ``position (mm)``.
 
 Two tables in one folder that evaluate the same points (Q-Spec's ``Results.txt`` of a

@@ -122,7 +122,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, wavelengt
             if step <= 0:
                 raise InputError(path, f"step {step:g} must be positive", line=keys["STEPSIZE"][1], field="_STEPSIZE")
             two_theta, counts = start + step * np.arange(len(values)), values[:, 0]
-        if not np.all(np.isfinite(values)) or two_theta[0] < 0 or two_theta[-1] >= 180 or np.any(np.diff(two_theta) <= 0):
+        if (not np.all(np.isfinite(values)) or two_theta[0] < 0 or two_theta[-1] >= 180
+                or np.any(np.diff(two_theta) <= 0)):
             raise InputError(path, "2-theta must increase within 0..180 degrees", line=r["line"])
         grids.append(two_theta)
         patterns.append((counts, keys))
