@@ -34,6 +34,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) with --skip-bad
     ignored: list[str] = field(default_factory=list)  # unrecognised files met while walking folders
+    noted: list[tuple[str, str]] = field(default_factory=list)  # (file, why) recognised, not stored by design
     cores: list[str] = field(default_factory=list)  # cores whose content changed
     n_spectra: int = 0
     n_samples: int = 0
@@ -50,6 +51,8 @@ class IngestReport:
         if self.ignored:
             lines.append(f"{len(self.ignored)} unrecognised file(s) in folders ignored: "
                          + ", ".join(self.ignored[:5]) + (" ..." if len(self.ignored) > 5 else ""))
+        for name, reason in self.noted:
+            lines.append(f"not stored {name}: {reason}")
         for name, reason in self.skipped:
             lines.append(f"skipped {name}: {reason}")
         lines.extend(f"warning: {w}" for w in self.warnings[:20])
@@ -64,7 +67,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
            core: str | None = None, section_top_mm: float | None = None,
            align: AlignParams | None = None, composite_table=None, client=None,
            wavelength: float | None = None, scan_coord: str | None = None, sections=None,
-           init: bool = False, progress: bool = False) -> IngestReport:
+           init: bool = False, depth_mm: float | None = None, depth_unit: str | None = None,
+           units: str | None = None, progress: bool = False) -> IngestReport:
     """Ingest files and folders into ``store`` (created if missing); see the module docstring.
 
     ``calibration`` is a :class:`Calibration` or the path of a bAXIL model (``.axml``) that
@@ -89,7 +93,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
     section_table = read_sections_table(sections) if sections is not None else None
     options = {k: v for k, v in {"calibration": calibration, "core": core,
                                   "section_top_mm_override": section_top_mm, "wavelength": wavelength,
-                                  "scan_coord": scan_coord}.items() if v is not None}
+                                  "scan_coord": scan_coord, "depth_mm": depth_mm, "depth_unit": depth_unit,
+                                  "units": units}.items() if v is not None}
 
     with store.writer(wait=wait):
         current = store.current()
@@ -103,6 +108,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         replaced: list[Parsed] = []
         # identity by content: the same data under another path is already stored
         stored_as = {v["identity"]: k for k, v in known.items() if v.get("identity")}
+        noted: list[Parsed] = []
         for p in parsed:
             old = known.get(p.source.name)
             ident = content_identity(p) if p.error is None and not p.ignored else ""
@@ -111,6 +117,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 report.ignored.append(p.source.name)
             elif old is not None and old["sha256"] == p.source.sha256:
                 report.unchanged.append(p.source.name)
+            elif p.note:  # recognised, deliberately not stored: say why, remember it in the manifest
+                report.noted.append((p.source.name, p.note))
+                noted.append(p)
             elif p.error is not None:
                 _refuse_or_skip(p.error, skip_bad, report)
             elif twin is not None:
@@ -170,6 +179,12 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
+            if p.kind == "samples" and getattr(p.records, "qc", None):  # kept in the manifest, see below
+                report.warnings.append(f"{p.source.name}: {p.records.metadata.get('qc_rows', '')}; "
+                                       "not stored as samples, listed with the source in the manifest")
+            if p.kind == "elements":  # what an element table's reader noted (units, QC rows, depth scale)
+                report.warnings.extend(f"{p.source.name}: {p.records.metadata[k]}" for k in ("qc_rows", "warnings")
+                                       if p.records.metadata.get(k))
             if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
                 report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
         changed |= _merge_lab(records, tables, cmap, report)
@@ -199,6 +214,11 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
                                    "size": p.source.size, "path": p.source.path, "ingested": stamp,
                                    "identity": content_identity(p)}
+            if p.kind == "samples" and getattr(p.records, "qc", None):
+                known[p.source.name]["qc_rows"] = p.records.qc
+        for p in noted:
+            known[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": "not stored",
+                                   "size": p.source.size, "path": p.source.path, "ingested": stamp, "note": p.note}
         report.added = [p.source.name for p in new]
         report.replaced = [p.source.name for p in replaced]
         report.n_spectra = len(spectra)
@@ -212,7 +232,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
-                                      "skipped": report.skipped, "date": stamp}, progress=progress)
+                                      "skipped": report.skipped, "not_stored": report.noted, "date": stamp},
+                               progress=progress)
         report.generation = gen.name
         return report
 

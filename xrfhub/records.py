@@ -139,6 +139,10 @@ class LabTable:
     flags: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: QC rows (blanks, standards, duplicates) kept apart from the samples: one dict per row with
+    #: ``line``, ``qc`` (blank/standard/duplicate), ``label`` (the cell that marked it) and
+    #: ``values`` (the row's cells by header, as written)
+    qc: list[dict] = field(default_factory=list)
 
     @property
     def properties(self) -> list[str]:

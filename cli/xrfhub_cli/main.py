@@ -61,9 +61,16 @@ def cli():
 @click.option("--scan-coord", default=None, help="Diffraction: name of the scan coordinate numbered in file names.")
 @click.option("--labels", "labels", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Diffraction: a labels table (pattern id -> class or phases); repeatable.")
+@click.option("--depth", "depth_mm", type=float, default=None,
+              help="Single-point spectra (.mca/.spe) that carry no depth: their core depth in mm.")
+@click.option("--depth-unit", type=click.Choice(["m", "cm", "mm"]), default=None,
+              help="Lab tables: unit of depth columns whose header gives none.")
+@click.option("--units", default=None,
+              help="Lab tables: unit of element/oxide columns without one: 'ppm', or per column 'Ca=ppm,Fe=wt%'.")
 @_friendly
-def ingest(inputs, store, init, sections, calibration_file, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
-           align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels):
+def ingest(inputs, store, init, sections, calibration_file, format_, core_map, skip_bad, replace, wait, core, section_top,
+           gain, offset, align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels,
+           depth_mm, depth_unit, units):
     """Read scanner files and lab tables (files or folders) into STORE."""
     from xrfhub.build import AlignParams
     from xrfhub.records import Calibration
@@ -81,7 +88,8 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
         calibration=Calibration(gain, offset, "option") if gain is not None else calibration_file,
         sections=sections, init=init,
         align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
-        wavelength=wavelength, scan_coord=scan_coord, progress=True)
+        wavelength=wavelength, scan_coord=scan_coord, depth_mm=depth_mm, depth_unit=depth_unit, units=units,
+        progress=True)
     click.echo(report.summary())
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..coreid import is_placeholder, parse_iodp_sample
 from ..records import DEFAULT_CALIBRATION, DEPTH_CORE, DEPTH_SECTION_RELATIVE, Calibration, Spectrum
+from .not_xrf import refuse_gamma
 
 FORMAT = "avaatech-spe"
 KIND = "spectra"
@@ -107,6 +108,8 @@ _SECTION_TOKEN = re.compile(r"^(.+)_(\d{3,6})$")
 #: A whole number as int() reads it safely: ASCII digits (str.isdigit also accepts '²'), and few
 #: enough of them to be a run, a replicate or a channel (a damaged file may hold thousands).
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+#: A count as ORTEC software may write it: digits, or a whole float ("0.", "12.000").
+_WHOLE_COUNT = re.compile(r"[0-9]+(?:\.0*)?")
 _SMALL_WHOLE = re.compile(r"[0-9]{1,9}")
 
 
@@ -239,7 +242,7 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
             warnings.simplefilter("error", DeprecationWarning)
             values = np.fromstring(body, dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):
-        values = None
+        values = _float_counts(body)  # ORTEC software writes whole counts as floats: "0." "12.0"
     if values is None or values.size != expected:
         _locate_bad_count(body, line0 + 2, expected, path)
     if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.uint32).max:
@@ -249,13 +252,27 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
     return values.astype(np.uint32), stop, line0 + 2 + body.count("\n")
 
 
+def _float_counts(body: str) -> np.ndarray | None:
+    """Counts written as floats (``0.``, ``12.0``) when every one is a whole number, else None
+    (the slow path then names the first bad token)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            floats = np.fromstring(body, dtype=np.float64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        return None
+    if not np.all(np.isfinite(floats)) or np.any(floats != np.rint(floats)) or np.any(np.abs(floats) > 2.0 ** 53):
+        return None
+    return floats.astype(np.int64)
+
+
 def _locate_bad_count(body: str, first_line: int, expected: int, path):
     """Slow path, only for broken files: find the line that spoils the counts."""
     seen = 0
     lines = body.split("\n")
     for i, line in enumerate(lines):
         for token in line.split():
-            if not _ASCII_DIGITS.fullmatch(token):
+            if not _WHOLE_COUNT.fullmatch(token):
                 raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=first_line + i,
                                  field="$DATA")
             seen += 1
@@ -322,6 +339,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     if pos == 0 and not text.startswith("$DATA:"):
         raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts")
     head = text[:pos].split("\n")[:-1] if pos else []
+    refuse_gamma(head, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
     counts, after, after_line = _counts(text, pos, len(head) + 1, path)
     header, where = parse_header(head, path)
     tail_text = text[after:]
@@ -338,6 +356,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     ident = _identity(fields, name, path, core, warn)
     section = ident["section"]
     scale = DEPTH_CORE
+    depth_opt = _options.get("depth_mm")  # --depth: a single point's core depth, given by the user
     if section_top_mm_override is not None:
         top = float(section_top_mm_override)
     elif ident["iodp"] and section == ident["iodp"].section:
@@ -346,12 +365,18 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         top, scale = math.nan, DEPTH_SECTION_RELATIVE
     elif section:
         top = section_top_mm(section, path, ident["section_field"])
+    elif depth_opt is not None:
+        top = 0.0
     else:
         raise InputError(path, "no section token in $Section_ID: or the file name (e.g. 'CORE_0100 ...'); "
-                               "pass the section top", field="$Section_ID")
+                               "pass the section top, or --depth (mm) for a single point", field="$Section_ID")
 
     x = fields.number("X_POSITION", _MM)
     position = x if x is not None else name.get("position_mm")
+    if depth_opt is not None:
+        if position is not None and abs(float(depth_opt) - top - position) > 1e-6:
+            warn.append(f"--depth {float(depth_opt):g} mm used; the file says {top + position:g} mm")
+        position = float(depth_opt) - top
     if position is None:
         raise InputError(path, "no position in section: expected $X_Position: or a 'NN.Nmm' token in the name",
                          field="$X_Position")
