@@ -187,6 +187,11 @@ def predict(store, run_dir, wait):
 
     run_id = training.predict(store, run_dir, wait=wait)
     click.echo(f"wrote prediction run {run_id} into {store}")
+    from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
+
+    coverage = prediction_coverage(store, run_id) if "," not in run_id else ""
+    if coverage:
+        click.echo(coverage)
 
 
 @cli.command()

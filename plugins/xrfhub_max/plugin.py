@@ -116,6 +116,9 @@ class MaxPlugin:
 
     def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
                   resume=False) -> dict:
+        from xrfhub.voltage import check_pair_voltage
+
+        check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, _cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                            val_fraction=config.val_fraction)
         fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
