@@ -73,9 +73,10 @@ def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0) -> str:
 
 
 def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
-    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines."""
+    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines;
+    ``peaks`` are ``(keV, line name or None)``: named only within the detector resolution."""
     from . import api
-    from .plots import plot_saliency
+    from .saliency import write_saliency
 
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
@@ -83,11 +84,8 @@ def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
         raise ConfigError(f"plugin {run['plugin']!r} does not provide saliency maps")
     values, n = plugin.saliency(store, run_dir, cores=cores)
     energy = api.open(store, "spectra", index=False)["energy"].values
-    out = Path(out)
-    table = out.with_suffix(".csv")
-    np.savetxt(table, np.column_stack([energy, values]), delimiter=",", header="energy_kev,saliency",
-               comments="", fmt="%.6g")
     kv = run.get("config", {}).get("tube_kv")
-    peaks = plot_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
-                          title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), {n} spectra")
-    return {"png": out, "csv": table, "n_spectra": n, "peaks": peaks}
+    result = write_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
+                            title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), "
+                                  f"{n} spectra{f', {float(kv):g} kV' if kv else ''}")
+    return result | {"n_spectra": n}

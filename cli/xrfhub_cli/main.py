@@ -221,7 +221,9 @@ def saliency(store, run_dir, out, core):
 
     result = training.saliency(store, run_dir, out, cores=list(core) or None)
     click.echo(f"saliency over {result['n_spectra']} spectra: {result['png']} and {result['csv']}")
-    click.echo("salient peaks: " + ", ".join(f"{label} ({e:.2f} keV)" for e, label in result["peaks"]))
+    # a peak is named only within the detector resolution of a line; otherwise its energy is its name
+    click.echo("salient peaks: " + ", ".join(f"{name} ({e:.2f} keV)" if name else f"{e:.2f} keV"
+                                             for e, name in result["peaks"]))
 
 
 @cli.command()

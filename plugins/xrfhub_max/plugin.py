@@ -213,8 +213,17 @@ class MaxPlugin:
                             "config": run["config"], "trained": run["created"], "stage": run["stage"],
                             "tube_kv": config.tube_kv})
 
-    def saliency(self, store, run_dir, *, cores=None, limit: int = 512):
-        """|d MSE / d input| per channel, normalised per spectrum, averaged over a selection."""
+    def saliency(self, store, run_dir, *, cores=None, limit: int = 512, shifts: int | None = None):
+        """|d MSE / d input| per channel, averaged over shifted patch grids, normalised per
+        spectrum and averaged over a selection; returns ``(saliency, n_spectra)``.
+
+        The patch embedding cuts a spectrum every ``patch`` channels and weights the channels of a
+        patch by the position inside it, so a plain gradient rises and falls with the patch grid
+        and its maxima sit at patch edges, not at emission lines. Each spectrum is therefore also
+        fed shifted right by 1 .. ``shifts - 1`` channels (edge-padded; default: every offset of
+        the grid) and the gradients, taken with respect to the unshifted channels, are averaged:
+        every channel meets every position in a patch once and the grid cancels out.
+        """
         import torch
 
         from . import engine
@@ -231,15 +240,35 @@ class MaxPlugin:
         x, y = x[:limit], None if y is None else y[:limit]
         if len(x) == 0:
             raise ConfigError("no spectra in the selection to compute saliency on")
-        inputs = transform(engine.to_device(x, device).float()).detach().requires_grad_(True)
-        if y is None:
-            loss = model(inputs, generator=config.seed)[0]
-        else:
-            loss = torch.nn.functional.mse_loss(model(inputs), torch.as_tensor(y, device=device).float())
-        loss.backward()
-        grad = inputs.grad.abs()
-        grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
-        return grad.mean(0).cpu().numpy(), len(x)
+        shifts = config.patch if shifts is None else max(1, min(int(shifts), config.patch))
+        offsets = np.unique(np.linspace(0, config.patch, shifts, endpoint=False).astype(int))
+        total = np.zeros(x.shape[1], dtype=np.float64)
+        for start in range(0, len(x), config.batch):
+            inputs = transform(engine.to_device(x[start:start + config.batch], device).float())
+            inputs = inputs.detach().requires_grad_(True)
+            target = None if y is None else torch.as_tensor(y[start:start + config.batch], device=device).float()
+            grad = torch.zeros_like(inputs)
+            for offset in offsets:
+                shifted = _shift_right(inputs, int(offset))
+                if target is None:
+                    loss = model(shifted, generator=config.seed)[0]
+                else:
+                    loss = torch.nn.functional.mse_loss(model(shifted), target)
+                grad += torch.autograd.grad(loss, inputs)[0].abs()
+            grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
+            total += grad.sum(0).double().cpu().numpy()
+        return (total / len(x)).astype(np.float32), len(x)
+
+
+def _shift_right(x, offset: int):
+    """``x`` moved ``offset`` channels up the energy axis, the first channel repeated below it;
+    the top ``offset`` channels fall off (at 10 kV they are empty). Differentiable in ``x``; the
+    repeated padding is detached, so channel 0 gets the gradient of its own position only."""
+    import torch
+
+    if offset == 0:
+        return x
+    return torch.cat([x[:, :1].detach().expand(-1, offset), x[:, :-offset]], dim=1)
 
 
 plugin = MaxPlugin()
