@@ -36,7 +36,9 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     if target is not None and "*" not in plugin.targets and target not in plugin.targets:
         raise ConfigError(f"plugin {name!r} cannot predict {target!r}; targets: {', '.join(plugin.targets)}")
     base, inherited = None, None
-    if init is not None:
+    if init is not None and not (Path(init) / RUN_FILE).is_file() and hasattr(plugin, "import_config"):
+        base = plugin.import_config(init)  # outside weights (e.g. the published MAX .pth): their shapes
+    elif init is not None:
         parent = _read_run(init)
         if parent["plugin"] != name:
             raise ConfigError(f"--init {init} is a {parent['plugin']!r} run, not {name!r}")

@@ -158,8 +158,9 @@ def plugins_():
 @click.option("--epochs", type=int, default=None)
 @click.option("--holdout-cores", default=None, help="Comma-separated cores kept out of training.")
 @click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
-@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Run folder to start from (inherits its config and held-out cores).")
+@click.option("--init", type=click.Path(exists=True), default=None,
+              help="Run folder to start from (inherits its config and held-out cores); for max also the "
+                   "published weights: a .pth file or a Hugging Face cache folder (read offline).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
 @_friendly
 def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume):

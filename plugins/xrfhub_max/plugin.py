@@ -75,7 +75,7 @@ class MaxPlugin:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         if stage == "pretrain":
-            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress, resume)
+            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress, resume, init)
         else:
             if not target:
                 raise ConfigError("fine-tuning needs --target (a lab property of the store, e.g. CaCO3)")
@@ -87,8 +87,9 @@ class MaxPlugin:
         (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
         return RunSummary(out, self.name, stage, target, metrics)
 
-    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False) -> dict:
-        from . import engine
+    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False,
+                  init=None) -> dict:
+        from . import engine, published
         from .model import MaxAutoencoder
 
         ds = xrfhub.open(store, "spectra", index=False)
@@ -105,8 +106,12 @@ class MaxPlugin:
         train = _Epochs(BatchStream(rows=rows[~is_val], **stream))
         val = _Epochs(BatchStream(rows=rows[is_val], shuffle=False, **stream)) if is_val.any() else None
         engine.seed_everything(config.seed)
-        model = MaxAutoencoder(config).to(engine.pick_device(config.device))
-        result = engine.pretrain(model, config, train, val, out, progress=progress, resume=resume)
+        model, transform = MaxAutoencoder(config), None
+        if init is not None and published.is_published(init):  # continue from the published weights
+            transform = self._import(model, init, config, out)
+        model = model.to(engine.pick_device(config.device))
+        result = engine.pretrain(model, config, train, val, out, transform=transform, progress=progress,
+                                 resume=resume)
         sample = next(iter(val or train))
         energy = ds["energy"].values
         engine.reconstruction_png(model, sample, out / "reconstruction.png", energy,
@@ -138,14 +143,17 @@ class MaxPlugin:
         scratch without it. The epoch is chosen on ``(x_val, y_val)``. This is what ``train``
         runs after splitting the store's pairs, and what ``xrfhub evaluate`` calls per cell."""
         from . import checkpoint as ckpt
-        from . import engine
+        from . import engine, published
         from .model import MaxAutoencoder, MaxRegressor
 
         out = Path(out)
         self._check_channels(np.shape(x)[1], config)
         engine.seed_everything(config.seed)
         transform = None
-        if init is not None:
+        if init is not None and published.is_published(init):  # the published (MAE-layout) weights
+            model = MaxRegressor(config)
+            transform = self._import(model, init, config, out)
+        elif init is not None:
             autoencoder = MaxAutoencoder(config)
             ckpt.load_weights(autoencoder, Path(init) / ckpt.BEST_FILE)
             model = MaxRegressor.from_autoencoder(autoencoder)
@@ -155,8 +163,10 @@ class MaxPlugin:
         model = model.to(engine.pick_device(config.device))
         train = engine.in_memory_batches(x, y, config.batch, seed=config.seed)
         val = engine.in_memory_batches(x_val, y_val, config.batch, shuffle=False) if len(y_val) else None
-        result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress,
-                                 resume=resume)
+        # the published head predicts wt% itself: its targets are not z-scored
+        stats = {"mean": 0.0, "std": 1.0, "count": int(len(y))} if config.head == "sigmoid100" else None
+        result = engine.finetune(model, config, train, val, out, transform=transform, target_stats=stats,
+                                 progress=progress, resume=resume)
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         transform = self._transform(out)
 
@@ -167,6 +177,26 @@ class MaxPlugin:
             return np.clip(engine.predict(model, batches, transform, stats), 0, 100)
 
         return FittedRegressor(predict, float(np.mean(y)), result.best_epoch)
+
+    def import_config(self, init) -> dict:
+        """The configuration outside weights (``--init FILE.pth``) imply: their architecture,
+        head and the authors' channel transform. ``xrfhub train`` layers presets and --set on it."""
+        from . import published
+
+        state, _ = published.read_state(init)
+        return published.inferred_config(state)
+
+    @staticmethod
+    def _import(model, init, config, out: Path):
+        """Load the published weights into ``model``, record the import in the run folder and
+        return the transform the model must be fed with (None: the configuration's default)."""
+        from . import published
+
+        state, source = published.read_state(init)
+        record = published.load_into(model, state, source)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / published.IMPORT_FILE).write_text(json.dumps(published.describe(record, config), indent=1))
+        return published.transform_for(config)
 
     @staticmethod
     def _check_channels(n: int, config: MaxConfig) -> None:
