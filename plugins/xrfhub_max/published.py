@@ -113,8 +113,11 @@ def read_state(init) -> tuple[dict[str, Any], Path]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refusals, truncated files, not a checkpoint at all
-        raise ConfigError(f"{path}: cannot read it as torch weights with weights_only=True "
-                          f"({type(e).__name__}: {e})") from e
+        why = str(e)
+        refused = re.search(r"WeightsUnpickler error: ([^\n]*?\.)(?: |$)", why)
+        why = (f"it holds more than tensors, which xrfhub never unpickles: {refused.group(1)}" if refused
+               else f"{type(e).__name__}: {why.splitlines()[0] if why else ''}")
+        raise ConfigError(f"{path}: cannot read it as torch weights with weights_only=True ({why})") from e
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
