@@ -133,7 +133,8 @@ def plot_saliency(energy: np.ndarray, saliency: np.ndarray, path, *, top: int = 
     ax.plot([], [], "v", color="C3", ms=5, label="salient peak: named within the detector FWHM "
                                                   "of a line, else its energy")
     ax.plot([], [], ":", color="0.55", label="reference emission lines (dotted)")
-    ax.set(xlabel="energy (keV)", ylabel="mean normalised |dMSE/d input| (0-1)", xlim=(lo, hi),
+    margin = 0.012 * (hi - lo)  # peak labels at the very ends stay clear of the axes
+    ax.set(xlabel="energy (keV)", ylabel="mean normalised |dMSE/d input| (0-1)", xlim=(lo - margin, hi + margin),
            ylim=(0, ymax * 1.45 if ymax > 0 else 1.0))
     ax.set_title(title, pad=44)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
