@@ -36,7 +36,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from xrfhub.errors import ConfigError
 
