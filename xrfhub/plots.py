@@ -166,39 +166,6 @@ def _superscript(n: int) -> str:
     return str(n).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
 
 
-def plot_saliency(energy: np.ndarray, saliency: np.ndarray, path, *, top: int = 8, title: str = "",
-                  tolerance_kev: float = 0.12, max_kev: float | None = None) -> list[tuple[float, str]]:
-    """Saliency against energy, the ``top`` salient peaks labelled with the nearest emission line.
-
-    ``max_kev`` (the tube voltage) bounds the plot: no fluorescence exists above it.
-    """
-    from scipy.signal import find_peaks
-
-    if max_kev is not None:
-        keep = energy <= max_kev
-        energy, saliency = energy[keep], saliency[keep]
-    plt = pyplot()
-    lines = element_lines(float(energy[-1]))
-    peaks, _ = find_peaks(saliency, distance=5)
-    peaks = peaks[np.argsort(saliency[peaks])[::-1][:top]]
-    marked = []
-    fig, ax = plt.subplots(figsize=(11, 4), dpi=110)
-    ax.plot(energy, saliency, lw=0.8, color="C0")
-    for p in sorted(peaks):
-        e = float(energy[p])
-        name, dist = min(((n, abs(v - e)) for n, v in lines.items()), key=lambda t: t[1], default=("", 1e9))
-        label = name if dist <= tolerance_kev else f"{e:.2f} keV"
-        marked.append((e, label))
-        ax.annotate(label, (e, saliency[p]), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8,
-                    rotation=90, va="bottom")
-    ax.set(xlabel="energy (keV)", ylabel="mean normalised |dMSE/dinput|", title=title,
-           xlim=(float(energy[0]), float(energy[-1])), ylim=(0, float(saliency.max()) * 1.35))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return marked
-
-
 def plot_ramp(two_theta: np.ndarray, intensity: np.ndarray, labels, path, *, title: str = "",
               scan: tuple[str, np.ndarray] | None = None, wavelength_a: float | None = None,
               intensity_unit: str = "as in the files") -> Path:

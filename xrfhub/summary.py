@@ -32,6 +32,7 @@ def info(store) -> dict:
             name: sorted({_plain(v) for v in np.unique(ds[name].values)})
             for name in ("tube_kv", "tube_ma", "live_time_s", "filter", "calibration_source", "instrument")
         }
+        _spectra_by_voltage(ds, out["cores"])
     if "qc" in kinds:  # flags per core and reason (`xrfhub qc`)
         from .qc.store import info as qc_info
 
@@ -53,6 +54,17 @@ def _leftovers(store) -> list[dict]:
     return [{"folder": str(path), "bytes": size} for path, size in Store(store).leftovers()]
 
 
+def _spectra_by_voltage(ds, cores: dict) -> None:
+    """Per core, its spectra per tube voltage: one core's 10 and 30 kV spectra share depths,
+    so users select a voltage (``ds.sel(core=..., tube_kv=10)``) before averaging."""
+    import pandas as pd
+
+    table = pd.crosstab(ds["core"].values.astype(str), ds["tube_kv"].values.astype(float))
+    for core, row in table.iterrows():
+        if core in cores:
+            cores[core]["spectra_by_kv"] = {f"{kv:g}": int(n) for kv, n in row.items() if n}
+
+
 def _plain(v):
     if isinstance(v, (np.floating, float)):
         return None if np.isnan(v) else float(v)
@@ -69,8 +81,9 @@ def format_info(summary: dict) -> str:
     for core, c in summary["cores"].items():
         rng = (f"{c['depth_min_mm']:.1f}-{c['depth_max_mm']:.1f} mm" if c["depth_min_mm"] is not None
                else "no spectra")
+        by_kv = ", ".join(f"{n} at {kv} kV" for kv, n in c.get("spectra_by_kv", {}).items())
         lines.append(f"  {core:<16} {c['n_spectra']:>7} spectra  {rng:<22} {len(c['scans'])} scan(s)  "
-                     f"{c['n_samples']} lab samples")
+                     f"{c['n_samples']} lab samples" + (f"  ({by_kv})" if by_kv else ""))
         scales = c.get("depth_scales") or []
         if scales and scales != ["core"]:
             secs = c.get("sections") or []
@@ -82,6 +95,9 @@ def format_info(summary: dict) -> str:
                          + (f", {c.get('n_labels', 0)} labelled" if c.get("n_labels") else ""))
     if "scan_settings" in summary:
         lines.append("scan settings: " + "; ".join(f"{k} {v}" for k, v in summary["scan_settings"].items()))
+        if len(summary["scan_settings"].get("tube_kv", [])) > 1:
+            lines.append("  spectra of several voltages share cores and depths: select one with "
+                         "xrfhub.open(store).sel(core=..., tube_kv=10)")
     if "samples" in summary:
         s = summary["samples"]
         lines.append(f"lab samples: {s['n']} (" + ", ".join(f"{p}: {n}" for p, n in s["properties"].items()) + ")")

@@ -41,7 +41,9 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     if target is not None and "*" not in plugin.targets and target not in plugin.targets:
         raise ConfigError(f"plugin {name!r} cannot predict {target!r}; targets: {', '.join(plugin.targets)}")
     base, inherited = None, None
-    if init is not None:
+    if init is not None and not (Path(init) / RUN_FILE).is_file() and hasattr(plugin, "import_config"):
+        base = plugin.import_config(init)  # outside weights (e.g. the published MAX .pth): their shapes
+    elif init is not None:
         parent = _read_run(init)
         if parent["plugin"] != name:
             raise ConfigError(f"--init {init} is a {parent['plugin']!r} run, not {name!r}")
@@ -84,9 +86,10 @@ def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0) -> str:
 
 
 def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
-    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines."""
+    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines;
+    ``peaks`` are ``(keV, line name or None)``: named only within the detector resolution."""
     from . import api
-    from .plots import plot_saliency
+    from .saliency import write_saliency
 
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
@@ -94,11 +97,8 @@ def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
         raise ConfigError(f"plugin {run['plugin']!r} does not provide saliency maps")
     values, n = plugin.saliency(store, run_dir, cores=cores)
     energy = api.open(store, "spectra", index=False)["energy"].values
-    out = Path(out)
-    table = out.with_suffix(".csv")
-    np.savetxt(table, np.column_stack([energy, values]), delimiter=",", header="energy_kev,saliency",
-               comments="", fmt="%.6g")
     kv = run.get("config", {}).get("tube_kv")
-    peaks = plot_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
-                          title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), {n} spectra")
-    return {"png": out, "csv": table, "n_spectra": n, "peaks": peaks}
+    result = write_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
+                            title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), "
+                                  f"{n} spectra{f', {float(kv):g} kV' if kv else ''}")
+    return result | {"n_spectra": n}

@@ -178,8 +178,9 @@ def plugins_():
 @click.option("--epochs", type=int, default=None)
 @click.option("--holdout-cores", default=None, help="Comma-separated cores kept out of training.")
 @click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
-@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Run folder to start from (inherits its config and held-out cores).")
+@click.option("--init", type=click.Path(exists=True), default=None,
+              help="Run folder to start from (inherits its config and held-out cores); for max also the "
+                   "published weights: a .pth file or a Hugging Face cache folder (read offline).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
 @click.option("--keep-flagged", is_flag=True, help="Train on spectra QC flagged bad or suspect too (run.json says).")
 @_friendly
@@ -209,6 +210,11 @@ def predict(store, run_dir, wait):
 
     run_id = training.predict(store, run_dir, wait=wait)
     click.echo(f"wrote prediction run {run_id} into {store}")
+    from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
+
+    coverage = prediction_coverage(store, run_id) if "," not in run_id else ""
+    if coverage:
+        click.echo(coverage)
 
 
 @cli.command()
@@ -238,7 +244,9 @@ def saliency(store, run_dir, out, core):
 
     result = training.saliency(store, run_dir, out, cores=list(core) or None)
     click.echo(f"saliency over {result['n_spectra']} spectra: {result['png']} and {result['csv']}")
-    click.echo("salient peaks: " + ", ".join(f"{label} ({e:.2f} keV)" for e, label in result["peaks"]))
+    # a peak is named only within the detector resolution of a line; otherwise its energy is its name
+    click.echo("salient peaks: " + ", ".join(f"{name} ({e:.2f} keV)" if name else f"{e:.2f} keV"
+                                             for e, name in result["peaks"]))
 
 
 @cli.command()

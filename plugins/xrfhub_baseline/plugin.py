@@ -20,6 +20,7 @@ import numpy as np
 import xrfhub
 from xrfhub.errors import ConfigError
 from xrfhub.loaders import labelled_samples, predict_spectra, split_pairs
+from xrfhub.voltage import check_pair_voltage
 from xrfhub.metrics import regression_metrics
 from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
@@ -128,6 +129,7 @@ class BaselinePlugin:
         return RunSummary(out, self.name, stage, target, metrics)
 
     def _train(self, store, out: Path, config: BaselineConfig, target: str, holdout, progress) -> dict:
+        check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                           val_fraction=config.val_fraction)
         fit = ~is_val
