@@ -76,6 +76,8 @@ class EvalConfig(Settings):
     baseline: bool = True
     bootstrap: int = 1000
     protocol_seed: int = 0
+    interval: float = 0.0  # a coverage level (e.g. 0.9) adds calibrated-interval runs per model and seed; 0: none
+    calibration_fraction: float = 0.25  # of the training cores, held apart to calibrate those intervals
 
     @classmethod
     def quick(cls) -> "EvalConfig":
