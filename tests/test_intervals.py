@@ -2,7 +2,7 @@
 
 The conformal arithmetic is checked on exchangeable numbers (coverage within a point of nominal);
 the store path with a user's plugin file (any regression plugin with a ``predictor`` gets intervals)
-on a generated store of 8 cores, one of them shifted (much higher TOC than any other: exchangeability
+on a generated store of 16 cores, one of them shifted (much higher TOC than any other: exchangeability
 broken on purpose). Coverage over several seeds is measured, not assumed.
 """
 import json
@@ -130,7 +130,7 @@ def store(tmp_path_factory):
     from xrfhub.synth import generate_corpus
 
     root = tmp_path_factory.mktemp("ivstore")
-    spec = {"n_cores": 8, "length_m": (1.2, 1.5), "lab_spacing_mm": 25.0, "n_30kv": 0, "n_50kv": 0, "n_held_out": 1}
+    spec = {"n_cores": 16, "length_m": (1.2, 1.5), "lab_spacing_mm": 30.0, "n_30kv": 0, "n_50kv": 0, "n_held_out": 1}
     truth = generate_corpus(root / "corpus", size=spec, seed=5)
     xrfhub.ingest([root / "corpus" / "scans", *sorted((root / "corpus" / "lab").iterdir())], root / "hub")
     normal = sorted(c for c, t in truth.cores.items() if t.has_scan and not t.held_out)
@@ -146,18 +146,18 @@ def _train(store, out, target, holdout, seed, **kw):
 
 @pytest.mark.slow
 def test_caco3_coverage_on_held_out_cores_over_seeds_is_near_nominal(store, tmp_path):
-    """Each seed holds out another core and draws other calibration cores; the coverage of the
-    0.9 interval, pooled over seeds, must lie within 0.1 of nominal (few cores per seed: the
-    per-seed coverage varies a lot, which the table in docs/results.md shows)."""
+    """Each seed holds out another core and draws 4 of the 14 other cores for calibration; the
+    coverage of the 0.9 interval, pooled over 8 seeds, must lie within 0.1 of nominal. (With only 2
+    calibration cores, on an 8-core store, it was 0.78: docs/results.md.)"""
     _, normal, _, _ = store
     covered, n, widths = 0.0, 0, []
-    for seed in range(6):
+    for seed in range(8):
         held = normal[seed % len(normal)]
         s = _train(store, tmp_path / f"s{seed}", "CaCO3", [held], seed, calibration_cores=["auto"])
         run = json.loads((tmp_path / f"s{seed}" / "run.json").read_text())
         cal = run["calibration_cores"]
-        assert held not in cal and run["holdout_cores"] == [held] and len(cal) == 2
-        assert held not in s.metrics["calibration"]["cores"]
+        assert held not in cal and run["holdout_cores"] == [held] and len(cal) == 4
+        assert s.metrics["calibration"]["cores"] == cal and s.metrics["calibration"]["n"] > 100
         iv = s.metrics["held_out"]["interval_90"]
         covered += iv["coverage"] * iv["n"]
         n += iv["n"]
@@ -174,6 +174,7 @@ def test_a_shifted_core_breaks_exchangeability_and_the_run_says_so(store, tmp_pa
     assert any("exchangeab" in w and shifted in w for w in s.warnings)
 
 
+@pytest.mark.slow
 def test_predict_with_interval_stores_bounds_beside_the_values(store, tmp_path):
     from conftest import run_cli
 
@@ -190,7 +191,10 @@ def test_predict_with_interval_stores_bounds_beside_the_values(store, tmp_path):
     assert np.isnan(lo[~ok]).all() and (lo[ok] >= 0).all() and (hi[ok] <= 100).all()
     attrs = preds["CaCO3_lower"].attrs
     assert attrs["interval_method"] == "split-conformal" and attrs["interval_level"] == 0.9
-    run_id = json.loads(preds.attrs["runs"])["CaCO3_lower"]
+    from xrfhub.predictions import list_runs
+
+    run_id = list_runs(hub)[-1]["run"]
+    assert list_runs(hub)[-1]["targets"] == ["CaCO3"]  # the bounds are not targets
     prov = json.loads(xrfhub.open(hub, "predictions", run=run_id).attrs["provenance"])
     assert prov["interval"]["calibration_cores"] == sorted(normal[1:3]) and prov["interval"]["level"] == 0.9
     # the bounds live in the NeXus files too: a rebuilt hub has them
@@ -223,3 +227,30 @@ def test_interval_refusals(store, tmp_path):
     assert level.returncode != 0 and "between 0 and 1" in level.stderr
     high = run_cli("predict", "--store", hub, "--run", cal, "--interval", "0.999", check=False)
     assert high.returncode != 0 and "needs at least 999 calibration pairs" in high.stderr
+
+
+def test_the_evaluation_pools_coverage_over_seeds_and_names_broken_cores(tmp_path):
+    """The report's interval section from cell results as ``xrfhub evaluate --interval`` writes them:
+    coverage pooled over seeds by test pairs, min/max per seed, broken cores listed."""
+    from xrfhub.evaluation.intervals_report import interval_section, interval_table
+    from xrfhub.evaluation.protocol import EvalConfig
+
+    rng = np.random.default_rng(0)
+    results = []
+    for seed, (n, shift) in enumerate([(40, 0.0), (60, 3.0)]):
+        y = rng.normal(20, 2, n)
+        pred = y + rng.normal(shift, 1, n)
+        cal = intervals.calibrate(lambda x: x[:, 0] + rng.normal(0, 1, len(x)), y[:, None], y, ["A"] * n, "CaCO3")
+        lower, upper = cal.interval(pred, LEVEL)
+        cores = np.array(["H"] * n)
+        results.append({"kind": "interval", "target": "CaCO3", "model": "max", "seed": seed, "n_calibration": n,
+                        "calibration_cores": ["A"], "test": {"r2": 0.5, "rmse": 1.0},
+                        "interval": {**cal.describe(LEVEL), **intervals.coverage(y, lower, upper)},
+                        "notes": intervals.exchangeability_notes(y, lower, upper, cores, LEVEL)})
+    runs, summary = interval_table(results)
+    cov = [r["interval"]["coverage"] for r in results]
+    assert summary["coverage"].iloc[0] == pytest.approx((cov[0] * 40 + cov[1] * 60) / 100)
+    assert summary["coverage_min"].iloc[0] == min(cov) and len(runs) == 2
+    text = interval_section(results, tmp_path, EvalConfig().replace(interval="0.9"))
+    assert "| CaCO3 | max | 0.9 | 2 |" in text and (tmp_path / "intervals.csv").is_file()
+    assert cov[1] < 0.5 and "held-out core H" in text  # the shifted seed breaks exchangeability and says so

@@ -40,6 +40,7 @@ SCORES = ("absolute", "normalised")
 #: Physical range of our targets (wt%); intervals are clipped to it.
 BOUNDS = (0.0, 100.0)
 DEFAULT_FRACTION = 0.25  # of the labelled cores outside the held-out ones, for calibration
+FEW_CORES = 4  # fewer calibration cores than this get a warning: core-to-core spread dominates
 
 
 def min_pairs(level: float) -> int:

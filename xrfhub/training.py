@@ -220,6 +220,9 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
                 metrics["held_out"]["interval_90"] = intervals.coverage(hy, lower, upper)
                 notes += intervals.exchangeability_notes(hy, lower, upper, hcores, 0.9)
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    if len(calibration) < intervals.FEW_CORES:
+        notes.append(f"only {len(calibration)} calibration core(s): the coverage on a new core varies widely with "
+                     f"so few (docs/results.md); {intervals.FEW_CORES} or more are better")
     if cal.n < intervals.min_pairs(0.9):
         notes.append(f"only {cal.n} calibration pairs: a 0.9 interval needs {intervals.min_pairs(0.9)}")
     return notes
