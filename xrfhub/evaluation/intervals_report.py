@@ -49,7 +49,8 @@ def interval_section(results: list[dict], out: Path, config) -> str:
     for r in summary.itertuples():
         lines.append(f"| {r.target} | {r.model} | {r.level:g} | {r.seeds} | {r.coverage:.3f} | {r.coverage_min:.3f} | "
                      f"{r.coverage_max:.3f} | {r.mean_width:.2f} | {r.test_rmse:.2f} |")
-    notes = sorted({n for r in results if r.get("kind") == "interval" for n in r.get("notes", [])})
+    notes = sorted({f"{r['target']}, {r['model']}, seed {r['seed']}: {n}" for r in results
+                    if r.get("kind") == "interval" for n in r.get("notes", [])})
     if notes:
         lines += ["", "Cores where the interval does not hold (exchangeability broken):", ""]
         lines += [f"- {n}" for n in notes]
