@@ -254,3 +254,23 @@ def test_the_evaluation_pools_coverage_over_seeds_and_names_broken_cores(tmp_pat
     text = interval_section(results, tmp_path, EvalConfig().replace(interval="0.9"))
     assert "| CaCO3 | max | 0.9 | 2 |" in text and (tmp_path / "intervals.csv").is_file()
     assert cov[1] < 0.5 and "held-out core H" in text  # the shifted seed breaks exchangeability and says so
+
+
+@pytest.mark.slow
+def test_max_calibration_cores_chosen_at_pretraining_are_inherited_and_calibrate_the_fine_tune(store, tmp_path):
+    pytest.importorskip("torch")
+    hub, normal, _, _ = store
+    micro = {"width": "32", "depth": "1", "heads": "2", "decoder_width": "32", "decoder_depth": "1",
+             "decoder_heads": "2", "batch": "64", "pretrain_spectra": "256"}
+    training.train("max", hub, stage="pretrain", out=tmp_path / "pre", config="tiny", sets=micro, epochs=1,
+                   holdout_cores=[normal[0]], calibration_cores=["auto"], progress=False)
+    pre = json.loads((tmp_path / "pre" / "run.json").read_text())
+    assert pre["holdout_cores"] == [normal[0]] and len(pre["calibration_cores"]) == 4
+    s = training.train("max", hub, stage="finetune", out=tmp_path / "ft", target="CaCO3", init=tmp_path / "pre",
+                       epochs=3, sets={"batch": "32"}, progress=False)
+    ft = json.loads((tmp_path / "ft" / "run.json").read_text())
+    assert ft["calibration_cores"] == pre["calibration_cores"] and ft["holdout_cores"] == [normal[0]]
+    cal = intervals.Calibration.load(tmp_path / "ft")
+    assert cal.cores == pre["calibration_cores"] and cal.n == s.metrics["calibration"]["n"] > 100
+    assert 0 <= s.metrics["held_out"]["interval_90"]["coverage"] <= 1
+    assert not any("seen by the pre-training" in w for w in s.warnings)  # chosen at pre-training: never seen
