@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import spe_stem, spe_text, synthetic_counts, write_corpus  # noqa: E402
 
 OUT = ROOT / "docs" / "bad-input.md"
+KEEP_MARKER = "<!-- sections below are kept by make_bad_input_table.py -->"
 
 
 def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -379,7 +380,10 @@ def main() -> None:
     for i, r in enumerate(rows, 1):
         msg = r["message"].replace("|", "\\|")
         lines.append(f"| {i} | {r['case']} | {r['code']} | `` {msg} `` | {r['store']} |")
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kept = ""  # hand-written sections below the marker survive a regeneration
+    if OUT.is_file() and KEEP_MARKER in OUT.read_text(encoding="utf-8"):
+        kept = "\n" + KEEP_MARKER + OUT.read_text(encoding="utf-8").split(KEEP_MARKER, 1)[1]
+    OUT.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
     print(f"wrote {OUT} ({len(rows)} cases)")
 
 

@@ -33,7 +33,7 @@ def new_run_id(plugin: str, targets) -> str:
 
 
 def attach(records: dict[str, CoreRecord], spectra_coords, values: dict[str, np.ndarray], run_id: str,
-           provenance: dict) -> set[str]:
+           provenance: dict, bounds: dict | None = None) -> set[str]:
     """Add one run's values (aligned with the rows of ``spectra_coords``) to the core records."""
     cores = spectra_coords["core"].to_numpy().astype(str)
     scans = spectra_coords["scan"].to_numpy().astype(str)
@@ -47,6 +47,7 @@ def attach(records: dict[str, CoreRecord], spectra_coords, values: dict[str, np.
         rows = np.flatnonzero((cores == core) & predicted)
         data = {"scan": scans[rows].astype(object), "depth_mm": depths[rows]}
         data.update({f"value_{t}": np.asarray(v, dtype=np.float32)[rows] for t, v in values.items()})
+        data.update(bound_columns(bounds, rows))
         records[core].processes.append(Process(
             f"{PREFIX}{run_id}", str(provenance.get("plugin", "xrfhub")), str(provenance.get("version", __version__)),
             stamp, {"run_id": run_id, "targets": sorted(values), **provenance}, data))
@@ -93,6 +94,7 @@ def run_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict
                                                       "units": params.get("units", {}).get(t, "wt%")})
                          for t, v in values.items()},
                         coords={c: base[c].variable for c in KEPT_COORDS if c in base.coords})
+        add_bounds(ds, records, run_id, params, key_index)
         ds.attrs.update({"kind": "predictions", "run": run_id, "created": params["date"],
                          "spectra_group": layout.spectra_group(n_ch),
                          "provenance": json.dumps(params, sort_keys=True, default=str)})
@@ -115,8 +117,15 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
         if _rows_of(ds) != _rows_of(merged):  # another spectra group, or diffraction patterns
             continue
         for name in ds.data_vars:
+            if name.endswith(("_lower", "_upper")) and name.rsplit("_", 1)[0] in ds.data_vars:
+                continue  # bounds go with their target, below
             merged[name] = ds[name]
             sources[name] = ds.attrs["run"]
+            for bound in (f"{name}_lower", f"{name}_upper"):  # never another run's bounds around these values
+                if bound in ds.data_vars:
+                    merged[bound], sources[bound] = ds[bound], ds.attrs["run"]
+                elif bound in merged.data_vars:
+                    merged = merged.drop_vars(bound)
     merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
     return merged
 
@@ -140,7 +149,8 @@ def list_runs(store) -> list[dict]:
     for g in groups:
         ds = hub.open_group(hub_path, g)
         params = json.loads(ds.attrs.get("provenance", "{}"))
-        targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else sorted(ds.data_vars)
+        targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else \
+            params.get("targets", sorted(ds.data_vars))
         out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": targets,
                     "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir", ""),
                     "kind": params.get("kind", "spectra"), "n_predicted": n_predicted(ds)})
@@ -148,8 +158,11 @@ def list_runs(store) -> list[dict]:
 
 
 def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
-              run_id: str | None = None, wait: float = 0.0) -> str:
+              run_id: str | None = None, wait: float = 0.0, bounds: dict | None = None) -> str:
     """Write one prediction run (values over the rows of spectra ``group``) as a new generation.
+
+    ``bounds`` (target -> (lower, upper) over the same rows) are kept beside the values; the
+    interval's method and level travel in ``provenance["interval"]``.
 
     Values over the patterns of a ``diffraction/<grid>`` group go to ``predictions_diffraction``.
     """
@@ -182,8 +195,49 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
             raise StoreError(f"predictions do not match the rows of {group}; the store changed since "
                              "prediction began: run predict again")
         changed = attach(records, spectra[n_ch].coords, values, run_id,
-                         {**provenance, "plugin": plugin, "channels": n_ch})
+                         {**provenance, "plugin": plugin, "channels": n_ch}, bounds)
         write_generation(store, current, records, changed, manifest["sources"],
                          align=AlignParams(**manifest.get("alignment", {})), core_map=manifest.get("core_map"),
                          event={"action": "predict", "run": run_id, "plugin": plugin})
     return run_id
+
+
+# ---------------------------------------------------------------------------- interval bounds
+# Kept apart from the values so that another way of storing per-spectrum arrays can take them
+# over: in NeXus they are ``lower_<target>``/``upper_<target>`` beside ``value_<target>``; in the
+# hub ``<target>_lower``/``<target>_upper`` variables with the interval's method and level.
+
+
+def bound_columns(bounds: dict | None, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The NeXus columns of one core's rows of ``bounds`` (target -> (lower, upper))."""
+    out = {}
+    for t, (lower, upper) in (bounds or {}).items():
+        out[f"lower_{t}"] = np.asarray(lower, dtype=np.float32)[rows]
+        out[f"upper_{t}"] = np.asarray(upper, dtype=np.float32)[rows]
+    return out
+
+
+def add_bounds(ds: xr.Dataset, records: dict[str, CoreRecord], run_id: str, params: dict, key_index: dict) -> None:
+    """Add a run's stored bounds to its hub dataset, rows aligned through ``key_index``."""
+    interval = params.get("interval")
+    if not interval:
+        return
+    arrays = {}
+    for core, rec in records.items():
+        for p in rec.processes:
+            if p.name != f"{PREFIX}{run_id}":
+                continue
+            for key in p.data:
+                if not key.startswith(("lower_", "upper_")):
+                    continue
+                side, t = key.split("_", 1)
+                out = arrays.setdefault((t, side), np.full(ds.sizes[layout.SPECTRUM], np.nan, dtype=np.float32))
+                for i, (s, d) in enumerate(zip(p.data["scan"], p.data["depth_mm"])):
+                    row = key_index.get((core, str(s), round(float(d), 6)))
+                    if row is not None:
+                        out[row] = p.data[key][i]
+    for (t, side), v in sorted(arrays.items()):
+        ds[f"{t}_{side}"] = ((layout.SPECTRUM,), v, {
+            "run": run_id, "long_name": f"{side} bound of the {interval['level']:g} interval of {t}",
+            "units": params.get("units", {}).get(t, "wt%"), "interval_method": interval["method"],
+            "interval_level": float(interval["level"]), "interval_score": interval.get("score", "")})

@@ -39,6 +39,11 @@ class Plugin(Protocol):
 
     def predict(self, store, run_dir, *, progress: bool = True) -> "Predictions | list[Predictions]": ...  # several groups: one each
 
+    # Optional, for calibrated intervals (``--calibration-cores``, ``predict --interval``): the trained
+    # model of a run as a function of raw counts (spectra x channels) -> values; a ``scale``
+    # attribute on it (counts -> positive values) makes the conformal score a normalised one.
+    # def predictor(self, run_dir) -> Callable[[np.ndarray], np.ndarray]: ...
+
     # Optional, for ``xrfhub evaluate``: fit on arrays already split by the protocol.
     # def fit_pairs(self, x, y, x_val, y_val, *, target, config, out, init=None, progress=False,
     #               resume=False) -> FittedRegressor: ...
@@ -53,6 +58,7 @@ class RunSummary:
     stage: str
     target: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the user must know (no test set, no convergence)
 
 
 @dataclass

@@ -183,32 +183,40 @@ def plugins_():
                    "published weights: a .pth file or a Hugging Face cache folder (read offline).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
 @click.option("--keep-flagged", is_flag=True, help="Train on spectra QC flagged bad or suspect too (run.json says).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder --out.")
+@click.option("--calibration-cores", default=None,
+              help="Whole cores kept out of training to calibrate prediction intervals: 'auto' or names.")
 @_friendly
 def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
-          keep_flagged):
+          keep_flagged, overwrite, calibration_cores):
     """Train MODEL from the store."""
     from xrfhub import registry, training
 
     stage = stage or registry.load(model, plugin_from).stages[0]
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
+    cal = [c.strip() for c in calibration_cores.split(",") if c.strip()] if calibration_cores else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
-                             resume=resume, keep_flagged=keep_flagged)
+                             resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal)
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
+    for note in getattr(summary, "warnings", []):
+        click.echo(f"warning: {note}", err=True)
 
 
 @cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--wait", type=float, default=0.0, show_default=True)
+@click.option("--interval", type=float, default=None,
+              help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
 @_friendly
-def predict(store, run_dir, wait):
+def predict(store, run_dir, wait, interval):
     """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
     from xrfhub import training
 
-    run_id = training.predict(store, run_dir, wait=wait)
+    run_id = training.predict(store, run_dir, wait=wait, interval=interval)
     click.echo(f"wrote prediction run {run_id} into {store}")
     from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
 
@@ -263,20 +271,28 @@ def saliency(store, run_dir, out, core):
               help="Folder with the paper's CSV tables to set beside ours (spectra).")
 @click.option("--restart", is_flag=True, help="Forget finished runs in --out and start over.")
 @click.option("--keep-flagged", is_flag=True, help="Keep spectra QC flagged bad or suspect (spectra; see qc.json).")
+@click.option("--interval", type=float, default=None,
+              help="Also report coverage and width of calibrated intervals at this level (e.g. 0.9), per model.")
 @_friendly
-def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart, keep_flagged):
+def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart, keep_flagged, interval):
     """Evaluate models on held-out cores: the MAX paper's protocol for spectra, or diffraction
     classifiers compared (accuracy, F1 per class/phase, confusion, ramp confidence and boundary)."""
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
+    sets = _key_values(sets)
+    if interval is not None:
+        from xrfhub.intervals import check_level
+
+        check_level(interval)
+        sets["interval"] = str(interval)
     if target == "spectra":
         from xrfhub.evaluation import evaluate as run_evaluation
 
-        summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
+        summary = run_evaluation(store, cores, out, quick=quick, sets=sets, reference=reference,
                                  restart=restart, keep_flagged=keep_flagged)
     else:
         from xrfhub.evaluation.classification import evaluate as run_classification
 
-        summary = run_classification(store, cores, out, quick=quick, target=target, sets=_key_values(sets),
+        summary = run_classification(store, cores, out, quick=quick, target=target, sets=sets,
                                      restart=restart)
     click.echo(f"report: {summary}")
 

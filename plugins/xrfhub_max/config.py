@@ -33,7 +33,8 @@ class MaxConfig:
     Recipe: AdamW(``lr``, ``betas``, ``weight_decay``), gradient-norm clip ``clip``, ``batch``
     spectra a step, ``epochs`` epochs, linear warm-up over ``warmup_epochs`` then cosine decay to
     ``min_lr``. Fine-tuning uses ``finetune_lr`` and warms up over ``finetune_warmup`` (a fraction
-    of the epochs), as the paper did.
+    of the epochs), as the paper did. Either warm-up is capped at 10 % of ``epochs``
+    (``engine.warmup_epochs``), so the schedule scales with short runs.
     """
 
     # architecture

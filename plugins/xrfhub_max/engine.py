@@ -108,6 +108,19 @@ def learning_rate(progress: float, base_lr: float, min_lr: float, warmup: float,
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / span))
 
 
+#: Warm-up never takes more than this share of a run's epochs: the published 10 of 100 epochs,
+#: so a short run (``--epochs 3``) still reaches its learning rate and decays, instead of
+#: spending every step warming up.
+MAX_WARMUP_FRACTION = 0.1
+
+
+def warmup_epochs(config: MaxConfig, stage: str) -> float:
+    """Warm-up length in epochs of ``stage`` ("pretrain" or "finetune"): the configured one
+    (``warmup_epochs``, or the ``finetune_warmup`` fraction), capped at 10 % of ``config.epochs``."""
+    asked = config.warmup_epochs if stage == "pretrain" else config.finetune_warmup * config.epochs
+    return min(float(asked), MAX_WARMUP_FRACTION * config.epochs)
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (no gradient scaler needed); plain fp32 on other devices."""
     if enabled and device.type == "cuda":
@@ -208,7 +221,8 @@ def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
              val: BatchSource | None = None, run_dir: str | Path = "max-run", *,
              transform: Transform | None = None, resume: bool = False, progress: bool = True,
              wrap: Callable[[nn.Module], nn.Module] | None = None) -> FitResult:
-    """Pre-train a ``MaxAutoencoder`` with the recipe of ``config`` (lr ``config.lr``).
+    """Pre-train a ``MaxAutoencoder`` with the recipe of ``config`` (lr ``config.lr``, warm-up
+    ``warmup_epochs(config, "pretrain")``: at most 10 % of the epochs).
 
     ``transform`` defaults to ``Transform(config.transform)``; a channel transform without
     statistics is fitted on the training spectra first. ``resume=False`` starts over in
@@ -219,7 +233,7 @@ def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
                                    lambda: (b for b in _epoch_batches(train, 0)))
     device = pick_device(config.device)
     task = _Reconstruction(transform, device, config.seed)
-    return _fit(task, model, config, train, val, run_dir, config.lr, config.warmup_epochs,
+    return _fit(task, model, config, train, val, run_dir, config.lr, warmup_epochs(config, "pretrain"),
                 resume, progress, wrap)
 
 
@@ -251,7 +265,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     task = _Regression(transform, device, float(target_stats["mean"]),
                        float(target_stats["std"]))
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
-                  config.finetune_warmup * config.epochs, resume, progress, wrap)
+                  warmup_epochs(config, "finetune"), resume, progress, wrap)
     if val is not None:
         result.predictions, result.targets = predict(model, val, transform, target_stats,
                                                      with_targets=True)

@@ -238,6 +238,23 @@ class MaxPlugin:
         stats = ckpt.read_json(run_dir / ckpt.TARGET_STATS_FILE) if run["stage"] == "finetune" else None
         return run, config, model, self._transform(run_dir), stats
 
+    def predictor(self, run_dir):
+        """The fine-tuned model of a run as raw counts -> target values (for calibrated intervals)."""
+        from . import engine
+
+        run, config, model, transform, stats = self.load(run_dir)
+        if run["stage"] != "finetune":
+            raise ConfigError(f"{run_dir} is a pre-training run; it predicts no target")
+
+        def predict(spectra):
+            if len(spectra) == 0:
+                return np.zeros(0)
+            batches = engine.in_memory_batches(np.asarray(spectra, dtype=np.float32), None, config.batch,
+                                               shuffle=False)
+            return engine.predict(model, batches, transform, stats)
+
+        return predict
+
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
         from . import engine
         from . import checkpoint as ckpt

@@ -119,6 +119,10 @@ class Evaluation:
                 pool = len(self.splits[target, seed].fewshot_pool)
                 for amount in amounts_for(c.fewshot_amounts, pool):
                     cells.append(self._fit_cell("fewshot", "max", target, amount, seed))
+            if c.interval > 0:
+                for seed in c.seeds:
+                    cells += [self._interval_cell(model, target, seed) for model in (MODELS if self.baseline
+                                                                                     else MODELS[:2])]
             for mask, transform in self.variants():
                 if (mask, transform) == (c.mask_ratio, c.transform):
                     continue  # the main autoencoder's runs are the data-amount runs at "all"
@@ -192,6 +196,40 @@ class Evaluation:
             return result
 
         return Cell(key, run, meta)
+
+    def _interval_cell(self, model: str, target: str, seed: int) -> Cell:
+        """Calibrated intervals: whole cores of the training part are held apart (seeded), the model
+        is fitted on the rest, calibrated on them (split conformal) and scored on the held-out cores."""
+        from .. import intervals
+
+        c = self.config
+
+        def run(folder: Path) -> dict:
+            pairs, split = self.pairs[target], self.splits[target, seed]
+            inside = np.concatenate([split.train, split.val])
+            cal_cores = intervals.choose_cores(pairs.cores[inside], seed=seed, fraction=c.calibration_fraction)
+            in_cal = np.isin(pairs.cores, cal_cores)
+            train_idx, cal_idx = split.train[~in_cal[split.train]], np.sort(inside[in_cal[inside]])
+            val_idx = np.random.default_rng([seed, 3]).permutation(split.val[~in_cal[split.val]])[: c.val_limit]
+            train, val, cal, test = (pairs.take(i) for i in (train_idx, val_idx, cal_idx, split.test))
+            chosen = self.chosen_lr(model, target) if model != "baseline" else None
+            start = time.perf_counter()
+            fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, None, "interval")
+            calibration = intervals.calibrate(fitted.predict, cal.x, cal.y, cal.cores, target)
+            pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
+            lower, upper = calibration.interval(pred, c.interval)
+            return {"n_train": len(train), "n_val": len(val), "n_calibration": len(cal), "lr": chosen,
+                    "epochs": epochs, "calibration_cores": cal_cores, "seconds": round(time.perf_counter() - start, 2),
+                    "val": regression_metrics(val.y, fitted.predict(val.x), fitted.train_mean),
+                    "test": regression_metrics(test.y, pred, fitted.train_mean),
+                    "interval": {**calibration.describe(c.interval), **intervals.coverage(test.y, lower, upper)},
+                    "per_core": {core: intervals.coverage(test.y[test.cores == core], lower[test.cores == core],
+                                                          upper[test.cores == core])
+                                 for core in sorted(set(test.cores.tolist()))},
+                    "notes": intervals.exchangeability_notes(test.y, lower, upper, test.cores, c.interval)}
+
+        return Cell(f"interval/{model}/{target}/s{seed}", run,
+                    {"kind": "interval", "model": model, "target": target, "seed": seed})
 
     def _fit(self, model: str, target: str, train: Pairs, val: Pairs, folder: Path, seed: int, lr, variant, kind):
         c = self.config
