@@ -19,7 +19,7 @@ from xrfhub.qc import store as qc_store
 from xrfhub.qc.params import QCParams
 
 N = 40  # spectra per core, 10 mm apart
-#: fault -> (row in core QC-1, the reason it must be flagged with)
+#: fault -> (row in core TQC-1, the reason it must be flagged with)
 FAULTS = {"tube_off": 8, "throughput_drop": 14, "air_gap": 20, "swapped_anode": 26, "calibration_shift": 32}
 REASON = {"tube_off": "tube_off", "throughput_drop": "throughput_low", "air_gap": "air_gap",
           "swapped_anode": "anode", "calibration_shift": "calibration_drift"}
@@ -30,7 +30,7 @@ def depth_of(row: int) -> float:
 
 
 def write_fault_corpus(root, seed: int = 0) -> None:
-    """Two cores of generated Avaatech spectra (10 kV, Rh tube); QC-1 carries one injected fault each."""
+    """Two cores of generated Avaatech spectra (10 kV, Rh tube); TQC-1 carries one injected fault each."""
     from xrfhub.synth import composition as comp, corpus as sc, faults
     from xrfhub.synth.lab_writer import write_lab_csv
     from xrfhub.synth.spe_writer import SpeMeta, SpeStyle, space_name, write_spe
@@ -41,10 +41,10 @@ def write_fault_corpus(root, seed: int = 0) -> None:
     dry, water = hist.at(depth)
     weights = comp.element_weights(dry, water)
     film = np.full(N, 10.0)
-    for core in ("QC-1", "QC-2"):
+    for core in ("TQC-1", "TQC-2"):
         dates = [dt.datetime(2015, 1, 1, 8) + dt.timedelta(seconds=30 * i) for i in range(N)]
         counts, real, rate = sc.simulate_spectra(rng, weights, film, 10, "No-Filter", 150, 10, dates, 0.02, 0.0)
-        if core == "QC-1":
+        if core == "TQC-1":
             one = lambda i: slice(i, i + 1)  # noqa: E731
             i = FAULTS["tube_off"]
             counts[i] = faults.tube_off(rng, counts[one(i)])[0]
@@ -63,7 +63,7 @@ def write_fault_corpus(root, seed: int = 0) -> None:
             write_spe(root / "scans" / core / "Run 1 at  10kV" / space_name(meta), counts[k], meta, SpeStyle())
     # lab samples 4 mm wide at a faulty depth and at clean depths (window 5 mm: one spectrum each)
     rows = [dict(core=c, top_mm=depth_of(r) - 2, bottom_mm=depth_of(r) + 2, CaCO3=30.0, TOC=0.5)
-            for c in ("QC-1", "QC-2") for r in (FAULTS["air_gap"], 5)]
+            for c in ("TQC-1", "TQC-2") for r in (FAULTS["air_gap"], 5)]
     write_lab_csv(root / "lab" / "lab.csv", rows)
 
 
@@ -90,12 +90,12 @@ def test_injected_faults_are_flagged_with_their_reason_and_clean_spectra_stay_ok
     store, _root, _out = qc_store_dir
     t = _spectra_table(store)
     assert len(t) == 2 * N
-    faulty = t["core"].eq("QC-1") & t["depth_mm"].isin([depth_of(r) for r in FAULTS.values()])
+    faulty = t["core"].eq("TQC-1") & t["depth_mm"].isin([depth_of(r) for r in FAULTS.values()])
     for fault, row in FAULTS.items():
-        hit = t[t["core"].eq("QC-1") & t["depth_mm"].eq(depth_of(row))].iloc[0]
+        hit = t[t["core"].eq("TQC-1") & t["depth_mm"].eq(depth_of(row))].iloc[0]
         assert hit["qc_flag"] in ("bad", "suspect"), (fault, hit.to_dict())
         assert REASON[fault] in hit["qc_reasons"].split(","), (fault, hit.to_dict())
-    severe = t[t["core"].eq("QC-1") & t["depth_mm"].isin([depth_of(FAULTS[f]) for f in
+    severe = t[t["core"].eq("TQC-1") & t["depth_mm"].isin([depth_of(FAULTS[f]) for f in
                                                           ("tube_off", "throughput_drop", "swapped_anode")])]
     assert set(severe["qc_flag"]) == {"bad"}
     clean = t[~faulty]
@@ -107,7 +107,7 @@ def test_flags_are_coordinates_that_follow_selection_and_queries_return_everythi
     store, _root, _out = qc_store_dir
     ds = xrfhub.open(store)
     assert "qc_flag" in ds.coords and "qc_reasons" in ds.coords
-    part = ds.sel(core="QC-1", depth_mm=slice(depth_of(FAULTS["tube_off"]), depth_of(FAULTS["tube_off"])))
+    part = ds.sel(core="TQC-1", depth_mm=slice(depth_of(FAULTS["tube_off"]), depth_of(FAULTS["tube_off"])))
     assert part["qc_flag"].values.tolist() == ["bad"] and part["qc_reasons"].values[0].startswith("tube_off")
     out = tmp_path / "all.csv"
     n = xrfhub.query(store, out, kind="spectra")
@@ -158,7 +158,7 @@ def test_rebuild_reproduces_the_flags_from_nexus_and_the_store_validates(qc_stor
 def test_alignment_leaves_flagged_spectra_out_and_records_it(qc_store_dir, tmp_path):
     store, _root, _out = qc_store_dir
     samples = xrfhub.open(store, "samples", index=False)
-    at_fault = (samples["core"].values == "QC-1") & np.isclose(samples["depth_mm"].values, depth_of(FAULTS["air_gap"]))
+    at_fault = (samples["core"].values == "TQC-1") & np.isclose(samples["depth_mm"].values, depth_of(FAULTS["air_gap"]))
     assert samples["match_status"].values[at_fault].tolist() == ["unmatched"]
     assert (samples["match_status"].values[~at_fault] == "matched").all()
     summary = xrfhub.info(store)["matches"]["qc"]
@@ -171,7 +171,7 @@ def test_alignment_keeps_flagged_spectra_when_told_through_the_command_line(qc_s
     copy = tmp_path / "keep"
     shutil.copytree(store, copy)
     out = run_cli("qc", copy, "--alignment", "keep", "--out", tmp_path / "keep.png").stdout
-    assert "QC-1" in out and "tube_off 1" in out and (tmp_path / "keep.png").is_file()
+    assert "TQC-1" in out and "tube_off 1" in out and (tmp_path / "keep.png").is_file()
     samples = xrfhub.open(copy, "samples", index=False)
     assert (samples["match_status"].values == "matched").all()
     assert xrfhub.info(copy)["matches"]["qc"]["policy"] == "keep"
@@ -197,9 +197,9 @@ def test_loaders_leave_flagged_spectra_out_unless_told_to_keep_them(qc_store_dir
 def test_info_counts_flags_per_core_and_reason_and_the_picture_is_written(qc_store_dir):
     store, root, stdout = qc_store_dir
     counts = xrfhub.info(store)["qc"]["spectra/ch2048"]
-    assert counts["QC-1"]["flags"] == {"ok": N - 5, "bad": 3, "suspect": 2}
-    assert counts["QC-2"]["flags"] == {"ok": N}
-    assert {"tube_off", "throughput_low", "air_gap", "anode", "calibration_drift"} <= set(counts["QC-1"]["reasons"])
+    assert counts["TQC-1"]["flags"] == {"ok": N - 5, "bad": 3, "suspect": 2}
+    assert counts["TQC-2"]["flags"] == {"ok": N}
+    assert {"tube_off", "throughput_low", "air_gap", "anode", "calibration_drift"} <= set(counts["TQC-1"]["reasons"])
     from xrfhub.summary import format_info
 
     text = format_info(xrfhub.info(store))
@@ -380,9 +380,9 @@ def test_points_added_after_qc_are_indeterminate_not_checked(qc_store_dir):
 
     store, _root, _out = qc_store_dir
     records = load_records(Store(store).current())
-    records["QC-2"].processes = [p for p in records["QC-2"].processes if p.name != "qc"]  # as if ingested later
+    records["TQC-2"].processes = [p for p in records["TQC-2"].processes if p.name != "qc"]  # as if ingested later
     block = concat_spectra(records)[2048]
     flags, reasons, _ = qc_store.spectra_flags(records, block)
-    later = block.coords["core"].to_numpy() == "QC-2"
+    later = block.coords["core"].to_numpy() == "TQC-2"
     assert set(flags[later]) == {"indeterminate"} and set(reasons[later]) == {"not_checked"}
     assert "ok" in set(flags[~later])

@@ -187,7 +187,8 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     run["qc"] = training_record(store, policy)
     if notes:
         run["warnings"] = notes
-        run.setdefault("metrics", {})["warnings"] = notes
+        # a plugin whose run.json holds no metrics keeps the ones it returned, with the warnings beside
+        run.setdefault("metrics", dict(summary.metrics or {}))["warnings"] = notes
     (Path(out) / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
     summary.metrics = run.get("metrics", summary.metrics)
     summary.warnings = notes
