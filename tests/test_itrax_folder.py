@@ -47,18 +47,20 @@ def _manifest(store):
 
 
 def test_real_folder_ingests_whole_and_validates(real, tmp_path):
-    """Ingest of the whole folder: 99 replicate spectra (from the zip), 99 + 1494 points, one core."""
+    """Ingest of the whole folder: 99 replicate spectra (from the zip) and the 5 raw spectra of S1's
+    section folder (calibrated by the run's settings above them), 99 + 1494 points, one core."""
     store = tmp_path / "store"
     report = xrfhub.ingest([real], store, skip_bad=True)
-    assert report.n_spectra == 99  # the zipped REP1 spectra, once each
+    assert report.n_spectra == 99 + 5  # the zipped REP1 spectra once each, and S1's five
     assert report.n_points == 99 + 1494  # REP1's Results.txt (not result.txt too) + S2's Results.txt
     assert report.cores == ["CD166_19"]
     noted = dict(report.noted)
     assert any(k.endswith("CD166_19_S1/sumspectra.spe") and "sum spectrum" in v for k, v in noted.items())
     assert any(k.endswith("result.txt") and "superseded by Results.txt" in v for k, v in noted.items())
-    # refused by design: the section folder's raw spectra carry only the placeholder calibration
+    # no spectrum is refused: the section folder's placeholder-only spectra take the run's settings
     skipped = dict(report.skipped)
-    assert all("placeholder" in v for k, v in skipped.items() if k.endswith(".spe"))
+    assert not [k for k in skipped if k.endswith(".spe")]
+    assert any("CD166_19_(2020)_SETTINGS.dfl" in w for w in report.warnings)
     assert xrfhub.validate(store).ok
     # what is not stored is remembered with its reason: a second ingest changes nothing
     sources = _manifest(store)["sources"]
@@ -168,11 +170,20 @@ def test_written_zip_takes_side_files_beside_it(tmp_path, counts):
 # ---------------------------------------------------------------------------- item 11: side files
 
 
-def test_real_placeholder_only_is_refused(real):
+def test_real_placeholder_only_takes_the_run_settings_above_or_is_refused(real, tmp_path):
+    """The S1 spectra carry only the placeholder; the run's settings sit two folders above."""
     path = S1 / "CD166_19_S1" / "XRF data" / "L000000.spe"
-    with pytest.raises(InputError, match=r"placeholder \(E0 0 keV, E1 1 keV/channel\).*--gain.*SETTINGS.dfl"):
-        itrax_spe.read(path)
-    (s,) = itrax_spe.read(path, calibration=Calibration(0.010267, -0.00993069, "option"))
+    (s,) = itrax_spe.read(path)
+    assert s.calibration.gain_kev == pytest.approx(0.010267) and "folder above" in s.calibration.source
+    assert any("CD166_19_(2020)_SETTINGS.dfl" in w for w in s.warnings)
+    energy = s.calibration.offset_kev + s.calibration.gain_kev * np.arange(len(s.counts))
+    window = (energy > 6.2) & (energy < 6.6)
+    assert energy[window][np.argmax(s.counts[window])] == pytest.approx(6.40, abs=0.03)  # Fe K-alpha
+    alone = tmp_path / "L000000.spe"  # the same file with no settings anywhere near it
+    shutil.copy(path, alone)
+    with pytest.raises(InputError, match=r"placeholder \(E0 0 keV, E1 1 keV/channel\).*--gain"):
+        itrax_spe.read(alone, core="X")
+    (s,) = itrax_spe.read(alone, core="X", calibration=Calibration(0.010267, -0.00993069, "option"))
     assert s.calibration.gain_kev == pytest.approx(0.010267)
 
 

@@ -197,7 +197,8 @@ def test_real_results_without_side_files(fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / RESULTS, path)
     table = itrax_results.read(path)
     assert np.isnan(table.points["tube_kv"]).all() and table.metadata["tube_source"] == ""
-    assert "section top unknown, 0 used" in table.metadata["warnings"]
+    # section S1's top is in no file: positions stay section-relative, never placed at a made-up 0
+    assert np.isnan(table.points["section_top_mm"]).all() and set(table.points["depth_scale"]) == {"section-relative"}
     assert table.points["depth_mm"].iloc[0] == pytest.approx(31.54)
     assert table.metadata["section_name"] == "CD166_19_S1"  # from the preamble path
     shutil.copy(fixtures_dir / DFL, tmp_path / "settings.dfl")
@@ -401,7 +402,7 @@ def test_header_placeholder_calibration_is_refused(tmp_path, counts):
     with pytest.raises(InputError, match="no energy calibration") as err:
         itrax_spe.read(path, core="X")
     assert err.value.field == "E1"
-    # a settings file two folders up is named as a hint, never applied
+    # a settings file two folders up without a usable calibration is named, not applied
     (tmp_path / "run_SETTINGS.dfl").write_text("[detector parameters]\nkeV/channel 2 = 0.0102\n")
     deep = tmp_path / "core" / "sec"
     deep.mkdir(parents=True)

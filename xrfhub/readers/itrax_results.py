@@ -23,7 +23,7 @@ the folder before ``XRF data`` in the preamble or the ``filename`` paths) is spl
 :func:`~xrfhub.readers.itrax_meta.split_section_name`: ``CD166_19_S1`` is core ``CD166_19``,
 section ``S1``; a replicate folder (``CD166_19_S1_REP1``) is replicate 1 of that section (see
 :func:`~xrfhub.readers.itrax_meta.split_replicate`). Depth = section top
-(``section_top_mm_override``, else 0 with a warning) +
+(``section_top_mm_override``; unknown for a named section: depths stay section-relative) +
 ``position (mm)``.
 
 Two tables in one folder that evaluate the same points (Q-Spec's ``Results.txt`` of a
@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..errors import InputError, NotStored
 from ..lines import unify_line
-from ..records import ElementTable
+from ..records import DEPTH_CORE, DEPTH_SECTION_RELATIVE, ElementTable
 from . import itrax_meta as meta
 
 FORMAT = "itrax-results"
@@ -358,11 +358,23 @@ def resolve_core(path, *, core: str | None, names: list[tuple[str, str]]) -> tup
     raise InputError(path, "no section name in document.txt, the table or the folder: pass --core")
 
 
-def section_top(override: float | None, warnings: list[str]) -> float:
+def section_top(override: float | None, warnings: list[str], section: str = "") -> float:
+    """The section's top in core depth (mm). A named section whose top no file gives stays
+    NaN: its positions are section-relative until ``--sections`` or ``--section-top`` places
+    them (ingest says so), never put at a made-up 0. A scan with no section name is the core."""
     if override is not None:
         return float(override)
+    if section:
+        return math.nan
     warnings.append("section top unknown, 0 used (pass --section-top)")
     return 0.0
+
+
+def on_depth_scale(top, position):
+    """``(depth_mm, depth_scale)`` for positions in a section whose top may be unknown (NaN)."""
+    if np.all(np.isnan(np.asarray(top, dtype=float))):
+        return position, DEPTH_SECTION_RELATIVE
+    return top + position, DEPTH_CORE
 
 
 def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
@@ -383,7 +395,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     doc = ctx["document"]
     core_id, section, name_source, replicate = resolve_core(path, core=core, names=[
         (doc.section_name if doc else "", doc.source if doc else ""), (folder_name, "table paths")])
-    top = section_top(section_top_mm_override, warnings)
+    top = section_top(section_top_mm_override, warnings, section)
 
     position = table.position_mm()
     validity = table.column("validity")
@@ -394,7 +406,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     n = len(table)
     points = {
         "core": [core_id] * n, "section": [section] * n, "section_top_mm": np.full(n, top),
-        "position_mm": position, "depth_mm": top + position,
+        "position_mm": position, "depth_mm": on_depth_scale(top, position)[0],
+        "depth_scale": [on_depth_scale(top, position)[1]] * n,
         "tube_kv": np.full(n, ctx["tube_kv"]), "tube_ma": np.full(n, ctx["tube_ma"]),
         "run": [""] * n, "replicate": np.full(n, replicate, dtype=np.int32),
         "valid": validity != 0, "source": [source or path.name] * n,

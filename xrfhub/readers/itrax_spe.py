@@ -10,8 +10,9 @@ Calibration: the header's ``E0``/``E1`` (0 keV, 1 keV/channel) is a placeholder.
 precedence the reader uses ``calibration=`` (source ``"option"``), the ``E-gain``/``E-offset``
 of this spectrum's row in a ``Results.txt``/``result.txt`` beside it (``"Results.txt"``: Q-Spec
 refits the gain per point; a table superseded by a newer evaluation is consulted last), the
-``settings.dfl`` beside it (``"settings.dfl"``). With none of these the file is refused: the
-placeholder would put Fe K-alpha at 360 keV. "Beside" means the same folder, the section folder
+``settings.dfl`` beside it (``"settings.dfl"``), then the nearest ``.dfl`` up to three folders
+above, where ITRAX runs keep the run's settings (applied with a warning naming it). With none of
+these the file is refused: the placeholder would put Fe K-alpha at 360 keV. "Beside" means the same folder, the section folder
 above when the file sits in the ITRAX ``XRF data`` folder, and the folder of the zip archive when
 it was read from one (``XRF Data.zip``).
 
@@ -194,20 +195,29 @@ def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration
         if cal is not None and not cal.degenerate:
             return cal
         warnings.append(f"{settings.source} has no usable keV/channel and energy offset")
+    higher = _settings_above(path)
+    if higher:
+        # ITRAX runs keep one Q-Spec settings file at the top of the run's folder (the section
+        # folders below hold the spectra): the nearest one above is the run's, applied with a
+        # warning that names it, so a user whose tree mixes runs sees which file was used
+        cal = meta.load_dfl(Path(higher)).calibration()
+        if cal is not None and not cal.degenerate:
+            warnings.append(f"energy calibration from {higher}, the nearest Q-Spec settings above the spectrum "
+                            "(none beside it); pass --gain/--offset if that file belongs to another run")
+            return dataclasses.replace(cal, source="settings.dfl (folder above)")
     offset = _header_number(header, "e0", path)
     gain = _header_number(header, "e1", path)
     written = (f"E0 {offset:g} keV, E1 {gain:g} keV/channel" if offset is not None and gain is not None
                else "no usable E0/E1")
-    higher = _settings_above(path)
-    hint = f"; {higher} in a folder above may be this run's settings: copy it beside the file" if higher else ""
+    unusable = f"; {higher} in a folder above has no usable keV/channel and energy offset" if higher else ""
     raise InputError(path, f"no energy calibration: the header holds only the ITRAX placeholder ({written}); "
-                           "put the scan's Results.txt or Q-Spec settings (.dfl) beside the file, or pass "
-                           f"--gain (keV/channel) and --offset (keV){hint}", field="E1")
+                           "put the scan's Results.txt or Q-Spec settings (.dfl) beside the file or in the run's "
+                           f"folder above it, or pass --gain (keV/channel) and --offset (keV){unusable}", field="E1")
 
 
 def _settings_above(path: Path, levels: int = 3) -> str:
-    """A ``.dfl`` up to ``levels`` folders above the searched ones, named in the refusal only:
-    a settings file elsewhere in the tree may belong to another run, so it is never applied."""
+    """The nearest ``.dfl`` up to ``levels`` folders above the searched ones (the run's settings
+    at the top of its folder tree); "" when there is none."""
     folder = meta.search_folders(path)[-1]
     for parent in list(folder.parents)[:levels]:
         try:
@@ -314,7 +324,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
                 ctx["document"].source else ctx
     core_id, section, _where, replicate = itrax_results.resolve_core(
         path, core=core, names=_section_names(table, header, doc, path))
-    top = itrax_results.section_top(section_top_mm_override, warnings)
+    top = itrax_results.section_top(section_top_mm_override, warnings, section)
     position = _position(table, row, header, doc, path, warnings)
 
     kv = _header_number(header, "tube voltage", path)
@@ -330,9 +340,10 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     valid = True if table is None else bool(table.value(row, "validity") != 0)
     cal = _calibration(calibration, table, row, ctx, header, path, warnings)  # last: refuses the placeholder
 
+    depth, scale = itrax_results.on_depth_scale(top, float(position))
     return [Spectrum(
         counts=counts, core=core_id, section=section, section_top_mm=top, position_mm=float(position),
-        depth_mm=top + float(position), run="", replicate=replicate,
+        depth_mm=depth, depth_scale=scale, run="", replicate=replicate,
         tube_kv=math.nan if kv is None else kv, tube_ma=math.nan if ma is None else ma,
         live_time_s=math.nan if live is None else live, real_time_s=math.nan if real is None else real,
         total_cps=math.nan if cps is None else cps, date=date or (doc.date if doc else ""),
