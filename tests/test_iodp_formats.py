@@ -102,7 +102,8 @@ def test_real_vanta_export_in_ppm_by_closure(iodp):
     assert t.values["concentration"][0, mg] == pytest.approx(2.439685)  # 24396.85 ppm
     assert "Cal Check (line 2)" in t.metadata["qc_rows"]
     assert "the Unit column says %, but every reading sums to 1,000,000: values read as ppm" in t.metadata["warnings"]
-    assert "section offsets" in t.metadata["warnings"]
+    # depths are section offsets: said by the depth scale (ingest warns per core), never a top of 0
+    assert set(t.points["depth_scale"]) == {"section-relative"} and t.points["section_top_mm"].isna().all()
 
 
 def test_real_geoexploration_needs_units_then_reads(iodp):

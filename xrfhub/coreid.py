@@ -242,7 +242,8 @@ def is_placeholder(value) -> bool:
 #: (``SHLF11796791``). E.g. ``397-U1587A-2H-1-A_SHLF11796791``.
 _IODP_SAMPLE = _re.compile(
     r"^(?P<exp>\d{1,4}[A-Z]?)-(?P<site>[A-Z]{0,2}\d{3,5})(?P<hole>[A-Z])-(?P<core>\d{1,4})(?P<type>[A-Z])"
-    r"-(?P<section>\d{1,3}|CC)(?:-(?P<half>[A-Z]{1,4}))?(?:[_ ](?P<text_id>[A-Z]{2,6}\d{1,12}))?$",
+    r"-(?P<section>\d{1,3}|CC)(?:-(?P<half>[A-Z]{1,4}))?(?:[- ](?P<offset>\d+(?:\.\d+)?)(?:/\d+(?:\.\d+)?)?)?"
+    r"(?:[_ ](?P<text_id>[A-Z]{2,6}\d{1,12}))?$",
     _re.IGNORECASE)
 
 
@@ -258,6 +259,8 @@ class IodpSample:
     section: str
     half: str = ""
     text_id: str = ""
+    #: a sample's top offset in its section, in cm as IODP writes it (``...-5-W-60`` or ``60/62``); "" if none
+    offset_cm: str = ""
 
     @property
     def core(self) -> str:
@@ -276,4 +279,4 @@ def parse_iodp_sample(text) -> IodpSample | None:
     g = {k: (v or "") for k, v in m.groupdict().items()}
     return IodpSample(g["exp"].upper(), g["site"].upper(), g["hole"].upper(), str(int(g["core"])),
                       g["type"].upper(), g["section"].upper() if g["section"].upper() == "CC"
-                      else str(int(g["section"])), g["half"].upper(), g["text_id"].upper())
+                      else str(int(g["section"])), g["half"].upper(), g["text_id"].upper(), g["offset"])

@@ -51,6 +51,14 @@ DEPTH_CORE = "core"
 DEPTH_SECTION_RELATIVE = "section-relative"
 
 
+def on_depth_scale(top, position):
+    """``(depth_mm, depth_scale)`` of positions in a section whose top may be unknown (NaN):
+    unknown, the positions are the depths on the section-relative scale; known, core depths."""
+    if np.all(np.isnan(np.asarray(top, dtype=float))):
+        return position, DEPTH_SECTION_RELATIVE
+    return top + position, DEPTH_CORE
+
+
 @dataclass
 class Spectrum:
     """One measured point of a core scan: its counts and everything its file says about them.

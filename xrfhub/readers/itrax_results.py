@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..errors import InputError, NotStored
 from ..lines import unify_line
-from ..records import DEPTH_CORE, DEPTH_SECTION_RELATIVE, ElementTable
+from ..records import ElementTable, on_depth_scale
 from . import itrax_meta as meta
 
 FORMAT = "itrax-results"
@@ -370,13 +370,6 @@ def section_top(override: float | None, warnings: list[str], section: str = "") 
     return 0.0
 
 
-def on_depth_scale(top, position):
-    """``(depth_mm, depth_scale)`` for positions in a section whose top may be unknown (NaN)."""
-    if np.all(np.isnan(np.asarray(top, dtype=float))):
-        return position, DEPTH_SECTION_RELATIVE
-    return top + position, DEPTH_CORE
-
-
 def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
          section_top_mm_override: float | None = None, **_options) -> ElementTable:
     """Read a Q-Spec result table into an :class:`ElementTable` (see the module docstring)."""
@@ -398,6 +391,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     top = section_top(section_top_mm_override, warnings, section)
 
     position = table.position_mm()
+    depth, scale = on_depth_scale(top, position)
     validity = table.column("validity")
     for name, column in (("position (mm)", position), ("validity", validity)):
         bad = np.flatnonzero(~np.isfinite(column))
@@ -406,8 +400,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     n = len(table)
     points = {
         "core": [core_id] * n, "section": [section] * n, "section_top_mm": np.full(n, top),
-        "position_mm": position, "depth_mm": on_depth_scale(top, position)[0],
-        "depth_scale": [on_depth_scale(top, position)[1]] * n,
+        "position_mm": position, "depth_mm": depth, "depth_scale": [scale] * n,
         "tube_kv": np.full(n, ctx["tube_kv"]), "tube_ma": np.full(n, ctx["tube_ma"]),
         "run": [""] * n, "replicate": np.full(n, replicate, dtype=np.int32),
         "valid": validity != 0, "source": [source or path.name] * n,

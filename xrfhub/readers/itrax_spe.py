@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, NotStored
-from ..records import Calibration, Spectrum
+from ..records import Calibration, Spectrum, on_depth_scale
 from . import itrax_meta as meta
 from . import itrax_results
 
@@ -340,7 +340,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     valid = True if table is None else bool(table.value(row, "validity") != 0)
     cal = _calibration(calibration, table, row, ctx, header, path, warnings)  # last: refuses the placeholder
 
-    depth, scale = itrax_results.on_depth_scale(top, float(position))
+    depth, scale = on_depth_scale(top, float(position))
     return [Spectrum(
         counts=counts, core=core_id, section=section, section_top_mm=top, position_mm=float(position),
         depth_mm=depth, depth_scale=scale, run="", replicate=replicate,

@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from .. import properties as P
+from ..coreid import parse_iodp_sample
 from ..errors import InputError
-from ..records import ElementTable
+from ..records import ElementTable, on_depth_scale
 from . import lab_rules
 from .lab_csv import _records, sniff_separator, split_lines
 
@@ -42,8 +43,6 @@ FORMAT = "pxrf-export"
 KIND = "elements"
 DESCRIPTION = "Portable-XRF export (Vanta CSV / GeoExploration TSV: Text_ID, section offsets, concentrations)"
 
-_IODP_SAMPLE = re.compile(r"^(?P<exp>\d{3,4})-(?P<hole>U?\d{3,4}[A-Z])-(?P<core>\d+[A-Z])-(?P<section>[0-9A-Z]+)"
-                          r"(?:-(?P<half>[AWP]))?(?:-(?P<offset>\d+(?:\.\d+)?))?", re.IGNORECASE)
 _CLOSURE = {"ppm": 1e6, "%": 100.0}
 _CLOSURE_TOLERANCE = 0.01
 _MISSING = {"nd": "nd", "<lod": "<LOD", "": ""}
@@ -165,12 +164,11 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     errors_a *= factor
     n = len(points)
     frame = pd.DataFrame(points)
-    top = 0.0 if section_top_mm_override is None else float(section_top_mm_override)
-    if section_top_mm_override is None:
-        warnings.append("depths are section offsets (section top unknown, 0 used: pass --section-top, or section "
-                        "tops with --sections)")
+    # offsets within IODP sections: section-relative until --sections (or --section-top) places them
+    top = math.nan if section_top_mm_override is None else float(section_top_mm_override)
     frame["section_top_mm"] = np.full(n, top)
-    frame["depth_mm"] = top + frame["position_mm"].to_numpy(dtype=float)
+    frame["depth_mm"], scale = on_depth_scale(top, frame["position_mm"].to_numpy(dtype=float))
+    frame["depth_scale"] = scale
     frame["tube_kv"] = np.full(n, math.nan)
     frame["run"] = ""
     frame["replicate"] = np.zeros(n, dtype=np.int32)
@@ -191,11 +189,10 @@ def _identity(cell, core_option: str | None) -> dict | None:
     """Core, section, half, offset and text id of a reading; None when it names no sample."""
     text_id = cell("textid")
     name = cell("samplename")
-    match = _IODP_SAMPLE.match(name) if name else None
-    if match:
-        core_id = f"{match['exp']}-{match['hole'].upper()}-{match['core'].upper()}"
-        section, half = match["section"].upper(), (match["half"] or "").upper()
-        offset = cell("offsetforshlf", "topoffsetcm", "topoffset", "offsetcm", "offset") or match["offset"] or ""
+    sample = parse_iodp_sample(name) if name else None
+    if sample is not None:
+        core_id, section, half = sample.core, sample.section, sample.half
+        offset = cell("offsetforshlf", "topoffsetcm", "topoffset", "offsetcm", "offset") or sample.offset_cm
     elif cell("coresection") and cell("siteandhole", "sitehole") and cell("expedition"):
         core_no, _, section = cell("coresection").partition("/")
         core_id = f"{cell('expedition')}-{cell('siteandhole', 'sitehole').upper()}-{core_no.strip().upper()}"
