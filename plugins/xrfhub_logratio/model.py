@@ -26,18 +26,16 @@ Persistence is arrays (``model.npz``, no pickle) plus JSON; prediction uses only
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
+from xrfhub import modelfiles
 from xrfhub.errors import ConfigError, InputError
+from xrfhub.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
 
 from .features import alr, replace_zeros, zero_floors
 
-ARRAYS_FILE = "model.npz"
-PARAMS_FILE = "model.json"
 FORMAT = "xrfhub-logratio/1"
 FORMS = ("mlc", "alr")
 TRANSFORMS = ("auto", "log", "logit", "none")
@@ -285,32 +283,13 @@ class LogRatioModel:
                 "equation": self.equation() if self.coef is not None else None, **self.info}
 
     def save(self, folder) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = folder / ARRAYS_FILE
-        np.savez(arrays, coef=self.coef, mean=self.mean, std=self.std, floors=self.floors)
-        params = {**self.params(), "arrays_sha256": hashlib.sha256(arrays.read_bytes()).hexdigest()}
-        (folder / PARAMS_FILE).write_text(json.dumps(params, indent=1))
-        return arrays
+        return modelfiles.save(folder, self.params(), {"coef": self.coef, "mean": self.mean, "std": self.std,
+                                                       "floors": self.floors})
 
     @classmethod
     def load(cls, folder) -> "LogRatioModel":
-        folder = Path(folder)
-        pj, pa = folder / PARAMS_FILE, folder / ARRAYS_FILE
-        for path in (pj, pa):
-            if not path.is_file():
-                raise InputError(path, "missing: not a trained log-ratio run (train one with `xrfhub train logratio`)")
-        try:
-            p = json.loads(pj.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(pj, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-        if p.get("format") != FORMAT:
-            raise InputError(pj, f"format {p.get('format')!r}, expected {FORMAT!r}", field="format")
-        if p.get("arrays_sha256") not in (None, hashlib.sha256(pa.read_bytes()).hexdigest()):
-            raise InputError(pa, "sha256 differs from the one recorded in model.json: the file changed after "
-                             "training; retrain", field="arrays_sha256")
-        with np.load(pa, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("coef", "mean", "std", "floors")}
+        p, arrays, pa = modelfiles.load(folder, format=FORMAT, names=("coef", "mean", "std", "floors"),
+                                        what="logratio")
         m = cls(p["lines"], form=p["form"], transform=p["transform"], target=p.get("target"))
         m.used = list(p["used"])
         m.denominator = m.used.index(p["denominator"])
