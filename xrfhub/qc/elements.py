@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .params import QCParams
-from .verdicts import (BAD, SUSPECT, Verdicts, groups_in_order, high_excess, identity_mismatch, log_anomalies,
-                       replicate_sets, replicate_spread, robust_reference)
+from .verdicts import (BAD, SUSPECT, Verdicts, groups_in_order, high_excess, identity_mismatch,
+                       judge_throughput, log_anomalies, replicate_sets, replicate_spread)
 
 GROUP_KEYS = ("source", "core", "run", "tube_kv", "replicate")
 IDENTITY_COLUMNS = ("tube_ma", "filter")
@@ -51,7 +51,7 @@ def check(ds, params: QCParams) -> tuple[Verdicts, pd.DataFrame]:
     dead = _dead_fraction(points)
     v.lack(~np.isfinite(dead), "dead_time")
     for rows in groups:
-        _throughput(v, params, rows, cps, series)
+        judge_throughput(v, params, rows, cps, series)
         d = dead[rows]
         ok = np.isfinite(d)
         if ok.any():
@@ -114,29 +114,6 @@ def _scatter_ratio(lines, area) -> np.ndarray:
             coh, inc = _line(lines, area, ln), _line(lines, area, ln[:-4] + "-inc")
             return np.where(inc > 0, coh / np.where(inc > 0, inc, 1.0), np.nan)
     return np.full(area.shape[0], np.nan)
-
-
-def _throughput(v, p: QCParams, rows, cps, series) -> None:
-    x = cps[rows]
-    ok = np.isfinite(x)
-    if not ok.any():
-        return
-    run_median = np.nanmedian(x)
-    if not run_median > 0:
-        v.flag(rows[ok], BAD, "tube_off")
-        return
-    rough = x / run_median
-    ref = robust_reference(x, p.window, ~ok | (rough < p.throughput_bad_ratio) | (rough > p.throughput_high_ratio))
-    ratio = x / ref
-    series["throughput_ratio"][rows] = ratio
-    v.judge(rows[ok])
-    off = ok & (ratio < p.tube_off_ratio)
-    v.flag(rows[off], BAD, "tube_off")
-    v.flag(rows[ok & ~off & (ratio < p.throughput_bad_ratio)], BAD, "throughput_low")
-    v.flag(rows[ok & (ratio >= p.throughput_bad_ratio) & (ratio < p.throughput_suspect_ratio)], SUSPECT,
-           "throughput_low")
-    v.flag(rows[ok & (ratio > p.throughput_high_ratio)], SUSPECT, "throughput_high")
-    v.flag(rows[ok & (np.abs(ref / run_median - 1.0) > p.drift_ratio)], SUSPECT, "throughput_drift")
 
 
 def _principal(area, elem_cols, rows, k) -> list[int]:

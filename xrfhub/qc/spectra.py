@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .params import QCParams
-from .verdicts import (BAD, SUSPECT, Verdicts, groups_in_order, high_excess, identity_mismatch, log_anomalies,
-                       rare_values, replicate_sets, replicate_spread, robust_reference)
+from .verdicts import (BAD, SUSPECT, Verdicts, groups_in_order, high_excess, identity_mismatch,
+                       judge_throughput, log_anomalies, rare_values, replicate_sets, replicate_spread, robust_reference)
 
 #: Tube anodes core scanners use (Avaatech Rh, ITRAX Mo or Cr, others Ag, W, Cu).
 ANODES = ("Cr", "Cu", "Mo", "Rh", "Ag", "W")
@@ -210,7 +210,7 @@ def check(features: pd.DataFrame, coords: pd.DataFrame, params: QCParams) -> tup
     groups = groups_in_order(coords[list(GROUP_KEYS)], order)
     off = np.zeros(n, bool)
     for rows in groups:
-        _throughput(v, params, rows, cps, series, off)
+        off[judge_throughput(v, params, rows, cps, series)] = True
     _dead_time(v, params, groups, live, real, has_live)
     alive = ~off & (total > 0)
     principal: dict[str, np.ndarray] = {}
@@ -231,31 +231,6 @@ def check(features: pd.DataFrame, coords: pd.DataFrame, params: QCParams) -> tup
     v.flag(rare_values(kv_all, groups_in_order(coords[["core", "run"]], order)), BAD, "identity")
     _replicates(v, params, coords, cps, features, total, alive)
     return v, pd.DataFrame(series)
-
-
-def _throughput(v, p: QCParams, rows, cps, series, off) -> None:
-    x = cps[rows]
-    ok = np.isfinite(x)
-    if not ok.any():
-        return
-    run_median = np.nanmedian(x)
-    if not run_median > 0:
-        v.flag(rows[ok], BAD, "tube_off")
-        off[rows[ok]] = True
-        return
-    rough = x / run_median
-    ref = robust_reference(x, p.window, ~ok | (rough < p.throughput_bad_ratio) | (rough > p.throughput_high_ratio))
-    ratio = x / ref
-    series["throughput_ratio"][rows] = ratio
-    v.judge(rows[ok])
-    tube_off = ok & (ratio < p.tube_off_ratio)
-    off[rows[tube_off]] = True
-    v.flag(rows[tube_off], BAD, "tube_off")
-    v.flag(rows[ok & ~tube_off & (ratio < p.throughput_bad_ratio)], BAD, "throughput_low")
-    v.flag(rows[ok & (ratio >= p.throughput_bad_ratio) & (ratio < p.throughput_suspect_ratio)], SUSPECT,
-           "throughput_low")
-    v.flag(rows[ok & (ratio > p.throughput_high_ratio)], SUSPECT, "throughput_high")
-    v.flag(rows[ok & (np.abs(ref / run_median - 1.0) > p.drift_ratio)], SUSPECT, "throughput_drift")
 
 
 def _dead_time(v, p: QCParams, groups, live, real, has_live) -> None:

@@ -209,3 +209,30 @@ def rare_values(values: np.ndarray, groups: list[np.ndarray], *, share: float = 
         stray = (counts <= at_most) & (counts <= share * rows.size)
         bad[rows[stray[inverse]]] = True
     return bad
+
+
+def judge_throughput(v: Verdicts, p, rows: np.ndarray, cps: np.ndarray, series: dict) -> np.ndarray:
+    """Counts per live second of one run against its rolling median (spectra and element
+    points alike): tube off, low or high throughput, and drift of the median itself. Fills
+    ``series["throughput_ratio"]`` and returns the rows judged tube-off (later checks skip them)."""
+    x = cps[rows]
+    ok = np.isfinite(x)
+    if not ok.any():
+        return rows[:0]
+    run_median = np.nanmedian(x)
+    if not run_median > 0:
+        v.flag(rows[ok], BAD, "tube_off")
+        return rows[ok]
+    rough = x / run_median
+    ref = robust_reference(x, p.window, ~ok | (rough < p.throughput_bad_ratio) | (rough > p.throughput_high_ratio))
+    ratio = x / ref
+    series["throughput_ratio"][rows] = ratio
+    v.judge(rows[ok])
+    off = ok & (ratio < p.tube_off_ratio)
+    v.flag(rows[off], BAD, "tube_off")
+    v.flag(rows[ok & ~off & (ratio < p.throughput_bad_ratio)], BAD, "throughput_low")
+    v.flag(rows[ok & (ratio >= p.throughput_bad_ratio) & (ratio < p.throughput_suspect_ratio)], SUSPECT,
+           "throughput_low")
+    v.flag(rows[ok & (ratio > p.throughput_high_ratio)], SUSPECT, "throughput_high")
+    v.flag(rows[ok & (np.abs(ref / run_median - 1.0) > p.drift_ratio)], SUSPECT, "throughput_drift")
+    return rows[off]
