@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import spe_stem, spe_text, synthetic_counts, write_corpus  # noqa: E402
 
 OUT = ROOT / "docs" / "bad-input.md"
+KEEP_MARKER = "<!-- sections below are kept by make_bad_input_table.py -->"
 
 
 def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -43,7 +44,7 @@ def state(store: Path) -> tuple:
 def message(result: subprocess.CompletedProcess, tmp: Path) -> str:
     """The lines a user reads: errors on stderr (progress bars dropped), else the PROBLEM lines."""
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
-    lines += [ln for ln in result.stdout.splitlines() if ln.startswith(("PROBLEM", "skipped", "warning"))
+    lines += [ln for ln in result.stdout.splitlines() if ln.startswith(("PROBLEM", "skipped", "warning", "not stored"))
               or "unrecognised file(s)" in ln]
     text = " / ".join(lines) or result.stdout.strip().splitlines()[-1]
     return text.replace(str(tmp) + os.sep, "…/").replace(str(tmp), "…")
@@ -173,6 +174,126 @@ def skip_bad(tmp, corpus, store, rng):
     return ["ingest", more.scans, "--store", store, "--skip-bad"]
 
 
+def empty_query(tmp, corpus, store, rng):
+    return ["query", store, "--core", "SO264-09-2", "--depth", "5000:6000", "--out", tmp / "sel.csv"]
+
+
+def qc_not_a_number(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "throughput_bad_ratio=half"]
+
+
+def qc_unknown_threshold(tmp, corpus, store, rng):
+    return ["qc", store, "--set", "no_such=1"]
+
+
+def qc_not_a_store(tmp, corpus, store, rng):
+    (tmp / "empty").mkdir()
+    return ["qc", tmp / "empty"]
+
+
+def bad_identifiers(tmp, corpus, store, rng):
+    ids = tmp / "new" / "ids.csv"
+    ids.write_text("core,igsn,doi\nPS75-056-1,,not-a-doi\n")
+    return ["export", store, "--format", "pangaea", "--out", tmp / "out.tab", "--identifiers", ids]
+
+
+def crate_into_full_folder(tmp, corpus, store, rng):
+    (tmp / "new" / "notes.txt").write_text("mine")
+    return ["export", store, "--format", "ro-crate", "--out", tmp / "new"]
+
+
+def logratio_no_target(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--out", tmp / "run"]
+
+
+def logratio_too_few(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", "SO264-09-2",
+            "--out", tmp / "run"]
+
+
+def logratio_no_elements(tmp, corpus, store, rng):
+    return ["train", "logratio", "--store", store, "--target", "CaCO3", "--set", "source=elements",
+            "--out", tmp / "run"]
+# ---------------------------------------------------------------------------- real lab folders (issue 12)
+# Written files shaped like the real ones in ../shared/fixtures/real (ITRAX, IODP), so the table
+# can be regenerated without them.
+
+
+def itrax_placeholder(tmp, corpus, store, rng):
+    from fuzzing import itrax_spe_bytes
+
+    folder = tmp / "new" / "GC1_S1" / "XRF data"
+    folder.mkdir(parents=True)
+    (folder / "L000000.spe").write_bytes(itrax_spe_bytes(np.arange(2048) % 50))
+    return ["ingest", folder / "L000000.spe", "--store", store]
+
+
+def itrax_section_sum(tmp, corpus, store, rng):
+    from fuzzing import itrax_spe_bytes, results_bytes
+
+    scan = tmp / "new" / "CORE9_S2"
+    (scan / "XRF data").mkdir(parents=True)
+    (scan / "Results.txt").write_bytes(results_bytes(2))
+    (scan / "result.txt").write_bytes(results_bytes(2).replace(b"06-Oct-20", b"22-Sep-20"))
+    (scan / "sumspectra.spe").write_bytes(itrax_spe_bytes(np.arange(2048) % 50, position="0.0"))
+    return ["ingest", scan, "--store", store]
+
+
+def itrax_bad_zip(tmp, corpus, store, rng):
+    (tmp / "new" / "XRF Data.zip").write_bytes(b"PK\x03\x04 cut short")
+    return ["ingest", tmp / "new" / "XRF Data.zip", "--store", store]
+
+
+def ortec_gamma(tmp, corpus, store, rng):
+    path = tmp / "new" / "ngr.spe"
+    path.write_text("$SPEC_ID:\nNGR System 3 - 397-U1587A-2H-1\n$SPEC_REM:\nDETDESC# NGR3 NaI 3x5\n"
+                    "$MEAS_TIM:\n300 300\n$DATA:\n0 3\n0.\n5.\n12.\n2.\n")
+    return ["ingest", path, "--store", store]
+
+
+def lab_no_units(tmp, corpus, store, rng):
+    path = tmp / "new" / "icp.csv"
+    path.write_text("top,bot,SampleID,Ca,Fe,Ti\n330,340,B14,502.97,18.3,1.2\nBLANK,,B24,0.47,0.05,0.001\n")
+    return ["ingest", path, "--store", store, "--core", "SO264-09-2", "--depth-unit", "mm"]
+
+
+def lab_depth_no_unit(tmp, corpus, store, rng):
+    path = tmp / "new" / "icp.csv"
+    path.write_text("top,bot,SampleID,Ca,Fe,Ti\n330,340,B14,502.97,18.3,1.2\n")
+    return ["ingest", path, "--store", store, "--core", "SO264-09-2"]
+
+
+def lab_qc_rows(tmp, corpus, store, rng):
+    path = tmp / "new" / "icp.csv"
+    path.write_text("top,bot,SampleID,Ca,Fe,Ti\n330,340,B14,502.97,18.3,1.2\nBLANK,,B24,0.47,0.05,0.001\n"
+                    "MESS-4,,B25,28.4,70.5,0.3\n")
+    return ["ingest", path, "--store", store, "--core", "SO264-09-2", "--depth-unit", "mm", "--units", "mg/kg"]
+
+
+def pxrf_no_units(tmp, corpus, store, rng):
+    path = tmp / "new" / "GeoExploration.tsv"
+    path.write_text("File #\tMgO\tMgO Err\tSiO2\tSiO2 Err\tCa\tCa Err\tSample Type\tExpedition\tSite & Hole\t"
+                    "Core/Section\tTextID\tTop Offset (cm)\n1\t0.7\t0.3\t60.2\t0.4\t4.3\t0.02\tSHLF\t397\tU1587B\t"
+                    "22X/1\tSHLF11836911\t20\n")
+    return ["ingest", path, "--store", store]
+
+
+def raw4_truncated(tmp, corpus, store, rng):
+    from fuzzing import raw4_bytes
+
+    path = tmp / "new" / "p.raw"
+    path.write_bytes(raw4_bytes(np.arange(100.0))[:-40])
+    return ["ingest", path, "--store", store]
+
+
+def uxd_no_wavelength(tmp, corpus, store, rng):
+    from fuzzing import uxd_bytes
+
+    path = tmp / "new" / "p.uxd"
+    path.write_bytes(uxd_bytes(40).replace(b"_WL1 = 1.5406", b"_WL2 = 1.54439"))
+    return ["ingest", path, "--store", store]
+
+
 CASES = [
     ("Truncated `.spe` (counts cut short)", truncated_spe),
     ("Binary / garbled file named `.spe`", binary_file),
@@ -192,6 +313,26 @@ CASES = [
     ("Truncated NeXus file in the store (`xrfhub validate`)", truncated_nexus),
     ("Damaged Zarr chunk of `counts` (`xrfhub validate`)", damaged_chunk),
     ("`--skip-bad` with 20 good files, a truncated and an empty one", skip_bad),
+    ("Query of a depth range with no data (`--depth 5000:6000`)", empty_query),
+    ("`xrfhub qc --set throughput_bad_ratio=half` (a threshold that is not a number)", qc_not_a_number),
+    ("`xrfhub qc --set no_such=1` (an unknown threshold)", qc_unknown_threshold),
+    ("`xrfhub qc` on an empty folder", qc_not_a_store),
+    ("`xrfhub export --identifiers` with a value that is not a DOI", bad_identifiers),
+    ("`xrfhub export --format ro-crate` into a folder that holds files", crate_into_full_folder),
+    ("`train logratio` without `--target`", logratio_no_target),
+    ("`train logratio` with too few labelled samples outside the held-out core", logratio_too_few),
+    ("`train logratio --set source=elements` on a store without element tables", logratio_no_elements),
+    ("ITRAX spectrum with only the placeholder calibration (E1 = 1 keV/channel)", itrax_placeholder),
+    ("ITRAX section folder: `sumspectra.spe`, `Results.txt` and an older `result.txt` (not stored, said why)",
+     itrax_section_sum),
+    ("Damaged zip of spectra (`XRF Data.zip`)", itrax_bad_zip),
+    ("ORTEC `.spe` of a NaI natural-gamma system", ortec_gamma),
+    ("Lab table: element concentrations without a unit", lab_no_units),
+    ("Lab table: depth columns without a unit", lab_depth_no_unit),
+    ("Lab table with QC rows (BLANK, MESS-4), `--units mg/kg` (kept apart, reported)", lab_qc_rows),
+    ("Portable-XRF TSV: no unit, readings not closing at 100 % / 10^6 ppm", pxrf_no_units),
+    ("Truncated Bruker RAW v4 pattern", raw4_truncated),
+    ("Bruker UXD pattern without a wavelength", uxd_no_wavelength),
 ]
 
 
@@ -239,7 +380,10 @@ def main() -> None:
     for i, r in enumerate(rows, 1):
         msg = r["message"].replace("|", "\\|")
         lines.append(f"| {i} | {r['case']} | {r['code']} | `` {msg} `` | {r['store']} |")
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kept = ""  # hand-written sections below the marker survive a regeneration
+    if OUT.is_file() and KEEP_MARKER in OUT.read_text(encoding="utf-8"):
+        kept = "\n" + KEEP_MARKER + OUT.read_text(encoding="utf-8").split(KEEP_MARKER, 1)[1]
+    OUT.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
     print(f"wrote {OUT} ({len(rows)} cases)")
 
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from xrfhub import readers as registry
 from xrfhub.errors import InputError
+from xrfhub.records import Calibration
 from xrfhub.sources import Candidate, parse_one
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "xrf"
@@ -190,18 +191,20 @@ _DFL = (b"[detector parameters]\r\nkeV/channel 2 = 0.0102\r\nenergy offset 2 = -
 def _itrax_spe_seeds() -> list[Seed]:
     spe = itrax_spe_bytes(_counts(128))
     side = {"Results.txt": results_bytes(), "settings.dfl": _DFL, "document.txt": _DOCUMENT}
-    out = [Seed("synth", "L000002.spe", {"L000002.spe": spe}, {"core": "CORE9"}),
-           Seed("synth-named", "L000002.spe", {"L000002.spe": itrax_spe_bytes(_counts(64), section="CORE9_S2")})]
+    cal = Calibration(0.0102, -0.0099, "option")  # the header's E0/E1 is a placeholder the reader refuses
+    out = [Seed("synth", "L000002.spe", {"L000002.spe": spe}, {"core": "CORE9", "calibration": cal}),
+           Seed("synth-named", "L000002.spe", {"L000002.spe": itrax_spe_bytes(_counts(64), section="CORE9_S2")},
+                {"calibration": cal})]
     for name in side:  # the .spe is clean, a side file beside it is mutated
         out.append(Seed(f"synth-side-{name}", "L000002.spe", {"L000002.spe": spe, **side}, target=name))
     real = _fixture("itrax_L000676.spe")
     if real is not None:
-        out.append(Seed("real", "L000676.spe", {"L000676.spe": real}, {"core": "CD166_19"}))
+        out.append(Seed("real", "L000676.spe", {"L000676.spe": real}, {"core": "CD166_19", "calibration": cal}))
         dfl, doc = _fixture("itrax_Results_settings.dfl"), _fixture("itrax_CD166_19_S1_xrf_document.txt")
         out += [Seed("real-side-dfl", "L000676.spe", {"L000676.spe": real, "Results_settings.dfl": dfl},
                      {"core": "CD166_19"}, target="Results_settings.dfl"),
                 Seed("real-side-document", "L000676.spe", {"L000676.spe": real, "document.txt": doc},
-                     {"core": "CD166_19"}, target="document.txt")]
+                     {"core": "CD166_19", "calibration": cal}, target="document.txt")]
     return out
 
 
@@ -368,11 +371,88 @@ def _xrd_labels_seeds() -> list[Seed]:
             _text_seed("wide", "wide.csv", "pattern,MnO,TiO2,LiF\nA,1,0,0\nB,1,1,0\nC,0,0,0\n")]
 
 
-_SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
+_AXML = ("<?xml version='1.0' encoding='ISO-8859-1'?>\n<bAxil>\n <ExperimentalConditions><Excitation><DIRECT_TUBE>"
+         "<XRayTube>\n  <Voltage> 30 </Voltage>\n  <Anode><Composition> Mo </Composition></Anode>\n </XRayTube>"
+         "</DIRECT_TUBE></Excitation></ExperimentalConditions>\n <Model>\n  <Calibration>\n   <Zero><Initial> 0.0 "
+         "</Initial><Fitted> 0.00000E+000 </Fitted></Zero>\n   <Gain><Initial> 2.04000E-002 </Initial><Fitted> "
+         "2.03734E-002 </Fitted></Gain>\n  </Calibration>\n  <XrayLines><LineGroup Z='26' Label='Fe-K'/></XrayLines>\n"
+         "  <AnalyticalLines>\n   <Line><Z> 26 </Z><Label>Ka</Label><Area> 23245 </Area></Line>\n"
+         "   <Line><Z> 45 </Z><Label>Ka-Inc</Label></Line>\n  </AnalyticalLines>\n </Model>\n</bAxil>\n")
+
+
+def _axml_seeds() -> list[Seed]:
+    out = [_text_seed("model", "m.axml", _AXML)]
+    real = FIXTURES.parent / "real" / "iodp_SOD-Laboratory" / "XRF" / "30kVp_XRF2_FixedCalibration_v02.axml"
+    if real.is_file():
+        out.append(_text_seed("real", real.name, real.read_bytes()))
+    return out
+
+
+def uxd_bytes(n: int = 40, *, start=10.0, step=0.02, wl="1.5406", raw_name="") -> bytes:
+    """A Bruker UXD export: ``_KEY = value`` header, one range, one count per line."""
+    head = [f";content of C:\\DATA\\{raw_name} - (Diffrac Plus V4 file)" if raw_name else ";RAW4.00 export",
+            "_FILEVERSION = 3", "_SAMPLE = S1_66_67", "_WL_UNIT = A", f"_WL1 = {wl}", "", "; Data for range 1",
+            "_DRIVE = COUPLED", f"_STEPSIZE = {step}", f"_START = {start}", "_V4_TTLDETECTOR", "_COUNTS = 1",
+            "; Cnt2_D1\t"]
+    counts = [f"{100 + (i * 37) % 50:.6f}\t" for i in range(n)]
+    return ("\r\n".join(head + counts) + "\r\n").encode("latin-1")
+
+
+def raw4_bytes(counts, *, start=10.0, step=0.02, wavelength=1.5406, sample="S1_66_67", supplementary=24) -> bytes:
+    """A Bruker RAW v4 file in the layout ``xrd_raw4`` reads: file header, a SAMPLEID text record,
+    one range header (160 bytes) with its supplementary block, float32 counts."""
+    import struct
+
+    out = bytearray(b"RAW4.00\0" + b"\0" * 53)
+    name, value = b"SAMPLEID".ljust(24, b"\0"), sample.encode() + b"\n"
+    body = b"\0" * 4 + name + value
+    out += struct.pack("<II", 10, 8 + len(body)) + body
+    rng = bytearray(160)
+    struct.pack_into("<II", rng, 0, 160, len(counts))
+    struct.pack_into("<dd", rng, 72, start, step)
+    struct.pack_into("<I", rng, 88, len(counts))
+    struct.pack_into("<d", rng, 112, wavelength)
+    struct.pack_into("<I", rng, 140, supplementary)
+    out += rng + b"\0" * supplementary + np.asarray(counts, dtype="<f4").tobytes()
+    return bytes(out)
+
+
+def pxrf_csv_bytes(*, utf16=True) -> bytes:
+    """A Vanta-style export: a Cal Check row, then IODP-named readings in ppm closing at 10^6."""
+    rows = ["Date,Time,Reading,Mode,Unit,Run Number,Sample Name,Text_ID,Offset for SHLF,Comment,Mg,Ca,Fe,LE",
+            "2019-10-13,15:04:43,#1,Cal Check,%,,,,,,,,,"]
+    for i in range(4):
+        mg, ca, fe = 20000 + i, 60000 + 10 * i, 30000 - i
+        rows.append(f"2019-10-13,15:1{i}:00,#{i + 2},Geochem,%,{33 + i},385-U1545A-{i + 1}H-5-W-{10 * i + 5},"
+                    f"CYL1036554{i},,,{mg:.2f},{ca:.2f},{'ND' if i == 2 else f'{fe:.2f}'},"
+                    f"{1e6 - mg - ca - (0 if i == 2 else fe):.2f}")
+    text = "\r\n".join(rows) + "\r\n"
+    return text.encode("utf-16") if utf16 else text.encode()
+
+
+def _xrd_uxd_seeds() -> list[Seed]:
+    out = [Seed("synth", "p.uxd", {"p.uxd": uxd_bytes()})]
+    real = FIXTURES.parent / "real" / "iodp_SOD-Laboratory" / "XRD" / "U1587A_2H3_66_67_CYL11802171.uxd"
+    if real.is_file():
+        out.append(Seed("real-head", "r.uxd", {"r.uxd": _head_lines(real.read_bytes(), 200)}))
+    return out
+
+
+def _xrd_raw4_seeds() -> list[Seed]:
+    return [Seed("synth", "p.raw", {"p.raw": raw4_bytes(np.arange(40, dtype=float) + 100)})]
+
+
+def _pxrf_seeds() -> list[Seed]:
+    return [Seed("synth-utf16", "ExportData.csv", {"ExportData.csv": pxrf_csv_bytes()}),
+            Seed("synth-utf8", "ExportData.csv", {"ExportData.csv": pxrf_csv_bytes(utf16=False)})]
+
+
+_SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_axml": _axml_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
           "itrax_spe": _itrax_spe_seeds, "itrax_results": _itrax_results_seeds, "mca_amptek": _amptek_seeds,
           "mca_spec": _spec_seeds, "lab_pangaea": _pangaea_seeds, "lab_iodp": _iodp_seeds,
           "lab_csv": _lab_csv_seeds, "xrd_nexus": _xrd_nexus_seeds, "xrd_labels": _xrd_labels_seeds,
-          "xrd_text": _xrd_text_seeds}
+          "xrd_text": _xrd_text_seeds, "xrd_uxd": _xrd_uxd_seeds, "xrd_raw4": _xrd_raw4_seeds,
+          "pxrf_export": _pxrf_seeds}
 
 
 @functools.lru_cache(maxsize=None)

@@ -124,7 +124,7 @@ def test_quick_evaluation_end_to_end_and_resume(store, tmp_path):
                  "mask_sweep.png", "summary.md"):
         assert (out / name).stat().st_size > 0, name
     amount = pd.read_csv(out / "data_amount.csv")
-    assert set(amount["model"]) == {"max", "scratch", "baseline"}
+    assert set(amount["model"]) == {"max", "scratch", "baseline", "logratio"}
     assert set(amount["amount"].astype(str)) == {"10", "all"}
     assert (amount["runs"] == 2).all() and np.isfinite(amount["r2_mean"]).all()
     assert (amount["r2_ci_low"] <= amount["r2_ci_high"]).all()
@@ -138,6 +138,7 @@ def test_quick_evaluation_end_to_end_and_resume(store, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "whether it holds here" in summary and held.pop() in summary
     assert summary.count("| CaCO3") >= 3
+    assert "model beside model" in summary and "| logratio |" in summary  # the log-ratio column
 
     # an interrupted evaluation: one finished run lost; the next call redoes only it, identically
     victim = out / "cells" / "amount" / "scratch" / "CaCO3" / "n10" / "s1" / "result.json"

@@ -26,6 +26,10 @@ RAD_DOC = "xrf/itrax_CD166_19_S1_rad_document.txt"
 # --------------------------------------------------------------------------- writers (byte by byte)
 
 
+#: A calibration for synthetic spectra with nothing beside them (the header's is a placeholder).
+CAL = Calibration(0.0102, -0.01, "option")
+
+
 def itrax_spe_bytes(counts, *, position="707.540018", section="section", channels=None, declared=None,
                     position_unit="mm", first_channel=1) -> bytes:
     """An ITRAX .spe: header records ended by a bare CR, then CRLF channel rows numbered from 1."""
@@ -78,7 +82,10 @@ def test_real_spe_counts_header_and_placeholder_calibration(fixtures_dir, tmp_pa
     shutil.copy(fixtures_dir / SPE, path)
     with pytest.raises(InputError, match="--core"):
         itrax_spe.read(path)  # nothing beside it names the section, the header's is the default
-    (s,) = itrax_spe.read(path, core="CD166_19")
+    # the header's E0/E1 (0 keV, 1 keV/channel) is a placeholder: refused, never stored at 360 keV
+    with pytest.raises(InputError, match=r"placeholder \(E0 0 keV, E1 1 keV/channel\).*Results.txt.*--gain"):
+        itrax_spe.read(path, core="CD166_19")
+    (s,) = itrax_spe.read(path, core="CD166_19", calibration=Calibration(0.0103, -0.01, "option"))
     assert s.counts.dtype == np.uint32 and s.n_channels == 2048
     assert s.counts[:40].sum() == 0 and s.counts[40] == 1  # row "41.000<TAB>1.000"
     assert s.counts[-3:].tolist() == [51, 54, 0]  # rows 2046, 2047, 2048
@@ -88,8 +95,7 @@ def test_real_spe_counts_header_and_placeholder_calibration(fixtures_dir, tmp_pa
     assert s.live_time_s == pytest.approx(13.480499) and s.real_time_s == pytest.approx(15.000049)
     assert s.total_cps == pytest.approx(44598.496007)
     assert s.date == "2020-09-22T20:08:00" and s.instrument == "itrax" and s.valid
-    assert s.calibration == Calibration(1.0, 0.0, "header-placeholder")
-    assert any("placeholder" in w for w in s.warnings)
+    assert s.calibration == Calibration(0.0103, -0.01, "option")
     assert any("section top unknown, 0 used" in w for w in s.warnings)
     assert "Tube anode:\tMo" in s.header
 
@@ -191,7 +197,8 @@ def test_real_results_without_side_files(fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / RESULTS, path)
     table = itrax_results.read(path)
     assert np.isnan(table.points["tube_kv"]).all() and table.metadata["tube_source"] == ""
-    assert "section top unknown, 0 used" in table.metadata["warnings"]
+    # section S1's top is in no file: positions stay section-relative, never placed at a made-up 0
+    assert np.isnan(table.points["section_top_mm"]).all() and set(table.points["depth_scale"]) == {"section-relative"}
     assert table.points["depth_mm"].iloc[0] == pytest.approx(31.54)
     assert table.metadata["section_name"] == "CD166_19_S1"  # from the preamble path
     shutil.copy(fixtures_dir / DFL, tmp_path / "settings.dfl")
@@ -243,7 +250,7 @@ def test_spe_position_from_document_when_header_lacks_it(fixtures_dir, tmp_path,
     path = tmp_path / "L000010.spe"
     path.write_bytes(itrax_spe_bytes(counts, position=""))
     shutil.copy(fixtures_dir / XRF_DOC, tmp_path / "document.txt")
-    (s,) = itrax_spe.read(path)
+    (s,) = itrax_spe.read(path, calibration=CAL)
     assert s.position_mm == pytest.approx(41.5)  # start 31.5 + 10 x 1 mm
     assert (s.core, s.section) == ("CD166_19", "S1")
 
@@ -267,7 +274,7 @@ def test_spe_option_calibration_wins(tmp_path, counts):
 def test_spe_header_section_name_used_unless_default(tmp_path, counts):
     path = tmp_path / "L000003.spe"
     path.write_bytes(itrax_spe_bytes(counts, section="GC07_Sec2"))
-    (s,) = itrax_spe.read(path)
+    (s,) = itrax_spe.read(path, calibration=CAL)
     assert (s.core, s.section) == ("GC07", "Sec2")
 
 
@@ -293,7 +300,7 @@ def test_spe_bad_input(tmp_path, counts, mutate, message, line, field):
 def test_spe_zero_based_channels_accepted(tmp_path, counts):
     path = tmp_path / "L000000.spe"
     path.write_bytes(itrax_spe_bytes(counts, first_channel=0))
-    assert np.array_equal(itrax_spe.read(path, core="X")[0].counts, counts)
+    assert np.array_equal(itrax_spe.read(path, core="X", calibration=CAL)[0].counts, counts)
 
 
 def test_synthetic_results_table(tmp_path):
@@ -389,12 +396,19 @@ def test_itrax_spe_rejected_by_avaatech_reader(tmp_path, counts):
         itrax_spe.read(ava)
 
 
-def test_header_placeholder_calibration_is_flagged_degenerate(tmp_path, counts):
+def test_header_placeholder_calibration_is_refused(tmp_path, counts):
     path = tmp_path / "L000000.spe"
     path.write_bytes(itrax_spe_bytes(counts))
-    (s,) = itrax_spe.read(path, core="X")
-    assert s.calibration.source == "header-placeholder" and s.calibration.degenerate
-    assert math.isfinite(s.calibration.gain_kev)
+    with pytest.raises(InputError, match="no energy calibration") as err:
+        itrax_spe.read(path, core="X")
+    assert err.value.field == "E1"
+    # a settings file two folders up without a usable calibration is named, not applied
+    (tmp_path / "run_SETTINGS.dfl").write_text("[detector parameters]\nkeV/channel 2 = 0.0102\n")
+    deep = tmp_path / "core" / "sec"
+    deep.mkdir(parents=True)
+    (deep / "L000000.spe").write_bytes(itrax_spe_bytes(counts))
+    with pytest.raises(InputError, match="run_SETTINGS.dfl in a folder above"):
+        itrax_spe.read(deep / "L000000.spe", core="X")
 
 
 def test_results_position_unit_converted_or_refused(tmp_path):

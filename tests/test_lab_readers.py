@@ -142,7 +142,7 @@ def test_pangaea_several_events_and_no_event_column(tmp_path):
 
 @pytest.mark.parametrize("mutate, words, line, field", [
     (lambda t: t.replace("*/\n", ""), "never closed", None, None),
-    (lambda t: t.replace("TOC [%]", "TOC [counts]"), "unknown unit 'counts'", None, "TOC [counts]"),
+    (lambda t: t.replace("TOC [%]", "TOC [parsecs]"), "unknown unit 'parsecs'", None, "TOC [parsecs]"),
     (lambda t: t.replace("0.15\t?38.0", "0.15\tabc"), "'abc' is not a number", 14, "CaCO3 [%]"),
     (lambda t: t.replace("Depth sed [m]", "Label"), "no depth column", None, None),
     (lambda t: t.split("Event\tDepth")[0], "no data table", None, None),

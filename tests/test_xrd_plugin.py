@@ -32,7 +32,7 @@ MODULE = "xrfhub_xrd.plugin"
 RAMP_N, TRANSITION = 24, 12
 TINY_1D = {"arch": "fcnn", "iterations": "30", "fcnn_hidden": "32", "copies": "1"}
 RUN_KEYS = {"plugin", "stage", "target", "store", "holdout_cores", "init", "grid", "phases", "config", "metrics",
-            "xrfhub_version", "created", "plugin_source", "resampling"}
+            "xrfhub_version", "created", "plugin_source", "resampling", "qc"}
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,10 @@ def open(store, kind: str | None = None, *, run: str | None = None, channels: in
         from .predictions import latest_per_target
 
         ds = latest_per_target(hub_path, present[kind])
+    if kind in ("spectra", "elements"):  # per-point quality flags as coordinates, when `xrfhub qc` ran
+        from .qc.store import join_flags
+
+        ds = join_flags(ds, hub_path, present, group)
     if index and "core" in ds.coords and "depth_mm" in ds.coords:
         from .index import with_core_depth_index
 

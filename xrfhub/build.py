@@ -120,6 +120,7 @@ def write_generation(store: Store, current: Generation | None, records, changed:
             link_or_copy(current.path / files[core], gen.path / files[core])
         else:
             nexus.write_core(gen.path / files[core], rec)
+    hub.finalize(gen.hub_path, summaries)  # core/run UUIDs, consolidated metadata: after every hub write
     catalog.write(gen.path, parent, {**{c: summaries.get(c) for c in changed},
                                      **{c: None for c in set(old_summaries) - present}},
                   _with_generation(sources, gen.number, full), full=full)
@@ -170,6 +171,11 @@ def core_summary(rec: CoreRecord, rel: str) -> dict:
         "lab_properties": [str(p) for p in rec.lab_flags.columns],
         "lab_units": {str(k): str(v) for k, v in rec.lab_units.items()},
         "n_points": int(sum(len(t.points) for t in rec.elements)),
+        "qc": any(p.name == "qc" for p in rec.processes),  # `xrfhub qc` judged this core
+        # what depth_mm means in this core, and its sections: info says when depths are
+        # section-relative (two sections then share depths)
+        "depth_scales": sorted({str(v) for b in rec.scans.values() for v in b.coords["depth_scale"]}),
+        "sections": sorted({str(v) for b in rec.scans.values() for v in b.coords["section"]}),
         **({"diffraction": {grid: len(b) for grid, b in rec.diffraction.items()},
             "n_labels": int(len(rec.pattern_labels))} if rec.diffraction else {}),
     }

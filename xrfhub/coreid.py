@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re as _re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +218,65 @@ def match_cores(lab_ids, scan_ids, core_map: CoreMap | None = None) -> MatchResu
             ambiguous[lab] = by_key[normalise(lab)]
     unmatched = [lab for lab, core in cores.items() if core is None]
     return MatchResult(cores, how, unmatched, ambiguous)
+
+
+# --------------------------------------------------------------------------- IODP sample names
+
+#: Values scanners write where a header field was never filled in: never a core or section id.
+PLACEHOLDERS = frozenset({"", "0", "-", "--", "na", "n/a", "none", "null", "unknown", "?"})
+
+
+def is_placeholder(value) -> bool:
+    """True for ``0``, empty, ``-`` and the like: a field left at its default, not an identity.
+
+    Only a lone ``0``: a padded token such as ``0000`` is a real section top (0 cm) in the
+    Avaatech naming scheme."""
+    text = str(value if value is not None else "").strip().lower()
+    return text in PLACEHOLDERS
+
+
+#: IODP/ODP/DSDP sample names (LIMS "Sample ID" text): expedition (``397``, ``U1587`` style
+#: leg letters allowed), site (``U1587``, ``C0002``, ``1098``), hole letter, core number and
+#: core type (H, X, R, F, ...), section (a number or ``CC``), optionally the half (``A``
+#: archive, ``W`` working, ``WR``, ``PAL`` ...) and, after ``_``, the LIMS text id
+#: (``SHLF11796791``). E.g. ``397-U1587A-2H-1-A_SHLF11796791``.
+_IODP_SAMPLE = _re.compile(
+    r"^(?P<exp>\d{1,4}[A-Z]?)-(?P<site>[A-Z]{0,2}\d{3,5})(?P<hole>[A-Z])-(?P<core>\d{1,4})(?P<type>[A-Z])"
+    r"-(?P<section>\d{1,3}|CC)(?:-(?P<half>[A-Z]{1,4}))?(?:[- ](?P<offset>\d+(?:\.\d+)?)(?:/\d+(?:\.\d+)?)?)?"
+    r"(?:[_ ](?P<text_id>[A-Z]{2,6}\d{1,12}))?$",
+    _re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class IodpSample:
+    """The parts of an IODP sample name; ``core`` is ``expedition-site+hole-core+type``."""
+
+    expedition: str
+    site: str
+    hole: str
+    core_number: str
+    core_type: str
+    section: str
+    half: str = ""
+    text_id: str = ""
+    #: a sample's top offset in its section, in cm as IODP writes it (``...-5-W-60`` or ``60/62``); "" if none
+    offset_cm: str = ""
+
+    @property
+    def core(self) -> str:
+        return f"{self.expedition}-{self.site}{self.hole}-{self.core_number}{self.core_type}"
+
+
+def parse_iodp_sample(text) -> IodpSample | None:
+    """Split an IODP sample name (``397-U1587A-2H-1-A_SHLF11796791``) into its parts, or None.
+
+    Only the whole text is accepted (no search inside longer strings): a name that merely
+    contains something IODP-like is not silently re-read as one.
+    """
+    m = _IODP_SAMPLE.match(str(text).strip())
+    if m is None:
+        return None
+    g = {k: (v or "") for k, v in m.groupdict().items()}
+    return IodpSample(g["exp"].upper(), g["site"].upper(), g["hole"].upper(), str(int(g["core"])),
+                      g["type"].upper(), g["section"].upper() if g["section"].upper() == "CC"
+                      else str(int(g["section"])), g["half"].upper(), g["text_id"].upper(), g["offset"])

@@ -6,6 +6,7 @@ with their element lines and a down-core profile with the lab values beside it.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def run_demo(out, *, size: str = "demo", seed: int = 0, echo=print) -> dict:
     echo(f"2/6 ingesting {corpus / 'scans'} and {len(lab_files)} lab table(s) into {store} ...")
     report = ingest([corpus / "scans", *lab_files], store, progress=True)
     echo(report.summary())
+    lab_only = json.loads((corpus / "truth.json").read_text()).get("no_scan_core")
+    if lab_only:
+        echo(f"  (expected: the generator writes lab samples of core {lab_only} without any scan, on purpose, "
+             "to show how a lab core that matches no scanned core is reported and kept)")
     echo("3/6 xrfhub info")
     echo(format_info(info(store)))
 
@@ -72,7 +77,9 @@ def _diffraction(store, out: Path, seed: int, echo) -> Path:
     pat = api.open(store, "diffraction")
     echo(f"  xrfhub.open(store, 'diffraction'): {dict(pat.sizes)}, labels {sorted(set(pat['label'].values))}, "
          f"wavelength {float(pat['wavelength'][0]):g} A ({pat['wavelength_source'].values[0]})")
-    return plot_ramp(pat["two_theta"].values, pat["intensity"].values, pat["label"].values, out / "ramp.png")
+    return plot_ramp(pat["two_theta"].values, pat["intensity"].values, pat["label"].values, out / "ramp.png",
+                     scan=("pressure_step", pat["pressure_step"].values),
+                     wavelength_a=float(pat["wavelength"][0]), intensity_unit="simulated, arbitrary units")
 
 
 def _pictures(store, ds, core: str, out: Path) -> list[Path]:
@@ -84,12 +91,14 @@ def _pictures(store, ds, core: str, out: Path) -> list[Path]:
     picks = np.unique(np.linspace(0, n - 1, 3).astype(int))
     energy = ds["energy"].values
     spectra_png = plot_spectra(energy, kv10["counts"].values[picks],
-                               [f"{core} {d:g} mm" for d in kv10["depth_mm"].values[picks]],
-                               out / "spectra.png", title=f"{core}: 10 kV spectra", max_kev=12.0)
+                               [f"{d:g} mm" for d in kv10["depth_mm"].values[picks]],
+                               out / "spectra.png", title=f"{core}: 10 kV spectra", max_kev=12.0,
+                               legend_title="depth")
     counts = kv10["counts"].values
     ca = roi_counts(energy, counts, line_energy("Ca"))
     fe = roi_counts(energy, counts, line_energy("Fe"))
-    series = {"Ca Kα (counts)": ca, "Fe Kα (counts)": fe, "ln(Ca/Fe)": np.log((ca + 1) / (fe + 1))}
+    window = "counts"  # roi_counts' window sums, not fitted peak areas: the title says so
+    series = {"Ca Kα": ca, "Fe Kα": fe, "ln(Ca/Fe)": np.log((ca + 1) / (fe + 1))}
     lab, lab_depth = {}, None
     try:
         samples = api.open(store, "samples").sel(core=core)
@@ -100,5 +109,7 @@ def _pictures(store, ds, core: str, out: Path) -> list[Path]:
     except (KeyError, StoreError):  # a core without lab data still gets its profile
         lab = {}
     profile_png = plot_profile(kv10["depth_mm"].values, series, lab_depth, lab, out / "profile.png",
-                               title=f"{core}: down-core profile")
+                               units={"Ca Kα": window, "Fe Kα": window},
+                               title=f"{core}: down-core profile of the 10 kV spectra "
+                                     "\n(Ca Kα, Fe Kα: counts summed within ±0.15 keV of the line, not fitted peak areas)")
     return [spectra_png, profile_png]

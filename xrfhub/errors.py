@@ -66,6 +66,10 @@ class NotInIndexError(StoreError, KeyError):
     :class:`~xrfhub.errors.StoreError` so that the CLI reports it without a traceback.
     """
 
+    #: a misspelled core or a depth the store does not hold is the user's input, not a store
+    #: problem: ``xrfhub query`` exits 2 (docs/bad-input.md)
+    exit_code = 2
+
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
 
@@ -80,3 +84,19 @@ class ConfigError(XrfhubError, ValueError):
     """A plugin, stage, target or configuration value that does not exist or does not fit."""
 
     exit_code = 2
+
+
+class NotStored(XrfhubError):
+    """A file recognised and deliberately not stored (not an error): e.g. an ITRAX section sum
+    spectrum, or a result table superseded by a newer evaluation of the same points.
+
+    Raised by a reader; ingest records the file with the reason in the store's manifest (so
+    re-ingesting finds it known) and says so in its report, instead of refusing it.
+    """
+
+    exit_code = 0
+
+    def __init__(self, path: str | PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

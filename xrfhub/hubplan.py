@@ -71,6 +71,8 @@ class HubPlan:
         for run_id, entry in sorted(self.runs.items()):
             if entry.get("kind", "spectra") == "spectra":
                 self._spectra_run(run_id, entry)
+        for n_ch in groups:
+            self._qc_spectra(n_ch)
         per_core = self._samples(new_order, old_order)
         self._sources(sources_new, all_sources)
         self._whole_kinds()
@@ -151,6 +153,44 @@ class HubPlan:
         rows.write_group(self.old_hub if has_old else None, self.gen.hub_path, group, first, total, rows_from,
                          row_dim=layout.SPECTRUM, chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
 
+    # ------------------------------------------------------------------ quality flags over spectra
+
+    def _qc_spectra(self, n_ch):
+        """``qc/spectra_ch<N>``: rows aligned with the spectra group, written from its first change."""
+        from .qc import store as qc_store
+
+        target = layout.spectra_group(n_ch)
+        group = qc_store.group_for(target)
+        new, new_starts, old_starts, first, total = self.layouts[n_ch]
+        if not new or not any(s.get("qc") for s in self.summaries.values()):
+            shutil.rmtree(self.gen.hub_path / group, ignore_errors=True)
+            return
+        has_old = self.old_hub is not None and _exists(self.old_hub, group)
+        if has_old and first == total and zarr.open_group(self.old_hub, path=group)["qc_flag"].shape[0] == total:
+            return
+        provenance = next((p for c in sorted(self.changed & set(self.summaries)) if self.summaries[c].get("qc")
+                           for p in [qc_store.provenance_of(self.records[c])] if p), None)
+        if provenance is None:  # no changed core was checked: the thresholds are the parent group's
+            provenance = dict(zarr.open_group(self.old_hub, path=group).attrs).get("provenance", "{}") if has_old \
+                else next(p for c in sorted(self.summaries) if self.summaries[c].get("qc")
+                          for p in [qc_store.provenance_of(self.records[c])] if p)
+        coord_names = ["core", "depth_mm", "scan", "source", "tube_kv"]
+        names = ["qc_flag", "qc_reasons", *qc_store.SERIES]
+        spectra = RowSource(new, self.changed, lambda c: spectra_raw(self.records[c], n_ch),
+                            (self.old_hub, target) if has_old else None, old_starts)
+
+        def fresh(core):
+            raw = spectra_raw(self.records[core], n_ch)
+            block = SpectraBlock(raw["counts"], pd.DataFrame({k: raw[k] for k in ("core", "scan", "depth_mm")}))
+            return qc_store.core_spectra_rows(self.records[core], block)
+
+        values = RowSource(new, self.changed, fresh, (self.old_hub, group) if has_old else None, old_starts)
+        rows.write_group(self.old_hub if has_old else None, self.gen.hub_path, group, first, total,
+                         lambda start, _n=None: qc_store.spectra_group_dataset(
+                             target, spectra.rows(start, total, coord_names), values.rows(start, total, names),
+                             provenance),
+                         row_dim=layout.SPECTRUM, chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+
     # ------------------------------------------------------------------ samples
 
     def _samples(self, new_order, old_order) -> dict[str, dict]:
@@ -188,12 +228,13 @@ class HubPlan:
             block = None
             if n_ch is not None and c in new_starts:
                 raw = spectra_raw(rec, n_ch)
-                block = SpectraBlock(raw["counts"], pd.DataFrame({k: raw[k] for k in ("core", "depth_mm", "tube_kv",
-                                                                                      "valid")}))
-            arrays, process = samples_kind.align_core(rec, block, new_starts.get(c, 0), self.align)
+                block = SpectraBlock(raw["counts"], pd.DataFrame({k: raw[k] for k in (
+                    "core", "scan", "depth_mm", "tube_kv", "valid", "depth_scale")}))
+            arrays, process, qc = samples_kind.align_core(rec, block, new_starts.get(c, 0), self.align)
             computed[c] = arrays
             per_core[c] = process
             self.summaries[c]["max_match"] = int(max((len(i) for i in arrays["_matched"]), default=0))
+            self.summaries[c]["qc_alignment"] = qc
         width = max(1, max(int(self.summaries[c].get("max_match", 0)) for c in lab_new))
         if has_old and zarr.open_group(self.old_hub, path=group)["matched_spectrum"].shape[1] != width:
             same_shape = False
@@ -219,7 +260,13 @@ class HubPlan:
                                                                 self.align),
                          row_dim=layout.SAMPLE, chunked={"mean_spectrum": (layout.SPECTRA_CHUNK_ROWS, n_ch or 1)},
                          default_rows=layout.COORD_CHUNK_ROWS, attrs=samples_kind.group_attrs(n_ch, self.align))
-        self.alignment_summary = samples_kind.summary(hub.open_group(self.gen.hub_path, group), self.align)
+        qc = {"qc_ran": False, "left_out": {}}
+        for c in lab_new:  # what QC left out, summed over the cores (kept per core in the index)
+            mine = self.summaries[c].get("qc_alignment") or {}
+            qc["qc_ran"] = qc["qc_ran"] or bool(mine.get("qc_ran"))
+            for flag, n in mine.get("left_out", {}).items():
+                qc["left_out"][flag] = qc["left_out"].get(flag, 0) + int(n)
+        self.alignment_summary = samples_kind.summary(hub.open_group(self.gen.hub_path, group), self.align, qc)
         return per_core
 
     def _samples_all(self, new_order, old_order):
@@ -268,8 +315,10 @@ class HubPlan:
     # ------------------------------------------------------------------ whole kinds
 
     def _whole_kinds(self):
-        from .elements import elements_dataset
         from .diffraction import hub_datasets
+        from .elements import elements_dataset
+        from .qc.store import group_for as qc_group_for
+        from .qc.store import hub_datasets as qc_hub_datasets
 
         touched = self.full or any(
             (self.summaries.get(c) or {}).get("n_points") or (self.old_summaries.get(c) or {}).get("n_points")
@@ -280,38 +329,58 @@ class HubPlan:
         holders = {c: self.records[c] for c in sorted(self.summaries) if self.summaries[c].get("n_points")}
         ds = elements_dataset(holders)
         shutil.rmtree(self.gen.hub_path / "elements", ignore_errors=True)
+        shutil.rmtree(self.gen.hub_path / qc_group_for("elements"), ignore_errors=True)
         if ds is not None:
             hub.write_table(self.gen.hub_path, "elements", ds)
+            for group, qds in qc_hub_datasets(holders, {}, {}, ds).items():  # the points' quality flags
+                hub.write_table(self.gen.hub_path, group, qds)
         series = {c: self.records[c] for c in sorted(self.summaries) if self.summaries[c].get("diffraction")}
         shutil.rmtree(self.gen.hub_path / "diffraction", ignore_errors=True)
         for group, dds in hub_datasets(series).items():
             n = max(1, min(layout.SPECTRA_CHUNK_ROWS, dds.sizes[layout.PATTERN]))
             hub.write_table(self.gen.hub_path, group, dds, {"intensity": (n, dds.sizes[layout.TWO_THETA])})
-        from .predictions_diffraction import run_dataset
+        from .predictions_diffraction import run_dataset as pattern_run
+        from .predictions_elements import run_dataset as point_run
 
         for run_id, entry in sorted(self.runs.items()):
-            if entry.get("kind") == "diffraction":
-                shutil.rmtree(self.gen.hub_path / layout.predictions_group(run_id), ignore_errors=True)
-                ds = run_dataset(series, nxrun.read(self.gen.path / entry["file"]))
-                rows.write_group(None, self.gen.hub_path, layout.predictions_group(run_id), 0,
-                                 ds.sizes[layout.PATTERN], lambda _s, _n=None, ds=ds: ds, row_dim=layout.PATTERN, chunked={},
-                                 default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+            kind = entry.get("kind")
+            if kind not in ("diffraction", "elements"):
+                continue
+            shutil.rmtree(self.gen.hub_path / layout.predictions_group(run_id), ignore_errors=True)
+            run = nxrun.read(self.gen.path / entry["file"])
+            ds = pattern_run(series, run) if kind == "diffraction" else point_run(holders, run)
+            dim = layout.PATTERN if kind == "diffraction" else layout.POINT
+            rows.write_group(None, self.gen.hub_path, layout.predictions_group(run_id), 0,
+                             ds.sizes[dim], lambda _s, _n=None, ds=ds: ds, row_dim=dim, chunked={},
+                             default_rows=layout.COORD_CHUNK_ROWS, attrs={})
 
 
 def spectra_run_dataset(run: nxrun.RunFile, n_ch: int, coords: dict, values: dict) -> xr.Dataset:
     """The hub group of a run over ``spectra/ch<n_ch>``: its values (NaN where not predicted) and
     the spectra's key coordinates, so predictions query like spectra."""
     params = run.parameters
-    units = params.get("units", {})
-    targets = set(params.get("targets", values))
     attrs = {"kind": "predictions", "run": run.run_id, "created": run.date,
              "spectra_group": layout.spectra_group(n_ch),
              "provenance": json.dumps({**params, "date": run.date}, sort_keys=True, default=str)}
-    data = {t: ((layout.SPECTRUM,), np.asarray(values[t], dtype=np.float32),
-                {"run": run.run_id, "units": units.get(t, "wt%"),
-                 "long_name": f"predicted {t}" if t in targets else f"{t} (beside the predictions)"})
+    data = {t: ((layout.SPECTRUM,), np.asarray(values[t], dtype=np.float32), _run_attrs(run.run_id, t, params))
             for t in sorted(values)}
     return xr.Dataset(data, coords={c: ((layout.SPECTRUM,), coords[c]) for c in KEPT_COORDS}, attrs=attrs)
+
+
+def _run_attrs(run_id: str, name: str, params: dict) -> dict:
+    """A run variable's attributes: a target, an interval bound of one, or another array beside them."""
+    units = params.get("units", {})
+    targets = set(params.get("targets", [name]))
+    base, _, side = name.rpartition("_")
+    interval = params.get("interval")
+    if name in targets:
+        return {"run": run_id, "units": units.get(name, "wt%"), "long_name": f"predicted {name}"}
+    if interval and side in ("lower", "upper") and base in targets:
+        return {"run": run_id, "units": units.get(base, "wt%"),
+                "long_name": f"{side} bound of the {float(interval['level']):g} interval of {base}",
+                "interval_method": interval["method"], "interval_level": float(interval["level"]),
+                "interval_score": interval.get("score", "")}
+    return {"run": run_id, "units": units.get(name, "wt%"), "long_name": f"{name} (beside the predictions)"}
 
 
 def _sources_ds(table: dict, cols) -> xr.Dataset:

@@ -11,6 +11,8 @@ sorted. :class:`CoreDepthIndex` is built on open and lets users write::
     ds.sel(depth_mm=slice(100, 500))                       # a depth range across all cores
     ds.sel(core="A", depth_mm=1015.0)                      # every row at exactly that depth
     ds.sel(core="A", depth_mm=1013.0, method="nearest")    # every row at the nearest depth
+    ds.sel(core="A", tube_kv=10)                           # one core's 10 kV spectra
+    ds.sel(core="A", tube_kv=30, depth_mm=1013.0, method="nearest")  # nearest 30 kV spectrum
 
 Semantics, chosen so that a selection is always a *set of rows*:
 
@@ -26,6 +28,11 @@ Semantics, chosen so that a selection is always a *set of rows*:
   depth; ``tolerance`` drops cores whose best depth is too far. A number that matches no row
   raises :class:`NotInIndexError`. ``method`` never applies to ``core``.
 - rows whose depth is NaN are reachable by core only.
+- ``tube_kv`` (when the rows carry it: spectra measured at 10, 30, 50 kV share core and depth)
+  takes one voltage or a list; other voltages are never mixed in. It filters *before* the depth
+  rules apply, so ``method="nearest"`` finds the nearest depth measured at that voltage. A core
+  without spectra at the voltage contributes no rows; a voltage the dataset lacks raises
+  :class:`NotInIndexError` listing the voltages present.
 
 Cost: the per-core depth order is computed once per index (``np.lexsort``, O(n log n), lazily on
 the first ``sel``); a query then costs O(log n) per selected core plus the size of its result.
@@ -94,13 +101,23 @@ class CoreDepthIndex(Index):
     """
 
     def __init__(self, core: np.ndarray, depth: np.ndarray, dim: Hashable,
-                 core_name: Hashable = "core", depth_name: Hashable = "depth_mm"):
+                 core_name: Hashable = "core", depth_name: Hashable = "depth_mm",
+                 kv: np.ndarray | None = None, kv_name: Hashable | None = None):
         self.core = _frozen(core)
         self.depth = _frozen(depth)
         self.dim = dim
         self.core_name = core_name
         self.depth_name = depth_name
+        # the tube voltage, optional: rows of one core and depth differ by it (10/30/50 kV)
+        self.kv = None if kv is None else _frozen(kv)
+        self.kv_name = kv_name if kv is not None else None
         self._lookup: _Lookup | None = None
+        self._by_kv: dict[tuple, tuple[np.ndarray, CoreDepthIndex]] = {}
+
+    @property
+    def names(self) -> list[Hashable]:
+        """The coordinates this index covers (core, depth and, when present, voltage)."""
+        return [self.core_name, self.depth_name] + ([self.kv_name] if self.kv is not None else [])
 
     # -- construction -------------------------------------------------------------------
 
@@ -109,13 +126,14 @@ class CoreDepthIndex(Index):
                        options: Mapping[str, Any]) -> CoreDepthIndex:
         """Build from the two 1-D coordinates; which is which comes from ``options``
         (``core=``, ``depth=`` names) or else from their dtypes (text vs number)."""
-        if len(variables) != 2:
-            raise ConfigError(f"CoreDepthIndex needs exactly two coordinates (core, depth), "
-                              f"got {list(variables)}")
+        kv_name = options.get("kv")
+        if len(variables) != (2 if kv_name is None else 3):
+            raise ConfigError(f"CoreDepthIndex needs two coordinates (core, depth), or three "
+                              f"with kv= naming the voltage, got {list(variables)}")
         core_name = options.get("core")
         depth_name = options.get("depth")
         if core_name is None or depth_name is None:
-            core_name, depth_name = _guess_roles(variables)
+            core_name, depth_name = _guess_roles({k: v for k, v in variables.items() if k != kv_name})
         for name in (core_name, depth_name):
             if name not in variables:
                 raise ConfigError(f"CoreDepthIndex: coordinate {name!r} is not among "
@@ -129,10 +147,25 @@ class CoreDepthIndex(Index):
         if depth.dtype.kind not in _NUMBER_KINDS:
             raise ConfigError(f"CoreDepthIndex: depth coordinate {depth_name!r} must be "
                               f"numeric, got dtype {depth.dtype}")
-        return cls(np.asarray(core_var.values), depth, core_var.dims[0], core_name, depth_name)
+        kv = None
+        if kv_name is not None:
+            if kv_name not in variables or variables[kv_name].dims != core_var.dims:
+                raise ConfigError(f"CoreDepthIndex: voltage coordinate {kv_name!r} must be 1-D over "
+                                  f"{core_var.dims}")
+            kv = np.asarray(variables[kv_name].values)
+            if kv.dtype.kind not in _NUMBER_KINDS:
+                raise ConfigError(f"CoreDepthIndex: voltage coordinate {kv_name!r} must be numeric (kV), "
+                                  f"got dtype {kv.dtype}")
+        return cls(np.asarray(core_var.values), depth, core_var.dims[0], core_name, depth_name,
+                   kv, kv_name)
 
-    def _replace(self, core: np.ndarray, depth: np.ndarray) -> CoreDepthIndex:
-        return type(self)(core, depth, self.dim, self.core_name, self.depth_name)
+    def _replace(self, core: np.ndarray, depth: np.ndarray,
+                 kv: np.ndarray | None = None) -> CoreDepthIndex:
+        return type(self)(core, depth, self.dim, self.core_name, self.depth_name, kv, self.kv_name)
+
+    def _take(self, indexer) -> CoreDepthIndex:
+        return self._replace(self.core[indexer], self.depth[indexer],
+                             None if self.kv is None else self.kv[indexer])
 
     def create_variables(self, variables: Mapping[Any, Variable] | None = None
                          ) -> dict[Hashable, Variable]:
@@ -142,7 +175,10 @@ class CoreDepthIndex(Index):
         """
         variables = variables or {}
         out = {}
-        for name, values in ((self.core_name, self.core), (self.depth_name, self.depth)):
+        pairs = [(self.core_name, self.core), (self.depth_name, self.depth)]
+        if self.kv is not None:
+            pairs.append((self.kv_name, self.kv))
+        for name, values in pairs:
             old = variables.get(name)
             attrs = dict(old.attrs) if old is not None else None
             encoding = dict(old.encoding) if old is not None else None
@@ -165,44 +201,46 @@ class CoreDepthIndex(Index):
             return None
         else:
             indexer = np.asarray(indexer)
-        return self._replace(self.core[indexer], self.depth[indexer])
+        return self._take(indexer)
 
     def roll(self, shifts: Mapping[Any, int]) -> CoreDepthIndex:
         shift = shifts[self.dim] % max(len(self.core), 1)
-        return self._replace(np.roll(self.core, shift), np.roll(self.depth, shift))
+        return self._take(np.roll(np.arange(len(self.core)), shift))
 
     @classmethod
     def concat(cls, indexes: Sequence[CoreDepthIndex], dim: Hashable,
                positions: Iterable[Iterable[int]] | None = None) -> CoreDepthIndex:
         """Concatenate along the row dimension (``xr.concat`` of several cores' datasets)."""
         first = indexes[0]
-        if any((i.core_name, i.depth_name) != (first.core_name, first.depth_name)
-               for i in indexes):
+        if any(i.names != first.names for i in indexes):
             raise ConfigError("cannot concatenate CoreDepthIndexes over different coordinate "
                               "names; rename the coordinates first")
         core = np.concatenate([i.core for i in indexes])
         depth = np.concatenate([i.depth for i in indexes])
+        kv = None if first.kv is None else np.concatenate([i.kv for i in indexes])
         if positions is not None:
             order = np.argsort(np.concatenate([np.asarray(p) for p in positions]))
             core, depth = core[order], depth[order]
-        return cls(core, depth, dim, first.core_name, first.depth_name)
+            kv = None if kv is None else kv[order]
+        return cls(core, depth, dim, first.core_name, first.depth_name, kv, first.kv_name)
 
     def rename(self, name_dict: Mapping[Any, Hashable],
                dims_dict: Mapping[Any, Hashable]) -> CoreDepthIndex:
-        names = (name_dict.get(self.core_name, self.core_name),
-                 name_dict.get(self.depth_name, self.depth_name))
+        names = [name_dict.get(n, n) for n in self.names]
         dim = dims_dict.get(self.dim, self.dim)
-        if names == (self.core_name, self.depth_name) and dim == self.dim:
+        if names == self.names and dim == self.dim:
             return self
-        return type(self)(self.core, self.depth, dim, *names)
+        kv_name = names[2] if self.kv is not None else None
+        return type(self)(self.core, self.depth, dim, names[0], names[1], self.kv, kv_name)
 
     def equals(self, other: Index, *, exclude: frozenset[Hashable] | None = None) -> bool:
         if not isinstance(other, CoreDepthIndex):
             return False
         return (self.dim == other.dim
-                and (self.core_name, self.depth_name) == (other.core_name, other.depth_name)
+                and self.names == other.names
                 and np.array_equal(self.core, other.core)
-                and np.array_equal(self.depth, other.depth, equal_nan=True))
+                and np.array_equal(self.depth, other.depth, equal_nan=True)
+                and (self.kv is None or np.array_equal(self.kv, other.kv, equal_nan=True)))
 
     def join(self, other: Index, how: str = "inner") -> Index:
         raise NotImplementedError(
@@ -220,10 +258,12 @@ class CoreDepthIndex(Index):
 
     def sel(self, labels: dict[Any, Any], method: str | None = None,
             tolerance: float | None = None) -> IndexSelResult:
-        """Row positions (store order) matching ``core`` and/or ``depth_mm`` labels."""
+        """Row positions (store order) matching ``core``, ``depth_mm`` and ``tube_kv`` labels."""
         if method is not None and method not in _METHODS:
             raise ConfigError(f"method={method!r} is not supported for {self.depth_name!r}; "
                               f"use one of {sorted(_METHODS)} or None for exact depths")
+        if self.kv is not None and self.kv_name in labels:
+            return self._sel_at_voltage(labels, method, tolerance)
         codes = self._core_codes(labels.get(self.core_name))
         if len(codes) == 0:
             rows = np.empty(0, dtype=np.intp)
@@ -232,6 +272,49 @@ class CoreDepthIndex(Index):
         else:
             rows = self._core_rows(codes)
         return IndexSelResult({self.dim: _compact(rows)})
+
+    def _sel_at_voltage(self, labels: dict[Any, Any], method: str | None,
+                        tolerance: float | None) -> IndexSelResult:
+        """Select among the rows of the asked voltage(s) only, so that depth rules (nearest,
+        pad, ...) never pick a row of another voltage."""
+        volts = self._kv_values(labels[self.kv_name])
+        rows, sub = self._voltage_subset(volts)
+        rest = {k: v for k, v in labels.items() if k != self.kv_name}
+        if self.core_name in rest:
+            self._core_codes(rest[self.core_name])  # unknown cores fail against the whole dataset
+            present = [n for n in _flat_labels(rest[self.core_name], self.core_name)
+                       if n in sub.lookup.codes]
+            if not present:
+                return IndexSelResult({self.dim: slice(0, 0)})
+            rest[self.core_name] = present
+        found = sub.sel(rest, method=method, tolerance=tolerance).dim_indexers[self.dim]
+        return IndexSelResult({self.dim: _compact(rows[np.arange(len(rows))[found]])})
+
+    def _kv_values(self, label: Any) -> np.ndarray:
+        if isinstance(label, slice):
+            raise ConfigError(f"{self.kv_name!r} takes a voltage or a list of voltages (kV), not a "
+                              f"slice ({label!r})")
+        raw = np.atleast_1d(np.asarray(getattr(label, "values", label)))
+        if raw.ndim != 1 or raw.dtype.kind not in _NUMBER_KINDS:
+            raise ConfigError(f"{self.kv_name} takes a number or a list of numbers (kV), got {label!r}")
+        return raw.astype(np.float64)
+
+    def _voltage_subset(self, volts: np.ndarray) -> tuple[np.ndarray, CoreDepthIndex]:
+        """Rows measured at ``volts`` and an index over them alone (cached per voltage set)."""
+        key = tuple(sorted(set(volts.tolist())))
+        if key not in self._by_kv:
+            kv = self.kv.astype(np.float64)
+            present = np.unique(kv[np.isfinite(kv)])
+            missing = [v for v in key if not np.isclose(present, v).any()]
+            if missing:
+                raise NotInIndexError(
+                    f"{self.kv_name} {', '.join(f'{v:g}' for v in missing)} not in this dataset; "
+                    f"voltages: {', '.join(f'{v:g}' for v in present) or 'none'}")
+            rows = np.flatnonzero(np.isclose(kv[:, None], np.array(key)[None, :]).any(axis=1))
+            sub = CoreDepthIndex(self.core[rows], self.depth[rows], self.dim, self.core_name,
+                                 self.depth_name)
+            self._by_kv[key] = (rows.astype(np.intp), sub)
+        return self._by_kv[key]
 
     def _core_codes(self, label: Any) -> np.ndarray:
         """Codes of the requested cores (all of them when no core is asked for)."""
@@ -334,7 +417,7 @@ class CoreDepthIndex(Index):
 
     def __repr__(self) -> str:
         return (f"<CoreDepthIndex {self.dim!r}: {len(self.core)} rows over "
-                f"({self.core_name!r}, {self.depth_name!r})>")
+                f"({', '.join(map(repr, self.names))})>")
 
     def _repr_inline_(self, max_width: int) -> str:
         n = len(self.lookup.names)
@@ -342,8 +425,9 @@ class CoreDepthIndex(Index):
 
 
 def with_core_depth_index(ds: T_Xarray, dim: str | None = None, core: str = "core",
-                          depth: str = "depth_mm") -> T_Xarray:
-    """Return ``ds`` with a :class:`CoreDepthIndex` over its ``core`` and ``depth`` coordinates.
+                          depth: str = "depth_mm", kv: str | None = "tube_kv") -> T_Xarray:
+    """Return ``ds`` with a :class:`CoreDepthIndex` over its ``core`` and ``depth`` coordinates
+    and, when ``ds`` has a ``kv`` coordinate (``tube_kv``) on the same rows, its voltage.
 
     ``dim`` (the row dimension) is inferred from the coordinates when not given. Variables
     of those names that are data variables are promoted to coordinates; an index already on
@@ -367,10 +451,15 @@ def with_core_depth_index(ds: T_Xarray, dim: str | None = None, core: str = "cor
     if dims[core][0] in names:
         raise ConfigError(f"the row dimension {dims[core][0]!r} cannot share a name with "
                           "an indexed coordinate; rename it first")
+    options = {"core": core, "depth": depth}
+    if kv is not None and kv in ds.coords and ds.coords[kv].dims == dims[core] \
+            and ds.coords[kv].dtype.kind in _NUMBER_KINDS:
+        names.append(kv)
+        options["kv"] = kv
     indexed = [n for n in names if n in ds.xindexes]
     if indexed:
         ds = ds.drop_indexes(indexed)
-    return ds.set_xindex(names, CoreDepthIndex, core=core, depth=depth)
+    return ds.set_xindex(names, CoreDepthIndex, **options)
 
 
 def drop_core_depth_index(ds: T_Xarray) -> T_Xarray:

@@ -16,12 +16,14 @@ import pandas as pd
 
 from . import __version__, coreid, diffraction
 from .build import AlignParams, write_generation
-from .store.cores import LazyRecords
-from .depth import composite_depth, read_affine_table
+from .calibrate import apply_folder_models, default_warning, record_calibration
+from .depth import (composite_depth, place_positions, place_spectra, place_stored_scans, read_affine_table,
+                    read_sections_table, section_relative_warnings)
 from .errors import InputError
 from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
-from .sources import Parsed, find, parse_all
+from .sources import Parsed, content_identity, find, parse_all
 from .store.catalog import Catalog
+from .store.cores import LazyRecords
 from .store.generations import Store, now_iso
 
 
@@ -34,6 +36,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) with --skip-bad
     ignored: list[str] = field(default_factory=list)  # unrecognised files met while walking folders
+    noted: list[tuple[str, str]] = field(default_factory=list)  # (file, why) recognised, not stored by design
     cores: list[str] = field(default_factory=list)  # cores whose content changed
     n_spectra: int = 0
     n_samples: int = 0
@@ -50,6 +53,8 @@ class IngestReport:
         if self.ignored:
             lines.append(f"{len(self.ignored)} unrecognised file(s) in folders ignored: "
                          + ", ".join(self.ignored[:5]) + (" ..." if len(self.ignored) > 5 else ""))
+        for name, reason in self.noted:
+            lines.append(f"not stored {name}: {reason}")
         for name, reason in self.skipped:
             lines.append(f"skipped {name}: {reason}")
         lines.extend(f"warning: {w}" for w in self.warnings[:20])
@@ -63,20 +68,35 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
            replace: bool = False, wait: float = 0.0, calibration: Calibration | None = None,
            core: str | None = None, section_top_mm: float | None = None,
            align: AlignParams | None = None, composite_table=None, client=None,
-           wavelength: float | None = None, scan_coord: str | None = None,
-           progress: bool = False) -> IngestReport:
+           wavelength: float | None = None, scan_coord: str | None = None, sections=None,
+           init: bool = False, depth_mm: float | None = None, depth_unit: str | None = None,
+           units: str | None = None, progress: bool = False) -> IngestReport:
     """Ingest files and folders into ``store`` (created if missing); see the module docstring.
+
+    ``calibration`` is a :class:`Calibration` or the path of a bAXIL model (``.axml``) that
+    calibrates every spectrum; ``sections`` the path of a sections table (core, section, top
+    depth; :func:`xrfhub.depth.read_sections_table`) placing sections in their cores. A folder
+    that holds files but no store is refused unless ``init``.
 
     Raises :class:`~xrfhub.errors.InputError` for bad input (unless ``skip_bad``) and
     :class:`~xrfhub.errors.StoreLockedError` when another writer holds the store.
     """
     store = store if isinstance(store, Store) else Store(store)
+    store.check_folder(init)
     report = IngestReport()
     cands = find(paths)
     cmap = coreid.CoreMap.from_csv(core_map) if core_map else None
+    model = None
+    if calibration is not None and not isinstance(calibration, Calibration):
+        from .readers import baxil_axml
+
+        model = baxil_axml.read(calibration)
+        calibration = model.calibration
+    section_table = read_sections_table(sections) if sections is not None else None
     options = {k: v for k, v in {"calibration": calibration, "core": core,
                                   "section_top_mm_override": section_top_mm, "wavelength": wavelength,
-                                  "scan_coord": scan_coord}.items() if v is not None}
+                                  "scan_coord": scan_coord, "depth_mm": depth_mm, "depth_unit": depth_unit,
+                                  "units": units}.items() if v is not None}
 
     with store.writer(wait=wait):
         current = store.current()
@@ -90,14 +110,26 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
 
         new: list[Parsed] = []
         replaced: list[Parsed] = []
+        # identity by content: the same data under another path is already stored (the index
+        # finds it by one small bucket per file; this ingest's own files are checked here)
+        this_ingest: dict[str, str] = {}
+        noted: list[Parsed] = []
         for p in parsed:
             old = known.get(p.source.name)
+            ident = content_identity(p) if p.error is None and not p.ignored else ""
+            twin = (this_ingest.get(ident) or index.stored_as(ident)) if old is None and ident else None
             if p.ignored:
                 report.ignored.append(p.source.name)
             elif old is not None and old["sha256"] == p.source.sha256:
                 report.unchanged.append(p.source.name)
+            elif p.note:  # recognised, deliberately not stored: say why, remember it in the manifest
+                report.noted.append((p.source.name, p.note))
+                noted.append(p)
             elif p.error is not None:
                 _refuse_or_skip(p.error, skip_bad, report)
+            elif twin is not None:
+                report.unchanged.append(p.source.name)
+                report.warnings.append(f"{p.source.name}: same content as {twin}, already stored: skipped")
             elif old is not None and not replace:
                 _refuse_or_skip(InputError(p.source.path, f"changed since it was ingested as {p.source.name!r} "
                                            f"(sha256 {old['sha256'][:12]}... -> {p.source.sha256[:12]}...); "
@@ -107,7 +139,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 replaced.append(p)
             else:
                 new.append(p)
-        if not new and not replaced and composite_table is None:
+                this_ingest.setdefault(ident, p.source.name)
+        models = [p.records for p in parsed if p.kind == "calibration" and p.error is None and not p.ignored]
+        if not new and not replaced and composite_table is None and section_table is None:
             return report
 
         records = LazyRecords(current, index.cores())  # a core's file is read only if the change needs it
@@ -115,7 +149,13 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         history = _drop_replaced(records, replaced_names, known)
         spectra = [s for p in new + replaced for s in _spectra_of(p)]
         paths = {p.source.name: p.source.path for p in new + replaced}
-        bad = _check_scans(spectra, records, paths)
+        if core:  # --core wins over whatever a file says
+            for s in spectra:
+                s.core = core
+        calibrated, cal_warnings = apply_folder_models(spectra, paths, models) if calibration is None else ({}, [])
+        report.warnings.extend(cal_warnings)
+        bad = place_spectra(spectra, section_table, paths) if section_table is not None else []
+        bad = bad or _check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:
                 raise bad[0][1]
@@ -126,11 +166,19 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             replaced = [p for p in replaced if p.source.name not in drop]
             spectra = [s for s in spectra if s.source not in drop]
             bad = _check_scans(spectra, records, paths)
-        if not new and not replaced and composite_table is None:
+        if not new and not replaced and composite_table is None and section_table is None:
             return report
 
         changed = _merge_spectra(records, spectra)
-        changed |= _merge_elements(records, [p for p in new + replaced if p.kind == "elements"])
+        if section_table is not None:
+            changed |= place_stored_scans(records, section_table)
+        element_parsed = [p for p in new + replaced if p.kind == "elements"]
+        if section_table is not None:
+            element_parsed = _place_element_points(element_parsed, section_table, skip_bad, report)
+            kept = {p.source.name for p in element_parsed}
+            new = [p for p in new if p.kind != "elements" or p.source.name in kept]
+            replaced = [p for p in replaced if p.kind != "elements" or p.source.name in kept]
+        changed |= _merge_elements(records, element_parsed)
         changed |= diffraction.merge_patterns(records, [p for p in new + replaced if p.kind == "diffraction"], core)
         labels = [p for p in new + replaced if p.kind == "diffraction-labels"]
         if labels:  # only the series holding patterns can own labels: read just those
@@ -138,9 +186,21 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
+            if p.kind == "samples" and getattr(p.records, "qc", None):  # kept in the manifest, see below
+                report.warnings.append(f"{p.source.name}: {p.records.metadata.get('qc_rows', '')}; "
+                                       "not stored as samples, listed with the source in the manifest")
+            if p.kind == "elements":  # what an element table's reader noted (units, QC rows, depth scale)
+                report.warnings.extend(f"{p.source.name}: {p.records.metadata[k]}" for k in ("qc_rows", "warnings")
+                                       if p.records.metadata.get(k))
             if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
                 report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
         changed |= _merge_lab(records, tables, cmap, report)
+        model_sources = {p.source.name: p.source for p in parsed if p.kind == "calibration" and p.error is None}
+        if model is not None:
+            calibrated = {model.source: [s.source for s in spectra]}
+        record_calibration(records, spectra, calibrated, [*models, *([model] if model else [])], model_sources)
+        if section_table is not None:
+            _record_sections(records, section_table, changed)
         changed |= _rehome_lab_only(records, cmap)
         if composite_table is not None:
             changed |= _apply_composite(records, read_affine_table(composite_table), str(composite_table))
@@ -160,7 +220,14 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         fresh_sources = {}
         for p in new + replaced:
             fresh_sources[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,
-                                            "size": p.source.size, "path": p.source.path, "ingested": stamp}
+                                            "size": p.source.size, "path": p.source.path, "ingested": stamp,
+                                            "identity": content_identity(p)}
+            if p.kind == "samples" and getattr(p.records, "qc", None):
+                fresh_sources[p.source.name]["qc_rows"] = p.records.qc
+        for p in noted:
+            fresh_sources[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format,
+                                            "kind": "not stored", "size": p.source.size, "path": p.source.path,
+                                            "ingested": stamp, "note": p.note}
         report.added = [p.source.name for p in new]
         report.replaced = [p.source.name for p in replaced]
         report.n_spectra = len(spectra)
@@ -168,11 +235,14 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.n_points = sum(len(p.records.points) for p in new + replaced if p.kind == "elements")
         report.cores = sorted(changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
+        report.warnings.extend(filter(None, [default_warning(spectra)]))
+        report.warnings.extend(section_relative_warnings(records, changed))
         gen = write_generation(store, current, records, changed, fresh_sources, history=history,
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings,
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
-                                      "skipped": report.skipped, "date": stamp}, progress=progress)
+                                      "skipped": report.skipped, "not_stored": report.noted, "date": stamp},
+                               progress=progress)
         report.generation = gen.name
         return report
 
@@ -227,6 +297,44 @@ def _holding(records, names: set[str]) -> list[str]:
         return sorted(c for c in records if c in records.loaded or any(
             s in names or s.startswith(prefixes) for s in records.summaries[c].get("sources", [])))
     return sorted(records)
+
+
+def _record_sections(records: dict[str, CoreRecord], table, changed: set[str]) -> None:
+    for core_id in sorted(changed & set(records)):
+        if table.covers(core_id):
+            rec = records[core_id]
+            rec.processes = [p for p in rec.processes if p.name != "section_depths"]
+            rec.processes.append(Process("section_depths", "xrfhub", __version__, now_iso(),
+                                         {**table.describe(), "sections": table.sections_of(core_id)}))
+
+
+def _place_element_points(parsed: list[Parsed], table, skip_bad: bool, report) -> list[Parsed]:
+    """The sections table applied to element-table points (any vendor's section + position)."""
+    kept = []
+    for p in parsed:
+        pts = p.records.points
+        if not {"core", "section", "position_mm"} <= set(pts.columns):
+            kept.append(p)
+            continue
+        top, depth, missing = place_positions(table, pts["core"].astype(str).to_numpy(),
+                                              pts["section"].astype(str).to_numpy(), pts["position_mm"].to_numpy())
+        if missing:
+            row = pts.iloc[missing[0]]
+            known = ", ".join(table.sections_of(str(row["core"]))) or "none"
+            _refuse_or_skip(InputError(p.source.path, f"core {row['core']} section {row['section']!r} is not in the "
+                                       f"sections table {table.source} (its sections of this core: {known})",
+                                       field="section"), skip_bad, report)
+            continue
+        ok = ~np.isnan(top)
+        if ok.any():
+            pts = pts.copy()
+            pts.loc[ok, "section_top_mm"] = top[ok]
+            pts.loc[ok, "depth_mm"] = depth[ok]
+            pts["depth_scale"] = pts["depth_scale"] if "depth_scale" in pts else "core"
+            pts.loc[ok, "depth_scale"] = table.scale
+            p.records.points = pts
+        kept.append(p)
+    return kept
 
 
 def _apply_composite(records: dict[str, CoreRecord], table, source: str) -> set[str]:

@@ -10,6 +10,8 @@ on a dask.distributed client, go through dask. Nothing here imports torch:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import queue
@@ -33,13 +35,37 @@ TRANSFORMS = ("instance", "channel", "log", "none")
 # ---------------------------------------------------------------------------- selection
 
 
+#: How training and prediction treat QC-flagged spectra unless told otherwise (see ``qc_policy``).
+_QC_POLICY: contextvars.ContextVar[str] = contextvars.ContextVar("xrfhub_qc_policy", default="exclude")
+
+
+@contextlib.contextmanager
+def qc_policy(policy: str):
+    """Within the block, ``select_rows`` leaves out the QC flags of ``policy`` ("exclude": bad and
+    suspect, the default; "strict": also indeterminate; "keep": none). ``xrfhub train --keep-flagged``."""
+    from .qc.store import POLICIES
+
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown QC policy {policy!r}; policies: {', '.join(POLICIES)}")
+    token = _QC_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _QC_POLICY.reset(token)
+
+
+def current_qc_policy() -> str:
+    return _QC_POLICY.get()
+
+
 def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: float | None = 10.0,
-                valid_only: bool = True, where: dict | None = None) -> np.ndarray:
+                valid_only: bool = True, where: dict | None = None, qc: str | None = None) -> np.ndarray:
     """Row numbers of ``ds`` (a spectra or samples dataset) that pass every filter, sorted.
 
     ``cores``/``exclude_cores`` select whole cores (hold-out is by core, never by row);
     ``tube_kv`` keeps one voltage (None: any); ``where`` maps any 1-D coordinate to a value or a
-    list of accepted values.
+    list of accepted values. With ``valid_only``, rows whose ``qc_flag`` the QC policy leaves out
+    are dropped too (``qc``, default the current :func:`qc_policy`: bad and suspect).
     """
     dim = next(d for d in (layout.SPECTRUM, layout.SAMPLE, layout.PATTERN, layout.POINT) if d in ds.dims)
     keep = np.ones(ds.sizes[dim], dtype=bool)
@@ -52,6 +78,10 @@ def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: floa
         keep &= np.isclose(ds["tube_kv"].values.astype(float), float(tube_kv))
     if valid_only and "valid" in ds.coords:
         keep &= ds["valid"].values.astype(bool)
+    if valid_only and "qc_flag" in ds.coords:
+        from .qc.store import left_out
+
+        keep &= ~left_out(ds["qc_flag"].values, qc or _QC_POLICY.get())
     for name, accepted in (where or {}).items():
         if name not in ds.variables:
             raise ConfigError(f"cannot select on {name!r}: not a coordinate of the store "

@@ -41,16 +41,23 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
         if _rows_of(ds) != _rows_of(merged):  # another spectra group, or diffraction patterns
             continue
         for name in ds.data_vars:
+            if name.endswith(("_lower", "_upper")) and name.rsplit("_", 1)[0] in ds.data_vars:
+                continue  # bounds go with their target, below
             merged[name] = ds[name]
             sources[name] = ds.attrs["run"]
+            for bound in (f"{name}_lower", f"{name}_upper"):  # never another run's bounds around these values
+                if bound in ds.data_vars:
+                    merged[bound], sources[bound] = ds[bound], ds.attrs["run"]
+                elif bound in merged.data_vars:
+                    merged = merged.drop_vars(bound)
     merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
     return merged
 
 
 def _rows_of(ds: xr.Dataset) -> tuple:
     """What a run's rows are: (row dimension, count, the group they belong to)."""
-    dim = layout.SPECTRUM if layout.SPECTRUM in ds.dims else layout.PATTERN
-    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", "")
+    dim = next((d for d in (layout.SPECTRUM, layout.PATTERN, layout.POINT) if d in ds.dims), layout.SPECTRUM)
+    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", ds.attrs.get("elements_group", ""))
 
 
 def list_runs(store) -> list[dict]:
@@ -66,7 +73,8 @@ def list_runs(store) -> list[dict]:
     for g in groups:
         ds = hub.open_group(hub_path, g)
         params = json.loads(ds.attrs.get("provenance", "{}"))
-        targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else sorted(ds.data_vars)
+        targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else \
+            params.get("targets", sorted(ds.data_vars))
         out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": targets,
                     "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir", ""),
                     "kind": params.get("kind", "spectra"), "n_predicted": n_predicted(ds)})
@@ -74,29 +82,38 @@ def list_runs(store) -> list[dict]:
 
 
 def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, provenance: dict,
-              run_id: str | None = None, wait: float = 0.0, extra: dict[str, np.ndarray] | None = None) -> str:
-    """Write one prediction run (values over the rows of spectra ``group``) as a new generation.
+              run_id: str | None = None, wait: float = 0.0, bounds: dict | None = None,
+              extra: dict[str, np.ndarray] | None = None) -> str:
+    """Write one prediction run (values over the rows of spectra ``group``) as a run file and one group.
 
     ``values`` maps each target to one value per row of ``group`` (NaN where not predicted);
-    ``extra`` maps any other per-row arrays to keep beside them (e.g. ``TOC_lower``,
-    ``TOC_upper`` of an interval): they are stored, keyed and rebuilt exactly like the values,
-    and appear in the run's hub group under their own names. Values over the patterns of a
-    ``diffraction/<grid>`` group go to ``predictions_diffraction``.
+    ``bounds`` (target -> (lower, upper) over the same rows) are an interval kept beside the
+    values as ``<target>_lower``/``<target>_upper``, its method and level in
+    ``provenance["interval"]``; ``extra`` maps any other per-row arrays to keep beside them. All are
+    stored, keyed and rebuilt exactly like the values. Values over the patterns of a
+    ``diffraction/<grid>`` group go to ``predictions_diffraction``, over the points of
+    ``elements`` to ``predictions_elements``.
     """
     from .predictions_diffraction import is_diffraction_group, write_run as write_diffraction_run
 
     if is_diffraction_group(group):
         return write_diffraction_run(store, {**values, **(extra or {})}, group=group, plugin=plugin,
                                      provenance=provenance, run_id=run_id, wait=wait)
+    from .predictions_elements import GROUP as ELEMENTS, write_run as write_elements_run
+
+    if group == ELEMENTS:  # values over element-table points (e.g. a log-ratio calibration of ITRAX tables)
+        return write_elements_run(store, values, group=group, plugin=plugin, provenance=provenance,
+                                  run_id=run_id, wait=wait)
     import pandas as pd
 
     from .hubplan import KEPT_COORDS, spectra_run_dataset
-    from .store import catalog, rows
+    from .store import catalog
     from .store.generations import Store
     from .store.nxrun import RunFile
 
     store = store if isinstance(store, Store) else Store(store)
     targets = sorted(values)
+    extra = {**(extra or {}), **bound_arrays(bounds)}
     every = {**{k: np.asarray(v, dtype=np.float32) for k, v in values.items()},
              **{k: np.asarray(v, dtype=np.float32) for k, v in (extra or {}).items()}}
     if set(values) & set(extra or {}):
@@ -137,3 +154,10 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
     return run_id
 
 
+def bound_arrays(bounds: dict | None) -> dict[str, np.ndarray]:
+    """An interval's bounds (target -> (lower, upper)) as the per-row arrays a run keeps."""
+    out = {}
+    for t, (lower, upper) in (bounds or {}).items():
+        out[f"{t}_lower"] = np.asarray(lower, dtype=np.float32)
+        out[f"{t}_upper"] = np.asarray(upper, dtype=np.float32)
+    return out

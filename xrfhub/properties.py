@@ -232,4 +232,20 @@ def column_role(field: HeaderField) -> str:
     for role, names in ROLE_NAMES.items():
         if key in names:
             return role
-    return PROPERTY
+    return _depth_like(key) or PROPERTY
+
+
+#: Words that make a name containing "depth" a depth of another kind (not of the sample in the core).
+_OTHER_DEPTHS = ("water", "comp", "mcd", "ccsf", "penetration", "sonar", "bathy", "seafloor")
+
+
+def _depth_like(key: str) -> str:
+    """Role of a name that contains ``depth`` but is in no list (``sample depth``, ``depth in
+    core``, ``Top depth CSF-A``): top, bottom or mid; "" for other names and other depths."""
+    if "depth" not in key or any(word in key for word in _OTHER_DEPTHS):
+        return ""
+    if "top" in key or "upper" in key:
+        return TOP
+    if "bot" in key or "lower" in key:
+        return BOTTOM
+    return MID

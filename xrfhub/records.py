@@ -42,6 +42,22 @@ class Calibration:
 
 DEFAULT_CALIBRATION = Calibration()
 
+#: What ``depth_mm`` measures (the ``depth_scale`` coordinate). ``core``: section top + position,
+#: the top known from the file (an Avaatech section token) or ``--section-top``;
+#: ``section-relative``: the section top is unknown, so ``depth_mm`` is the position in the
+#: section and two sections of one core share depths. A ``--sections`` table replaces either
+#: with the scale its header names (``CSF-A``, ``CCSF``, ``composite``, ...; see ``xrfhub.depth``).
+DEPTH_CORE = "core"
+DEPTH_SECTION_RELATIVE = "section-relative"
+
+
+def on_depth_scale(top, position):
+    """``(depth_mm, depth_scale)`` of positions in a section whose top may be unknown (NaN):
+    unknown, the positions are the depths on the section-relative scale; known, core depths."""
+    if np.all(np.isnan(np.asarray(top, dtype=float))):
+        return position, DEPTH_SECTION_RELATIVE
+    return top + position, DEPTH_CORE
+
 
 @dataclass
 class Spectrum:
@@ -53,10 +69,13 @@ class Spectrum:
 
     counts: np.ndarray  # uint32, (n_channels,)
     core: str
-    section: str = ""  # the section token as written, e.g. "0100"
+    section: str = ""  # the section token as written, e.g. "0100", or an IODP section number "1"
+    half: str = ""  # section half when the name gives one (IODP "A" archive, "W" working)
+    sample_id: str = ""  # a text id of the measured section/sample (IODP LIMS "SHLF11796791")
     section_top_mm: float = 0.0
     position_mm: float = 0.0
     depth_mm: float = 0.0
+    depth_scale: str = DEPTH_CORE  # what depth_mm measures (DEPTH_CORE, DEPTH_SECTION_RELATIVE, ...)
     run: str = ""
     replicate: int = 0
     tube_kv: float = math.nan
@@ -128,6 +147,10 @@ class LabTable:
     flags: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: QC rows (blanks, standards, duplicates) kept apart from the samples: one dict per row with
+    #: ``line``, ``qc`` (blank/standard/duplicate), ``label`` (the cell that marked it) and
+    #: ``values`` (the row's cells by header, as written)
+    qc: list[dict] = field(default_factory=list)
 
     @property
     def properties(self) -> list[str]:

@@ -39,6 +39,11 @@ class Plugin(Protocol):
 
     def predict(self, store, run_dir, *, progress: bool = True) -> "Predictions | list[Predictions]": ...  # several groups: one each
 
+    # Optional, for calibrated intervals (``--calibration-cores``, ``predict --interval``): the trained
+    # model of a run as a function of raw counts (spectra x channels) -> values; a ``scale``
+    # attribute on it (counts -> positive values) makes the conformal score a normalised one.
+    # def predictor(self, run_dir) -> Callable[[np.ndarray], np.ndarray]: ...
+
     # Optional, for ``xrfhub evaluate``: fit on arrays already split by the protocol.
     # def fit_pairs(self, x, y, x_val, y_val, *, target, config, out, init=None, progress=False,
     #               resume=False) -> FittedRegressor: ...
@@ -53,6 +58,7 @@ class RunSummary:
     stage: str
     target: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the user must know (no test set, no convergence)
 
 
 @dataclass
@@ -244,12 +250,22 @@ def _preset_values(plugin, preset: str, fields) -> dict:
                       f"{', '.join(plugin.presets) or 'none'} (or a YAML file)")
 
 
+def _plain(value):
+    """Lists and tuples compare equal (a preset read from YAML or JSON holds lists)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def describe(plugin) -> str:
     lines = [f"{plugin.name}: {plugin.description}",
              f"  stages: {', '.join(plugin.stages)}",
              f"  targets: {', '.join(plugin.targets)}",
-             f"  presets: {', '.join(plugin.presets) or '-'}",
-             "  config:"]
-    for key, (kind, default) in config_fields(plugin).items():
+             f"  presets: {', '.join(plugin.presets) or '-'}"]
+    fields = config_fields(plugin)
+    for name, preset in plugin.presets.items():
+        values = preset if isinstance(preset, dict) else dataclasses.asdict(preset)
+        changed = {k: v for k, v in values.items() if k in fields and _plain(v) != _plain(fields[k][1])}
+        lines.append(f"    {name}: " + (", ".join(f"{k}={v!r}" for k, v in changed.items()) or "the defaults"))
+    lines.append("  config (defaults):")
+    for key, (kind, default) in fields.items():
         lines.append(f"    {key} = {default!r} ({getattr(kind, '__name__', str(kind))})")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The one writer of prediction runs: a generation that is its parent plus one run file and one group.
 
-``predictions.write_run`` (spectra) and ``predictions_diffraction.write_run`` (patterns) build
+``predictions.write_run`` (spectra), ``predictions_diffraction.write_run`` (patterns) and
+``predictions_elements.write_run`` (element-table points) build
 the run (``store.nxrun.RunFile``) and its hub dataset; ``commit_run`` hard-links the parent
 generation (core files, index, other runs, every hub chunk), writes the two new things, a manifest
 naming the run, and commits. Nothing else is read or written, so the cost is the run's.
@@ -54,6 +55,7 @@ def commit_run(store, current, run, make_dataset, total: int) -> None:
     group = layout.predictions_group(run.run_id)
     rows.write_group(None, gen.hub_path, group, 0, total, lambda _s, _n=None: make_dataset(), row_dim=_row_dim(run),
                      chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+    hub.finalize(gen.hub_path)  # the run's UUID, consolidated metadata (the cores' UUIDs are the parent's)
     manifest = {**manifest, "generation": gen.name, "parent": current.name, "created": now_iso(),
                 "xrfhub_version": __version__, "kinds": hub.groups(gen.hub_path),
                 "runs": {**manifest.get("runs", {}), run.run_id: run_entry(run)}}
@@ -64,4 +66,4 @@ def commit_run(store, current, run, make_dataset, total: int) -> None:
 
 
 def _row_dim(run) -> str:
-    return layout.PATTERN if run.parameters.get("kind") == "diffraction" else layout.SPECTRUM
+    return {"diffraction": layout.PATTERN, "elements": layout.POINT}.get(run.parameters.get("kind"), layout.SPECTRUM)

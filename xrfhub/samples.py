@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from .align import align_samples, mean_spectra
-from .records import CoreRecord, SpectraBlock
+from .records import DEPTH_SECTION_RELATIVE, CoreRecord, SpectraBlock
 from .store import layout
 
 SAMPLE_COORDS = ("core", "lab_core", "depth_mm", "top_mm", "bottom_mm", "mid_mm", "source", "line")
@@ -29,22 +29,35 @@ class AlignParams:
     window_mm: float = 5.0
     tolerance_mm: float = 5.0
     tube_kv: float | None = 10.0
+    #: spectra left out by their QC flag (xrfhub.qc.store.POLICIES): "exclude" bad and suspect, "strict"
+    #: also indeterminate, "keep" none; nothing is left out where `xrfhub qc` never ran
+    qc: str = "exclude"
 
 
 def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, params: AlignParams):
     """One core's samples paired with its spectra in ``block`` (rows from ``first_row`` of the group).
 
     Returns raw arrays (name -> values, one row per sample; ``matched_spectrum`` as a list of
-    global row arrays), the NXprocess data for the core's file, and the properties' units.
+    global row arrays), the NXprocess data for the core's file, and what QC left out
+    (``{"qc_ran": bool, "left_out": {flag: n}}``). ``block`` holds the core's rows of the
+    spectra group with at least ``core, scan, depth_mm, tube_kv, valid, depth_scale``.
     """
     lab = rec.lab.assign(core=rec.core).reset_index(drop=True)
     if block is not None and len(block):
-        table = block.coords[["core", "depth_mm", "tube_kv", "valid"]].reset_index(drop=True)
+        coords = block.coords.reset_index(drop=True)
+        table = coords[["core", "depth_mm", "tube_kv", "valid"]]
+        valid = table["valid"].to_numpy(bool)
+        if "depth_scale" in coords:
+            # lab depths are core depths: a section-relative spectrum is never paired with them
+            valid = valid & (coords["depth_scale"].astype(str) != DEPTH_SECTION_RELATIVE).to_numpy()
+        qc_left, qc = _left_out_by_qc(rec, block, params.qc)
+        table = table.assign(valid=valid & ~qc_left)
         counts = block.counts
     else:
         table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
                               "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
         counts = np.zeros((0, 1), np.uint32)
+        qc_left, qc = np.zeros(0, bool), {"qc_ran": False, "left_out": {}}
     result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
                            window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
     means = mean_spectra(counts, result) if block is not None else None
@@ -74,8 +87,24 @@ def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, para
         "match_count": np.asarray(result.counts).astype(np.int64),
         "matched_depth_mm": np.concatenate(flat) if flat else np.zeros(0),
         "matched_offsets": np.cumsum([0] + [len(f) for f in flat]).astype(np.int64),
+        # spectra of this core that QC left out of the alignment (their depths)
+        "qc_left_out_depth_mm": depth[qc_left].astype(float),
     }
-    return raw, process
+    return raw, process, qc
+
+
+def _left_out_by_qc(rec: CoreRecord, block: SpectraBlock, policy: str):
+    """Which of the core's spectra its QC flags leave out under ``policy``, and how many per flag."""
+    from .qc.store import left_out, spectra_flags
+
+    got = spectra_flags({rec.core: rec}, block)
+    if got is None:
+        left_out([], policy)  # an unknown policy is refused even where QC never ran
+        return np.zeros(len(block), bool), {"qc_ran": False, "left_out": {}}
+    flags = got[0]
+    leave = left_out(flags, policy)
+    return leave, {"qc_ran": True,
+                   "left_out": {str(f): int(n) for f, n in zip(*np.unique(flags[leave], return_counts=True))}}
 
 
 def fit(raw: dict, props: list[str], width: int, n_ch: int | None) -> dict[str, np.ndarray]:
@@ -141,8 +170,11 @@ def variable_names(props: list[str], n_ch: int | None) -> list[str]:
     return names + (["mean_spectrum"] if n_ch else [])
 
 
-def summary(ds: xr.Dataset, params: AlignParams) -> dict:
-    """Counts per status etc., as ``align.Alignment.summary`` gives, from the written group."""
+def summary(ds: xr.Dataset, params: AlignParams, qc: dict | None = None) -> dict:
+    """Counts per status etc., as ``align.Alignment.summary`` gives, from the written group.
+
+    ``qc`` is what QC left out, summed over the cores (``{"qc_ran", "left_out"}``).
+    """
     from .align import STATUSES
 
     status = np.asarray(ds["match_status"].values).astype(str)
@@ -153,7 +185,8 @@ def summary(ds: xr.Dataset, params: AlignParams) -> dict:
     out["cores_without_scan"] = sorted({c for c in cores if c})
     return out | {"method": params.method, "window_mm": float(params.window_mm),
                   "tolerance_mm": float(params.tolerance_mm),
-                  "tube_kv": None if params.tube_kv is None else float(params.tube_kv), "depth": "depth_mm"}
+                  "tube_kv": None if params.tube_kv is None else float(params.tube_kv), "depth": "depth_mm",
+                  "qc": {"policy": params.qc, **(qc or {"qc_ran": False, "left_out": {}})}}
 
 
 __all__ = ["AlignParams", "align_core", "fit", "dataset", "summary", "asdict"]

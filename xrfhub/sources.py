@@ -9,20 +9,28 @@ A few layouts are a *folder* source rather than many file sources: a folder that
 ``readers.max_dataset.sniff_dir`` accepts (the MAX data set, thousands of small CSV files) is
 one candidate, fingerprinted by the sorted (relative path, file sha256) pairs of its files and
 parsed by ``read_dir`` into ``Parsed(kind="spectra+samples")``.
+
+A ``.zip`` met while walking a folder (ITRAX writes ``XRF Data.zip`` beside its result table)
+is read as the folder it holds: each member is a candidate named ``<zip name>/<member>``, and
+readers see the path ``<folder>/<zip name>/<member>``, whose side files (``Results.txt``,
+``document.txt``) are those beside the zip. A zip named on the command line is expanded too.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.bag as db
 
 from . import readers
-from .errors import InputError, UnknownFormatError
+from .errors import InputError, NotStored, UnknownFormatError
 from .readers import max_dataset
 from .records import SourceFile
+from .store import layout
 
 _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "truth.json", "desktop.ini"}
 
@@ -38,6 +46,12 @@ class Candidate:
     name: str
     explicit: bool
     folder_format: str = ""
+    member: str = ""  # a file inside the zip ``path``; "" for a plain file
+
+    @property
+    def read_path(self) -> Path:
+        """The path readers see: a zip member as if the zip were its folder."""
+        return self.path / self.member if self.member else self.path
 
 
 @dataclass
@@ -50,6 +64,7 @@ class Parsed:
     error: InputError | None = None
     ignored: bool = False  # unrecognised file found while walking a folder
     warnings: list[str] = field(default_factory=list)
+    note: str = ""  # recognised and deliberately not stored (errors.NotStored): why
 
 
 def find(paths) -> list[Candidate]:
@@ -67,6 +82,9 @@ def find(paths) -> list[Candidate]:
                 out.append(Candidate(path, base, True, max_dataset.FORMAT))
                 continue
             for folder, dirs, files in os.walk(path):
+                if layout.POINTER in files:  # a store made inside the data folder (--init): not data
+                    dirs[:] = [d for d in dirs if d not in (layout.GENERATIONS, layout.HISTORY)]
+                    files = [f for f in files if f not in (layout.POINTER, layout.LOG, layout.LOCK)]
                 keep = []
                 for d in sorted(d for d in dirs if not d.startswith(".")):
                     sub = Path(folder) / d
@@ -82,7 +100,12 @@ def find(paths) -> list[Candidate]:
                 for name in sorted(files):  # one Path per folder, not three per file
                     if name.startswith(".") or name in _IGNORED_NAMES:
                         continue
+                    if name.lower().endswith(".zip"):
+                        out.extend(_zip_members(folder_path / name, prefix + name, False))
+                        continue
                     out.append(Candidate(folder_path / name, prefix + name, False))
+        elif path.exists() and path.name.lower().endswith(".zip"):
+            out.extend(_zip_members(path, path.name, True))
         elif path.exists():
             out.append(Candidate(path, path.name, True))
         else:
@@ -96,6 +119,47 @@ def find(paths) -> list[Candidate]:
     return out
 
 
+def _zip_members(path: Path, name: str, explicit: bool) -> list[Candidate]:
+    """Candidates for the files of a zip archive; a zip that cannot be opened is one candidate
+    (its parse then reports why)."""
+    try:
+        members = sorted(i.filename for i in _open_zip(str(path)).infolist() if not i.is_dir())
+    except (OSError, zipfile.BadZipFile) as exc:
+        return [Candidate(path, name, explicit, member="", folder_format=f"bad-zip:{exc}")]
+    keep = [m for m in members if not Path(m).name.startswith(".") and Path(m).name not in _IGNORED_NAMES
+            and not m.startswith("__MACOSX/")]
+    return [Candidate(path, f"{name}/{m}", explicit, member=m) for m in keep]
+
+
+@functools.lru_cache(maxsize=4)
+def _open_zip(path: str) -> zipfile.ZipFile:
+    """An open archive, kept while its members are read (one central directory read, not one
+    per member)."""
+    return zipfile.ZipFile(path)
+
+
+def _read(cand: Candidate) -> bytes:
+    if cand.member:
+        try:
+            return _open_zip(str(cand.path)).read(cand.member)
+        except (zipfile.BadZipFile, KeyError, RuntimeError) as exc:  # damaged, missing, encrypted
+            raise OSError(f"cannot read {cand.member!r} from the zip: {exc}") from None
+    return cand.path.read_bytes()
+
+
+#: Ingest options for lab readers (the rest describe spectra) and options lab readers never get.
+LAB_OPTIONS = frozenset({"core", "depth_unit", "units"})
+_LAB_ONLY = frozenset({"depth_unit"})  # units also serve element tables (pxrf)
+
+
+def reader_options(kind: str, options: dict) -> dict:
+    """The ingest options a reader of ``kind`` takes: lab readers take core, depth unit and
+    units; spectrum and pattern readers everything else."""
+    if kind == "samples":
+        return {k: v for k, v in options.items() if k in LAB_OPTIONS}
+    return {k: v for k, v in options.items() if k not in _LAB_ONLY}
+
+
 def sha256_of(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -103,28 +167,33 @@ def sha256_of(raw: bytes) -> str:
 def parse_one(cand: Candidate, format_name: str | None = None, options: dict | None = None) -> Parsed:
     """Read, fingerprint and parse one file; user errors are returned, not raised."""
     options = options or {}
+    if cand.folder_format.startswith("bad-zip:"):
+        src = SourceFile(cand.name, str(cand.path), "", "zip", 0)
+        return Parsed(src, error=InputError(cand.path, f"cannot open the zip archive "
+                                                       f"({cand.folder_format[8:]}): expected a readable .zip"))
     if cand.folder_format:
         return _parse_folder(cand, options)
+    where = cand.read_path
     try:
-        raw = cand.path.read_bytes()
+        raw = _read(cand)
     except OSError as exc:
-        src = SourceFile(cand.name, str(cand.path), "", format_name or "", 0)
-        return Parsed(src, error=InputError(cand.path, f"cannot read: {exc.strerror or exc}"))
-    src = SourceFile(cand.name, str(cand.path), sha256_of(raw), format_name or "", len(raw))
+        src = SourceFile(cand.name, str(where), "", format_name or "", 0)
+        return Parsed(src, error=InputError(where, f"cannot read: {exc.strerror or exc}"))
+    src = SourceFile(cand.name, str(where), sha256_of(raw), format_name or "", len(raw))
     try:
-        module = readers.get(format_name) if format_name else readers.detect(cand.path, raw[:readers.SNIFF_BYTES])
+        module = readers.get(format_name) if format_name else readers.detect(where, raw[:readers.SNIFF_BYTES])
     except UnknownFormatError as exc:
         return Parsed(src, error=exc, ignored=not cand.explicit)
     src.format = module.FORMAT
-    # scan options (core, section top, calibration) describe spectra; lab tables carry their own
-    opts = options if module.KIND != "samples" else {}
     try:
-        records = module.read(cand.path, source=cand.name, raw=raw, **opts)
+        records = module.read(where, source=cand.name, raw=raw, **reader_options(module.KIND, options))
+    except NotStored as exc:
+        return Parsed(src, kind=module.KIND, note=exc.reason)
     except InputError as exc:
         return Parsed(src, kind=module.KIND, error=exc)
     except (ValueError, IndexError, KeyError, TypeError, UnicodeError, OverflowError) as exc:
         # a reader bug or an input it did not foresee: still the user's file that triggers it
-        return Parsed(src, kind=module.KIND, error=InputError(cand.path, f"cannot parse ({type(exc).__name__}: {exc})"))
+        return Parsed(src, kind=module.KIND, error=InputError(where, f"cannot parse ({type(exc).__name__}: {exc})"))
     return Parsed(src, kind=module.KIND, records=records)
 
 
@@ -213,3 +282,24 @@ def _progress(items, enabled):
 
     return tqdm(items, desc="parse", unit="file")
 
+
+
+def content_identity(p: Parsed) -> str:
+    """What makes two sources the same data: their bytes, and what the reader made of them.
+
+    The same bytes under another path (a core folder ingested, then its parent; a copy) are
+    the same source. But an Avaatech file's *name* carries its core, section and position, so a
+    renamed copy that names section 2 is new data: the identity therefore adds, for spectra and
+    element tables, where their points sit (core, section, run, voltage, replicate, depth).
+    """
+    if p.records is None:  # recognised but not stored (a sum spectrum, a superseded table)
+        return ""
+    if p.kind in ("spectra", "spectra+samples"):
+        spectra = p.records if p.kind == "spectra" else p.records.spectra
+        where = repr([(s.core, s.section, s.run, s.tube_kv, s.replicate, round(s.position_mm, 6)) for s in spectra])
+    elif p.kind == "elements":
+        cols = [c for c in ("core", "section", "run", "replicate", "position_mm") if c in p.records.points]
+        where = repr(p.records.points[cols].to_numpy().tolist())
+    else:
+        return p.source.sha256
+    return p.source.sha256 + ":" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:16]

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import predictions as pred_store
 from . import registry
-from .errors import ConfigError
+from .errors import ConfigError, StoreError, XrfhubError
 
 RUN_FILE = "run.json"
 
@@ -26,56 +26,272 @@ def _read_run(run_dir) -> dict:
     return json.loads(path.read_text())
 
 
+DIFFRACTION_TARGETS = {"phase", "phases"}  # their plugins hold out series and check them themselves
+_RUN_MARKERS = (RUN_FILE, "checkpoint.safetensors", "model.safetensors", "best.safetensors", "model.npz",
+                "metrics.jsonl", "config.json")
+
+
+def known_cores(store) -> list[str]:
+    """Cores the store holds spectra or lab samples of."""
+    from . import api
+
+    found = set()
+    for kind in ("spectra", "samples"):
+        try:
+            found |= set(np.unique(api.open(store, kind, index=False)["core"].values.astype(str)).tolist())
+        except (KeyError, StoreError):
+            continue
+    return sorted(found)
+
+
+def check_cores(store, names, option: str = "--holdout-cores") -> None:
+    """Refuse core names the store lacks, listing its cores and the nearest spellings."""
+    import difflib
+
+    names = list(names or ())
+    if not names:
+        return
+    known = known_cores(store)
+    missing = [n for n in names if n not in known]
+    if not missing:
+        return
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+        hints.append(f"{name} (did you mean {' or '.join(close)}?)" if close else name)
+    shown = ", ".join(known[:20]) + (f" ... ({len(known)} in all)" if len(known) > 20 else "")
+    raise ConfigError(f"{option}: {'; '.join(hints)} not in the store {store}; its cores: {shown or 'none'}")
+
+
+def claim_run_folder(out, *, resume: bool, overwrite: bool) -> bool:
+    """Make sure ``out`` may be written; returns whether it existed before (so a refused run
+    that created it can remove it again).
+
+    An existing, non-empty folder is refused unless ``resume`` (continue it) or ``overwrite``
+    (replace it: only a training run folder is ever deleted, never an unrelated one).
+    """
+    import shutil
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a run folder")
+    existed = out.is_dir()
+    if not existed or not any(out.iterdir()) or resume:
+        return existed
+    if not overwrite:
+        raise ConfigError(f"--out {out} already exists and is not empty; pass --resume to continue that run, "
+                          "--overwrite to replace it, or choose another folder")
+    if not any((out / m).exists() for m in _RUN_MARKERS):
+        raise ConfigError(f"--out {out}: --overwrite replaces training run folders only, and this one holds no "
+                          f"run ({', '.join(_RUN_MARKERS[:2])} ...); choose another folder")
+    shutil.rmtree(out)
+    return False
+
+
+def _calibration_cores(store, plugin, asked, inherited, holdout, *, target, seed, stage) -> tuple[str, ...]:
+    """The calibration cores of a run: inherited from --init, named, or drawn (``auto``)."""
+    from . import intervals
+
+    if asked is None:
+        return tuple(inherited or ())
+    if list(asked) == ["auto"]:
+        if inherited:
+            return tuple(inherited)
+        pool = [c for c in intervals.labelled_cores(store, target) if c not in set(holdout)]
+        return tuple(intervals.choose_cores(pool, seed=seed))
+    asked = tuple(dict.fromkeys(asked))
+    check_cores(store, asked, "--calibration-cores")
+    both = sorted(set(asked) & set(holdout))
+    if both:
+        raise ConfigError(f"--calibration-cores {','.join(both)} are also held out: a core calibrates or tests, "
+                          "never both")
+    if inherited and set(asked) != set(inherited):
+        raise ConfigError(f"--calibration-cores {','.join(asked)} differ from the ones the --init run kept out "
+                          f"({','.join(inherited)}): its pre-training saw the others")
+    return asked
+
+
 def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, config: str | None = None,
           sets: dict[str, str] | None = None, epochs: int | None = None, holdout_cores=None,
-          target: str | None = None, init=None, progress: bool = True, resume: bool = False):
-    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`."""
+          target: str | None = None, init=None, progress: bool = True, resume: bool = False,
+          keep_flagged: bool = False, overwrite: bool = False, calibration_cores=None):
+    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`.
+
+    Spectra that QC flagged bad or suspect are left out of the plugin's loaders unless
+    ``keep_flagged``; ``run.json`` records the policy and what it left out (``qc``).
+    ``calibration_cores`` (names, or ``["auto"]`` for a seeded quarter of the labelled cores) are
+    kept out of training like held-out cores; a regression run then scores them and stores the
+    conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.intervals`).
+    Everything is checked before ``out`` is created; a refused run leaves no folder behind.
+    """
+    import shutil
+
     plugin = registry.load(name, plugin_from)
     if stage not in plugin.stages:
         raise ConfigError(f"plugin {name!r} has no stage {stage!r}; stages: {', '.join(plugin.stages)}")
     if target is not None and "*" not in plugin.targets and target not in plugin.targets:
         raise ConfigError(f"plugin {name!r} cannot predict {target!r}; targets: {', '.join(plugin.targets)}")
-    base, inherited = None, None
-    if init is not None:
+    spectra_plugin = not set(plugin.targets) <= DIFFRACTION_TARGETS
+    base, inherited, inherited_cal = None, None, ()
+    if init is not None and not (Path(init) / RUN_FILE).is_file() and hasattr(plugin, "import_config"):
+        base = plugin.import_config(init)  # outside weights (e.g. the published MAX .pth): their shapes
+    elif init is not None:
         parent = _read_run(init)
         if parent["plugin"] != name:
             raise ConfigError(f"--init {init} is a {parent['plugin']!r} run, not {name!r}")
         base, inherited = parent["config"], tuple(parent.get("holdout_cores", ()))
+        inherited_cal = tuple(parent.get("calibration_cores", ()))
     holdout = tuple(holdout_cores) if holdout_cores is not None else None
     if inherited is not None and holdout is not None and set(holdout) != set(inherited):
         raise ConfigError(f"--holdout-cores {','.join(holdout)} conflicts with the cores held out by --init "
                           f"{init} ({','.join(inherited) or 'none'}): a fine-tune must not see cores its "
                           "pre-training held out, nor drop cores from the test set")
     holdout = inherited if holdout is None else holdout
+    holdout = tuple(holdout or ())
+    if spectra_plugin:
+        check_cores(store, holdout)
     overrides = dict(sets or {})
     if epochs is not None:
         overrides["epochs"] = str(epochs)
     cfg = registry.build_config(plugin, config, overrides, base=base)
+    calibration: tuple[str, ...] = ()
+    if spectra_plugin:
+        calibration = _calibration_cores(store, plugin, calibration_cores, inherited_cal, holdout, target=target,
+                                         seed=int(getattr(cfg, "seed", 0)), stage=stage)
+    elif calibration_cores:
+        raise ConfigError(f"--calibration-cores: plugin {name!r} is a classifier; intervals are for regression")
+    existed = claim_run_folder(out, resume=resume, overwrite=overwrite)
     extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
-    summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
-                           holdout_cores=holdout or (), progress=progress, **extra)
-    run = _read_run(out)
+    from .loaders import qc_policy
+    from .qc.command import training_record
+
+    policy = "keep" if keep_flagged else "exclude"
+    try:
+        with qc_policy(policy):
+            summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
+                                   holdout_cores=holdout + calibration, progress=progress, **extra)
+        run = _read_run(out)
+        notes = list(getattr(summary, "warnings", []) or [])
+        if calibration:
+            run["holdout_cores"], run["calibration_cores"] = list(holdout), list(calibration)
+            if target and stage != "pretrain":
+                notes += _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal)
+    except XrfhubError:
+        if not existed and not resume:  # a refusal leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if spectra_plugin and not holdout:
+        notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
+                     "metrics say nothing about new cores; pass --holdout-cores for a test set")
     run["plugin_source"] = plugin_from
+    run["qc"] = training_record(store, policy)
+    if notes:
+        run["warnings"] = notes
+        # a plugin whose run.json holds no metrics keeps the ones it returned, with the warnings beside
+        run.setdefault("metrics", dict(summary.metrics or {}))["warnings"] = notes
     (Path(out) / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+    summary.metrics = run.get("metrics", summary.metrics)
+    summary.warnings = notes
     return summary
 
 
-def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0) -> str:
+def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal) -> list[str]:
+    """Score the calibration cores with the trained run; store the calibration; rescore held-out
+    cores without them (the plugin saw both as cores it must not train on)."""
+    from . import intervals
+    from .loaders import labelled_samples
+    from .metrics import regression_metrics
+
+    if not hasattr(plugin, "predictor"):
+        raise ConfigError(f"plugin {plugin.name!r} offers no predictor(run_dir); calibrated intervals need one")
+    predictor = plugin.predictor(out)
+    notes = []
+    if init is not None and not inherited_cal:
+        notes.append("the calibration cores' spectra (not their lab values) were seen by the pre-training of "
+                     f"--init {init}: coverage may be optimistic; choose --calibration-cores at pre-training")
+    cx, cy, ccores, _ = labelled_samples(store, target, cores=list(calibration))
+    if len(cy) == 0:
+        raise ConfigError(f"--calibration-cores {','.join(calibration)}: no labelled {target} pairs to calibrate on")
+    cal = intervals.calibrate(predictor, cx, cy, ccores, target, notes)
+    cal.save(out)
+    _, ty, _, _ = labelled_samples(store, target, exclude_cores=list(holdout) + list(calibration))
+    train_mean = float(np.mean(ty))
+    metrics = run.setdefault("metrics", {})
+    metrics["calibration"] = {**regression_metrics(cy, predictor(cx), train_mean), "cores": list(calibration),
+                              "score": cal.score,
+                              "half_width_90": cal.half_width(0.9) if cal.n >= intervals.min_pairs(0.9) else None}
+    metrics.pop("held_out", None)
+    if holdout:
+        hx, hy, hcores, _ = labelled_samples(store, target, cores=list(holdout))
+        if len(hy):
+            pred = np.asarray(predictor(hx), dtype=np.float64)
+            metrics["held_out"] = regression_metrics(hy, pred, train_mean)
+            if cal.n >= intervals.min_pairs(0.9):
+                lower, upper = cal.interval(pred, 0.9)
+                metrics["held_out"]["interval_90"] = intervals.coverage(hy, lower, upper)
+                notes += intervals.exchangeability_notes(hy, lower, upper, hcores, 0.9)
+    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    if len(calibration) < intervals.FEW_CORES:
+        notes.append(f"only {len(calibration)} calibration core(s): the coverage on a new core varies widely with "
+                     f"so few (docs/results.md); {intervals.FEW_CORES} or more are better")
+    if cal.n < intervals.min_pairs(0.9):
+        notes.append(f"only {cal.n} calibration pairs: a 0.9 interval needs {intervals.min_pairs(0.9)}")
+    return notes
+
+
+def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
     """Predict every spectrum of the store with a trained run; returns the new prediction run id
-    (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid)."""
+    (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid).
+
+    ``interval`` (a coverage level such as 0.9) adds conformal lower/upper bounds per spectrum,
+    from the calibration the run stored at training (see :mod:`xrfhub.intervals`)."""
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
+    calibration = None
+    if interval is not None:
+        from . import intervals
+
+        intervals.check_level(interval)
+        calibration = intervals.Calibration.load(run_dir)
+        calibration.half_width(interval)  # refuse an unreachable level before predicting anything
     result = plugin.predict(store, run_dir, progress=progress)
     results = result if isinstance(result, (list, tuple)) else [result]  # a plugin may predict several groups
-    ids = [pred_store.write_run(store, r.values, group=r.group, plugin=run["plugin"], provenance=r.provenance,
-                                wait=wait) for r in results]
+    ids = []
+    for r in results:
+        bounds, provenance = None, r.provenance
+        if calibration is not None:
+            bounds, described = _bounds(plugin, run_dir, store, r, calibration, interval)
+            provenance = {**provenance, "interval": described}
+        ids.append(pred_store.write_run(store, r.values, group=r.group, plugin=run["plugin"], provenance=provenance,
+                                        wait=wait, bounds=bounds))
     return ", ".join(ids)
 
 
+def _bounds(plugin, run_dir, store, result, calibration, level):
+    """Lower/upper per row of one prediction result, and the interval's description."""
+    if calibration.target not in result.values:
+        raise ConfigError(f"{run_dir}: calibrated for {calibration.target!r} but predicts "
+                          f"{', '.join(result.values)}")
+    scale = None
+    if calibration.score == "normalised":
+        from .loaders import predict_spectra
+
+        fn = getattr(plugin.predictor(run_dir), "scale", None)
+        if fn is None:
+            raise ConfigError(f"{run_dir}: calibrated with a normalised score but its predictor gives no scale")
+        tube_kv = _read_run(run_dir).get("config", {}).get("tube_kv")
+        _, scale = predict_spectra(store, fn, tube_kv=tube_kv, progress=False)
+    values = result.values[calibration.target]
+    lower, upper = calibration.interval(values, level, scale)
+    lower, upper = (np.where(np.isfinite(values), b, np.nan).astype(np.float32) for b in (lower, upper))
+    return {calibration.target: (lower, upper)}, calibration.describe(level)
+
+
 def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
-    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines."""
+    """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines;
+    ``peaks`` are ``(keV, line name or None)``: named only within the detector resolution."""
     from . import api
-    from .plots import plot_saliency
+    from .saliency import write_saliency
 
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
@@ -83,11 +299,8 @@ def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
         raise ConfigError(f"plugin {run['plugin']!r} does not provide saliency maps")
     values, n = plugin.saliency(store, run_dir, cores=cores)
     energy = api.open(store, "spectra", index=False)["energy"].values
-    out = Path(out)
-    table = out.with_suffix(".csv")
-    np.savetxt(table, np.column_stack([energy, values]), delimiter=",", header="energy_kev,saliency",
-               comments="", fmt="%.6g")
     kv = run.get("config", {}).get("tube_kv")
-    peaks = plot_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
-                          title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), {n} spectra")
-    return {"png": out, "csv": table, "n_spectra": n, "peaks": peaks}
+    result = write_saliency(energy, values, out, top=top, max_kev=float(kv) if kv else None,
+                            title=f"saliency of {run['plugin']} ({run.get('target') or run['stage']}), "
+                                  f"{n} spectra{f', {float(kv):g} kV' if kv else ''}")
+    return result | {"n_spectra": n}

@@ -28,8 +28,12 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def text(self) -> str:
-        lines = [f"checked {len(self.checked)} item(s)"]
+    def text(self, *, limit: int = 20) -> str:
+        """What was checked (the first ``limit`` items by name), then every problem."""
+        lines = [f"checked {len(self.checked)} item(s):"]
+        lines += [f"  {item}" for item in self.checked[:limit]]
+        if len(self.checked) > limit:
+            lines.append(f"  ... and {len(self.checked) - limit} more")
         lines += [f"PROBLEM: {p}" for p in self.problems]
         lines.append("store is valid" if self.ok else f"{len(self.problems)} problem(s) found")
         return "\n".join(lines)
@@ -46,7 +50,7 @@ def validate(store, *, nxcheck: bool = True) -> ValidationReport:
     nexus_digests: dict[str, dict[str, str]] = {}  # core -> scan -> digest of the counts in its file
     for core, info in sorted(manifest["cores"].items()):
         path = gen.path / info["file"]
-        report.checked.append(str(path))
+        report.checked.append(f"NeXus file of core {core}: {info['file']} (application definition, checksums)")
         problems, digests, readable = _check_core_file(path, info, nxcheck)
         if readable:
             nexus_digests[core] = digests
@@ -149,7 +153,8 @@ def _check_hub(gen: Generation, manifest: dict, nexus_digests: dict, report: Val
         return
     for kind, groups in present.items():
         for group in groups:
-            report.checked.append(f"hub:{group}")
+            report.checked.append(f"hub group {group} (block checksums" + (", rows against the NeXus counts)"
+                                                                        if kind == "spectra" else ")"))
             damaged_cores = _check_group(hub_path, group, gen.root, report)
             if kind == "spectra":
                 _compare_with_nexus(hub_path, group, nexus_digests, manifest, damaged_cores, report, gen.root)

@@ -34,6 +34,11 @@ def cli():
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--store", required=True, type=click.Path(), help="Store folder (created if missing).")
+@click.option("--init", is_flag=True, help="Create the store in an existing folder that holds other files.")
+@click.option("--sections", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Section tops: CSV core,section,top depth with its unit (e.g. IODP 'Top depth CSF-A (m)').")
+@click.option("--calibration", "calibration_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="bAXIL model (.axml) whose energy calibration applies to every spectrum.")
 @click.option("--format", "format_", default=None, help="Reader to use instead of recognising content.")
 @click.option("--core-map", type=click.Path(exists=True, dir_okay=False), help="CSV lab_core,scan_core.")
 @click.option("--skip-bad", is_flag=True, help="Ingest the good files and list the bad ones.")
@@ -56,14 +61,23 @@ def cli():
 @click.option("--scan-coord", default=None, help="Diffraction: name of the scan coordinate numbered in file names.")
 @click.option("--labels", "labels", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Diffraction: a labels table (pattern id -> class or phases); repeatable.")
+@click.option("--depth", "depth_mm", type=float, default=None,
+              help="Single-point spectra (.mca/.spe) that carry no depth: their core depth in mm.")
+@click.option("--depth-unit", type=click.Choice(["m", "cm", "mm"]), default=None,
+              help="Lab tables: unit of depth columns whose header gives none.")
+@click.option("--units", default=None,
+              help="Lab tables: unit of element/oxide columns without one: 'ppm', or per column 'Ca=ppm,Fe=wt%'.")
 @_friendly
-def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, section_top, gain, offset,
-           align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels):
+def ingest(inputs, store, init, sections, calibration_file, format_, core_map, skip_bad, replace, wait, core, section_top,
+           gain, offset, align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels,
+           depth_mm, depth_unit, units):
     """Read scanner files and lab tables (files or folders) into STORE."""
     from xrfhub.build import AlignParams
     from xrfhub.records import Calibration
 
     client = None
+    if gain is not None and calibration_file:
+        raise click.UsageError("give --gain or --calibration, not both")
     if scheduler:
         from dask.distributed import Client
 
@@ -71,9 +85,11 @@ def ingest(inputs, store, format_, core_map, skip_bad, replace, wait, core, sect
     report = xrfhub.ingest(
         [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
         core=core, section_top_mm=section_top,
-        calibration=Calibration(gain, offset, "option") if gain is not None else None,
+        calibration=Calibration(gain, offset, "option") if gain is not None else calibration_file,
+        sections=sections, init=init,
         align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
-        wavelength=wavelength, scan_coord=scan_coord, progress=True)
+        wavelength=wavelength, scan_coord=scan_coord, depth_mm=depth_mm, depth_unit=depth_unit, units=units,
+        progress=True)
     click.echo(report.summary())
 
 
@@ -105,13 +121,17 @@ def validate(store):
 @click.option("--kind", default="spectra", show_default=True)
 @click.option("--core", multiple=True, help="Core id (repeatable).")
 @click.option("--depth", default=None, help="Depth range START:STOP in mm, inclusive.")
+@click.option("--section", default=None, help="Section (as stored), e.g. for section-relative depths.")
 @click.option("--counts", is_flag=True, help="Include the counts of every channel.")
 @click.option("--out", required=True, type=click.Path(), help="Output .csv, .parquet or .nc")
+@click.option("--units-as", "units", type=click.Choice(["suffix", "row", "none"]), default="suffix",
+              show_default=True, help="Units in CSV/Parquet: in column names (CaCO3_wt%), a row under the "
+                                      "header (CSV), or none. NetCDF keeps them as attributes.")
 @_friendly
-def query(store, kind, core, depth, counts, out):
+def query(store, kind, core, depth, section, counts, out, units):
     """Write the selected spectra (or samples) with their coordinates, one row each."""
     cores = list(core) if len(core) > 1 else (core[0] if core else None)
-    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts)
+    n = xrfhub.query(store, out, kind=kind, core=cores, depth=depth, counts=counts, section=section, units=units)
     click.echo(f"wrote {n} rows to {out}")
 
 
@@ -158,35 +178,51 @@ def plugins_():
 @click.option("--epochs", type=int, default=None)
 @click.option("--holdout-cores", default=None, help="Comma-separated cores kept out of training.")
 @click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
-@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Run folder to start from (inherits its config and held-out cores).")
+@click.option("--init", type=click.Path(exists=True), default=None,
+              help="Run folder to start from (inherits its config and held-out cores); for max also the "
+                   "published weights: a .pth file or a Hugging Face cache folder (read offline).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
+@click.option("--keep-flagged", is_flag=True, help="Train on spectra QC flagged bad or suspect too (run.json says).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder --out.")
+@click.option("--calibration-cores", default=None,
+              help="Whole cores kept out of training to calibrate prediction intervals: 'auto' or names.")
 @_friendly
-def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume):
+def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
+          keep_flagged, overwrite, calibration_cores):
     """Train MODEL from the store."""
     from xrfhub import registry, training
 
     stage = stage or registry.load(model, plugin_from).stages[0]
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
+    cal = [c.strip() for c in calibration_cores.split(",") if c.strip()] if calibration_cores else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
-                             resume=resume)
+                             resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal)
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
+    for note in getattr(summary, "warnings", []):
+        click.echo(f"warning: {note}", err=True)
 
 
 @cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--wait", type=float, default=0.0, show_default=True)
+@click.option("--interval", type=float, default=None,
+              help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
 @_friendly
-def predict(store, run_dir, wait):
+def predict(store, run_dir, wait, interval):
     """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
     from xrfhub import training
 
-    run_id = training.predict(store, run_dir, wait=wait)
+    run_id = training.predict(store, run_dir, wait=wait, interval=interval)
     click.echo(f"wrote prediction run {run_id} into {store}")
+    from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
+
+    coverage = prediction_coverage(store, run_id) if "," not in run_id else ""
+    if coverage:
+        click.echo(coverage)
 
 
 @cli.command()
@@ -216,7 +252,9 @@ def saliency(store, run_dir, out, core):
 
     result = training.saliency(store, run_dir, out, cores=list(core) or None)
     click.echo(f"saliency over {result['n_spectra']} spectra: {result['png']} and {result['csv']}")
-    click.echo("salient peaks: " + ", ".join(f"{label} ({e:.2f} keV)" for e, label in result["peaks"]))
+    # a peak is named only within the detector resolution of a line; otherwise its energy is its name
+    click.echo("salient peaks: " + ", ".join(f"{name} ({e:.2f} keV)" if name else f"{e:.2f} keV"
+                                             for e, name in result["peaks"]))
 
 
 @cli.command()
@@ -232,20 +270,29 @@ def saliency(store, run_dir, out, core):
 @click.option("--reference", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the paper's CSV tables to set beside ours (spectra).")
 @click.option("--restart", is_flag=True, help="Forget finished runs in --out and start over.")
+@click.option("--keep-flagged", is_flag=True, help="Keep spectra QC flagged bad or suspect (spectra; see qc.json).")
+@click.option("--interval", type=float, default=None,
+              help="Also report coverage and width of calibrated intervals at this level (e.g. 0.9), per model.")
 @_friendly
-def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart):
+def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart, keep_flagged, interval):
     """Evaluate models on held-out cores: the MAX paper's protocol for spectra, or diffraction
     classifiers compared (accuracy, F1 per class/phase, confusion, ramp confidence and boundary)."""
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
+    sets = _key_values(sets)
+    if interval is not None:
+        from xrfhub.intervals import check_level
+
+        check_level(interval)
+        sets["interval"] = str(interval)
     if target == "spectra":
         from xrfhub.evaluation import evaluate as run_evaluation
 
-        summary = run_evaluation(store, cores, out, quick=quick, sets=_key_values(sets), reference=reference,
-                                 restart=restart)
+        summary = run_evaluation(store, cores, out, quick=quick, sets=sets, reference=reference,
+                                 restart=restart, keep_flagged=keep_flagged)
     else:
         from xrfhub.evaluation.classification import evaluate as run_classification
 
-        summary = run_classification(store, cores, out, quick=quick, target=target, sets=_key_values(sets),
+        summary = run_classification(store, cores, out, quick=quick, target=target, sets=sets,
                                      restart=restart)
     click.echo(f"report: {summary}")
 
@@ -260,6 +307,12 @@ def demo(out, size, seed):
     from xrfhub.demo import run_demo
 
     run_demo(out, size=size, seed=seed, echo=click.echo)
+
+
+from .qc import qc as _qc_command  # noqa: E402  (a command in its own module)
+
+cli.add_command(_qc_command)
+from . import export as _export  # noqa: E402,F401  (registers `xrfhub export`)
 
 
 def main():  # pragma: no cover - console entry point

@@ -12,17 +12,15 @@ reloaded model predicts exactly (bit for bit) what the freshly fitted one did.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from xrfhub import modelfiles
 from xrfhub.errors import InputError
+from xrfhub.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
 
-ARRAYS_FILE = "model.npz"
-PARAMS_FILE = "model.json"
 FORMAT = "xrfhub-baseline-nmf-svr/1"
 FLOOR_WT = 0.01  # a lab value <= 0 is below detection; ln needs a positive number (as in Lee et al.)
 _ARRAYS = ("components", "support_vectors", "dual_coef", "intercept")
@@ -174,39 +172,14 @@ class NmfSvr:
     def save(self, folder) -> Path:
         """Write ``model.npz`` (arrays) and ``model.json`` (parameters, the arrays' sha256)."""
         self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = folder / ARRAYS_FILE
-        np.savez(arrays, components=self.components, support_vectors=self.support_vectors,
-                 dual_coef=self.dual_coef, intercept=np.array([self.intercept], dtype=np.float64))
-        params = {**self.params(), "arrays_sha256": hashlib.sha256(arrays.read_bytes()).hexdigest()}
-        (folder / PARAMS_FILE).write_text(json.dumps(params, indent=1))
-        return arrays
+        return modelfiles.save(folder, self.params(), {
+            "components": self.components, "support_vectors": self.support_vectors, "dual_coef": self.dual_coef,
+            "intercept": np.array([self.intercept], dtype=np.float64)})
 
     @classmethod
     def load(cls, folder) -> "NmfSvr":
         """Rebuild a fitted model from ``save``'s files; damaged or mismatched files are refused."""
-        folder = Path(folder)
-        params_path, arrays_path = folder / PARAMS_FILE, folder / ARRAYS_FILE
-        for path in (params_path, arrays_path):
-            if not path.is_file():
-                raise InputError(path, "missing: not a trained baseline run (train one with `xrfhub train baseline`)")
-        try:
-            params = json.loads(params_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(params_path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-        if params.get("format") != FORMAT:
-            raise InputError(params_path, f"format {params.get('format')!r}, expected {FORMAT!r}", field="format")
-        digest = hashlib.sha256(arrays_path.read_bytes()).hexdigest()
-        if params.get("arrays_sha256") not in (None, digest):
-            raise InputError(arrays_path, "sha256 differs from the one recorded in model.json: the file changed "
-                             "after training; retrain", field="arrays_sha256")
-        try:
-            with np.load(arrays_path, allow_pickle=False) as data:
-                arrays = {name: np.asarray(data[name], dtype=np.float64) for name in _ARRAYS}
-        except (KeyError, ValueError, OSError) as exc:
-            raise InputError(arrays_path, f"cannot read the model arrays ({exc}); expected {', '.join(_ARRAYS)}") \
-                from None
+        params, arrays, arrays_path = modelfiles.load(folder, format=FORMAT, names=_ARRAYS, what="baseline")
         model = cls(params["n_components"], params["C"], params["gamma"], epsilon=params["epsilon"],
                     max_iter=params["max_iter"], tol=params["tol"], seed=params["seed"])
         k = arrays["components"].shape

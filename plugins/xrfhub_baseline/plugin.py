@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import xrfhub
 from xrfhub.errors import ConfigError
 from xrfhub.loaders import labelled_samples, predict_spectra, split_pairs
+from xrfhub.voltage import check_pair_voltage
 from xrfhub.metrics import regression_metrics
 from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
@@ -120,20 +122,49 @@ class BaselinePlugin:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         metrics = self._train(store, out, config, target, holdout, progress)
+        notes = self._convergence_warnings(metrics["model"], config)
         run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
                "holdout_cores": list(holdout), "init": None, "config": dataclasses.asdict(config),
                "metrics": metrics, "xrfhub_version": xrfhub.__version__,
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
-        return RunSummary(out, self.name, stage, target, metrics)
+        return RunSummary(out, self.name, stage, target, metrics, warnings=notes)
+
+    @staticmethod
+    def _convergence_warnings(info: dict, config: BaselineConfig) -> list[str]:
+        """A warning (also raised as a Python warning) when NMF stopped at max_iter unconverged."""
+        if info.get("nmf_converged", True):
+            return []
+        note = (f"NMF did not converge in {config.max_iter} iterations (reconstruction error "
+                f"{info.get('nmf_reconstruction_err', float('nan')):.4g}): the components may change with more; "
+                "raise max_iter (--set max_iter=...)")
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
+        return [note]
 
     def _train(self, store, out: Path, config: BaselineConfig, target: str, holdout, progress) -> dict:
+        check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                           val_fraction=config.val_fraction)
         fit = ~is_val
+        from tqdm.auto import tqdm
+
+        # NMF has no progress callback: the bar moves per stage, which says where the minutes go
+        bar = tqdm(total=4, desc="baseline", unit="stage", disable=not progress)
+        bar.set_postfix_str(f"NMF on {int(fit.sum())} spectra" + (" (grid search first)" if config.grid else ""))
         hyper = self._hyperparameters(config, target, x[fit], y[fit], cores[fit], out, progress)
-        model = self._fit(x[fit], y[fit], hyper, config)
+        model = NmfSvr(min(int(hyper["n_components"]), int(fit.sum())), hyper["C"], hyper["gamma"],
+                       max_iter=config.max_iter, seed=config.seed).fit_components(x[fit])
+        if model.n_components < hyper["n_components"]:
+            hyper["n_components_used"] = model.n_components
+        bar.update()
+        bar.set_postfix_str("NMF weights")
+        features = model.features(x[fit])
+        bar.update()
+        bar.set_postfix_str("SVR")
+        model.fit_regressor(features, y[fit])
         model.save(out)
+        bar.update()
+        bar.set_postfix_str("scoring")
         train_mean = float(y[fit].mean())
         metrics = {"target": target, "hyperparameters": hyper, "model": model.info,
                    "training": regression_metrics(y[fit], model.predict(x[fit]), train_mean),
@@ -143,6 +174,8 @@ class BaselinePlugin:
             hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
             if len(hy):
                 metrics["held_out"] = regression_metrics(hy, model.predict(hx), train_mean)
+        bar.update()
+        bar.close()
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         return metrics
 
@@ -204,6 +237,10 @@ class BaselinePlugin:
         config = BaselineConfig(**{k: tuple(v) if isinstance(v, list) else v
                                    for k, v in run["config"].items() if k in known})
         return run, config, NmfSvr.load(run_dir)
+
+    def predictor(self, run_dir):
+        """The fitted model of a run as raw counts -> wt% (for calibrated intervals)."""
+        return self.load(run_dir)[2].predict
 
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
         run, config, model = self.load(run_dir)

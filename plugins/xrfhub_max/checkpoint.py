@@ -237,10 +237,26 @@ class MetricsLog:
         write_text(self.run_dir / METRICS_CSV, buffer.getvalue() if columns else "")
 
 
-def loss_png(rows: list[Mapping[str, Any]], path: str | os.PathLike) -> None:
-    """Training (and validation) loss per epoch, log scale, written atomically."""
+def loss_png(rows: list[Mapping[str, Any]], path: str | os.PathLike, *, kind: str = "autoencoder") -> None:
+    """Training (and validation) loss per epoch, log scale, written atomically.
+
+    ``kind`` says what the loss measures: the masked-patch reconstruction error of pre-training
+    (``autoencoder``) or the fine-tune's error on standardised targets (``regressor``), which is
+    not in the target's unit.
+    """
+    fig = loss_figure(rows, kind=kind)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = _tmp(path)
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+
+
+def loss_figure(rows: list[Mapping[str, Any]], *, kind: str = "autoencoder"):
+    """The figure of :func:`loss_png` (a matplotlib ``Figure`` on an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global backend, safe in threads
+    from matplotlib.ticker import LogFormatter, MaxNLocator
 
     fig = Figure(figsize=(6, 4), dpi=100)
     FigureCanvasAgg(fig)
@@ -251,12 +267,14 @@ def loss_png(rows: list[Mapping[str, Any]], path: str | os.PathLike) -> None:
         ax.plot(epochs, [r.get("val_loss") for r in rows], marker="s", label="validation")
     if all(r["train_loss"] > 0 for r in rows):
         ax.set_yscale("log")
+        # plain numbers (2, 0.5) rather than 2x10^0 on the decades and between them
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE)")
+    ax.set_ylabel("MSE on standardised targets (z-scores)" if kind == "regressor"
+                  else "MSE of the hidden patches (scaled counts)")
+    ax.set_title("fine-tuning" if kind == "regressor" else "pre-training (masked reconstruction)", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = _tmp(path)
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    return fig

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from xrfhub.errors import ConfigError, InputError
 
 TRANSFORMS = ("instance", "channel", "log")
+HEADS = ("linear", "sigmoid100")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -32,7 +33,8 @@ class MaxConfig:
     Recipe: AdamW(``lr``, ``betas``, ``weight_decay``), gradient-norm clip ``clip``, ``batch``
     spectra a step, ``epochs`` epochs, linear warm-up over ``warmup_epochs`` then cosine decay to
     ``min_lr``. Fine-tuning uses ``finetune_lr`` and warms up over ``finetune_warmup`` (a fraction
-    of the epochs), as the paper did.
+    of the epochs), as the paper did. Either warm-up is capped at 10 % of ``epochs``
+    (``engine.warmup_epochs``), so the schedule scales with short runs.
     """
 
     # architecture
@@ -47,6 +49,9 @@ class MaxConfig:
     mlp_ratio: float = 4.0
     mask_ratio: float = 0.5
     transform: str = "instance"
+    # regressor output: "linear" predicts the z-scored target; "sigmoid100" is the head of the
+    # published MAX regressor, 100 * sigmoid(linear), wt% directly (set by --init FILE.pth)
+    head: str = "linear"
     # recipe
     lr: float = 1e-4
     finetune_lr: float = 1e-5
@@ -148,6 +153,8 @@ class MaxConfig:
             raise ConfigError("width and decoder_width must be even (sin-cos positions)")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.transform not in TRANSFORMS:
             raise ConfigError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
         if self.device not in DEVICES:

@@ -108,6 +108,19 @@ def learning_rate(progress: float, base_lr: float, min_lr: float, warmup: float,
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / span))
 
 
+#: Warm-up never takes more than this share of a run's epochs: the published 10 of 100 epochs,
+#: so a short run (``--epochs 3``) still reaches its learning rate and decays, instead of
+#: spending every step warming up.
+MAX_WARMUP_FRACTION = 0.1
+
+
+def warmup_epochs(config: MaxConfig, stage: str) -> float:
+    """Warm-up length in epochs of ``stage`` ("pretrain" or "finetune"): the configured one
+    (``warmup_epochs``, or the ``finetune_warmup`` fraction), capped at 10 % of ``config.epochs``."""
+    asked = config.warmup_epochs if stage == "pretrain" else config.finetune_warmup * config.epochs
+    return min(float(asked), MAX_WARMUP_FRACTION * config.epochs)
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (no gradient scaler needed); plain fp32 on other devices."""
     if enabled and device.type == "cuda":
@@ -208,7 +221,8 @@ def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
              val: BatchSource | None = None, run_dir: str | Path = "max-run", *,
              transform: Transform | None = None, resume: bool = False, progress: bool = True,
              wrap: Callable[[nn.Module], nn.Module] | None = None) -> FitResult:
-    """Pre-train a ``MaxAutoencoder`` with the recipe of ``config`` (lr ``config.lr``).
+    """Pre-train a ``MaxAutoencoder`` with the recipe of ``config`` (lr ``config.lr``, warm-up
+    ``warmup_epochs(config, "pretrain")``: at most 10 % of the epochs).
 
     ``transform`` defaults to ``Transform(config.transform)``; a channel transform without
     statistics is fitted on the training spectra first. ``resume=False`` starts over in
@@ -219,7 +233,7 @@ def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
                                    lambda: (b for b in _epoch_batches(train, 0)))
     device = pick_device(config.device)
     task = _Reconstruction(transform, device, config.seed)
-    return _fit(task, model, config, train, val, run_dir, config.lr, config.warmup_epochs,
+    return _fit(task, model, config, train, val, run_dir, config.lr, warmup_epochs(config, "pretrain"),
                 resume, progress, wrap)
 
 
@@ -251,7 +265,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     task = _Regression(transform, device, float(target_stats["mean"]),
                        float(target_stats["std"]))
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
-                  config.finetune_warmup * config.epochs, resume, progress, wrap)
+                  warmup_epochs(config, "finetune"), resume, progress, wrap)
     if val is not None:
         result.predictions, result.targets = predict(model, val, transform, target_stats,
                                                      with_targets=True)
@@ -379,7 +393,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
                 "best_epoch": best_epoch, "best_loss": best_loss,
                 "rng": ckpt.rng_state(generators)})
             metrics.append(row)
-            ckpt.loss_png(metrics.rows, run_dir / "loss.png")
+            ckpt.loss_png(metrics.rows, run_dir / "loss.png", kind=task.kind)
         log.info("epoch %d: %s", epoch + 1, row)
 
     if _rank_world()[1] > 1:
@@ -420,12 +434,20 @@ def _check_same_config(run_dir: Path, config: MaxConfig) -> None:
 @torch.no_grad()
 def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
                        energy: np.ndarray | None = None, *, transform: Transform | None = None,
-                       n: int = 4, seed: int = 0, mask_ratio: float | None = None) -> Path:
+                       n: int = 4, seed: int = 0, mask_ratio: float | None = None,
+                       labels: list[str] | None = None, max_kev: float | None = None,
+                       note: str = "") -> Path:
     """Plot ``n`` spectra of ``batch``: the (scaled) input, the hidden patches shaded, and the
     autoencoder's reconstruction of them. ``energy`` (keV per channel) labels the x axis;
-    ``transform`` scales raw counts first (the picture is in the model's input space)."""
+    ``transform`` scales raw counts first (the picture is in the model's input space).
+
+    ``labels`` names each spectrum (core and depth); ``max_kev`` (the tube voltage) ends the x
+    axis, since nothing fluoresces above it; ``note`` is printed in red under the title, e.g.
+    that the run had too few epochs for the reconstruction to mean much.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     device = next(model.parameters()).device
     x = to_device(batch[0] if isinstance(batch, (tuple, list)) else batch, device)[:n].float()
@@ -437,10 +459,10 @@ def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
     x, pred, mask = x.cpu().numpy(), pred.float().cpu().numpy(), mask.cpu().numpy()
     patch = pred.shape[-1]
     axis = np.arange(x.shape[1]) if energy is None else np.asarray(energy)
-    fig = Figure(figsize=(9, 2.2 * len(x)), dpi=100)
+    fig = Figure(figsize=(9, 2.2 * len(x) + (0.4 if note else 0)), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(x), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, spectrum, recon, hidden in zip(axes, x, pred, mask):
+    for i, (ax, spectrum, recon, hidden) in enumerate(zip(axes, x, pred, mask)):
         for start, stop in _runs(hidden):  # one shaded span per run of hidden patches
             ax.axvspan(axis[start * patch], axis[min(stop * patch, len(axis) - 1)],
                        color="0.85", lw=0)
@@ -448,8 +470,16 @@ def reconstruction_png(model: nn.Module, batch: Any, path: str | Path,
         shown = np.where(np.repeat(hidden, patch) > 0, recon.reshape(-1), np.nan)
         ax.plot(axis, shown, color="tab:red", lw=0.8, label="reconstruction (hidden)")
         ax.set_ylabel("scaled counts")
-    axes[0].legend(loc="upper right", fontsize=8)
+        if labels is not None and i < len(labels):
+            ax.set_title(labels[i], fontsize=9, loc="left")
+    handles, names = axes[0].get_legend_handles_labels()
+    handles.append(Patch(color="0.85", label="hidden (masked) patches"))
+    axes[0].legend(handles=handles, loc="upper right", fontsize=8)
+    if energy is not None and max_kev is not None:
+        axes[-1].set_xlim(float(axis[0]), min(float(max_kev), float(axis[-1])))
     axes[-1].set_xlabel("channel" if energy is None else "energy (keV)")
+    if note:
+        fig.suptitle(note, color="tab:red", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, format="png")

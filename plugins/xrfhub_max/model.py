@@ -219,8 +219,12 @@ class MaxRegressor(nn.Module):
         return model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, channels)`` -> ``(B,)`` predictions (in the target's z-scored space)."""
-        return self.head(self.encoder(x)[:, 0]).squeeze(-1)
+        """``(B, channels)`` -> ``(B,)`` predictions: in the target's z-scored space, or in wt%
+        with the published head (``config.head == "sigmoid100"``)."""
+        out = self.head(self.encoder(x)[:, 0]).squeeze(-1)
+        if self.config.head == "sigmoid100":
+            out = 100.0 * torch.sigmoid(out)
+        return out
 
 
 def init_weights(model: nn.Module) -> None:

@@ -23,6 +23,9 @@ from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
 from .config import PRESETS, MaxConfig
 
+#: Pre-training runs shorter than this get a warning on their reconstruction picture.
+SHORT_PRETRAIN_EPOCHS = 20
+
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 
@@ -75,7 +78,7 @@ class MaxPlugin:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         if stage == "pretrain":
-            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress, resume)
+            metrics = self._pretrain(store, out, config, tuple(holdout_cores), progress, resume, init)
         else:
             if not target:
                 raise ConfigError("fine-tuning needs --target (a lab property of the store, e.g. CaCO3)")
@@ -87,8 +90,11 @@ class MaxPlugin:
         (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
         return RunSummary(out, self.name, stage, target, metrics)
 
-    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False) -> dict:
-        from . import engine
+    def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False,
+                  init=None) -> dict:
+        import torch
+
+        from . import engine, published
         from .model import MaxAutoencoder
 
         ds = xrfhub.open(store, "spectra", index=False)
@@ -105,17 +111,29 @@ class MaxPlugin:
         train = _Epochs(BatchStream(rows=rows[~is_val], **stream))
         val = _Epochs(BatchStream(rows=rows[is_val], shuffle=False, **stream)) if is_val.any() else None
         engine.seed_everything(config.seed)
-        model = MaxAutoencoder(config).to(engine.pick_device(config.device))
-        result = engine.pretrain(model, config, train, val, out, progress=progress, resume=resume)
-        sample = next(iter(val or train))
-        energy = ds["energy"].values
-        engine.reconstruction_png(model, sample, out / "reconstruction.png", energy,
-                                  transform=self._transform(out), seed=config.seed)
+        model, transform = MaxAutoencoder(config), None
+        if init is not None and published.is_published(init):  # continue from the published weights
+            transform = self._import(model, init, config, out)
+        model = model.to(engine.pick_device(config.device))
+        result = engine.pretrain(model, config, train, val, out, transform=transform, progress=progress,
+                                 resume=resume)
+        shown = np.sort(rng.choice(rows[is_val] if is_val.any() else rows, min(4, len(rows)), replace=False))
+        sample = np.asarray(ds["counts"][shown].values, dtype=np.float32)
+        names = [f"{c} at {d:g} mm" for c, d in zip(ds["core"].values[shown], ds["depth_mm"].values[shown])]
+        # a few epochs make a blurred reconstruction that says little of the model: say so on it
+        note = (f"after {config.epochs} epoch(s) only: an early reconstruction, not what the model can do"
+                if config.epochs < SHORT_PRETRAIN_EPOCHS else "")
+        engine.reconstruction_png(model, torch.from_numpy(sample), out / "reconstruction.png",
+                                  ds["energy"].values, transform=self._transform(out), seed=config.seed,
+                                  labels=names, max_kev=float(config.tube_kv), note=note)
         return {"best_epoch": result.best_epoch, "best_loss": float(result.best_loss),
                 "n_train_spectra": int((~is_val).sum()), "n_val_spectra": int(is_val.sum())}
 
     def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
                   resume=False) -> dict:
+        from xrfhub.voltage import check_pair_voltage
+
+        check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, _cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                            val_fraction=config.val_fraction)
         fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
@@ -135,14 +153,17 @@ class MaxPlugin:
         scratch without it. The epoch is chosen on ``(x_val, y_val)``. This is what ``train``
         runs after splitting the store's pairs, and what ``xrfhub evaluate`` calls per cell."""
         from . import checkpoint as ckpt
-        from . import engine
+        from . import engine, published
         from .model import MaxAutoencoder, MaxRegressor
 
         out = Path(out)
         self._check_channels(np.shape(x)[1], config)
         engine.seed_everything(config.seed)
         transform = None
-        if init is not None:
+        if init is not None and published.is_published(init):  # the published (MAE-layout) weights
+            model = MaxRegressor(config)
+            transform = self._import(model, init, config, out)
+        elif init is not None:
             autoencoder = MaxAutoencoder(config)
             ckpt.load_weights(autoencoder, Path(init) / ckpt.BEST_FILE)
             model = MaxRegressor.from_autoencoder(autoencoder)
@@ -152,8 +173,10 @@ class MaxPlugin:
         model = model.to(engine.pick_device(config.device))
         train = engine.in_memory_batches(x, y, config.batch, seed=config.seed)
         val = engine.in_memory_batches(x_val, y_val, config.batch, shuffle=False) if len(y_val) else None
-        result = engine.finetune(model, config, train, val, out, transform=transform, progress=progress,
-                                 resume=resume)
+        # the published head predicts wt% itself: its targets are not z-scored
+        stats = {"mean": 0.0, "std": 1.0, "count": int(len(y))} if config.head == "sigmoid100" else None
+        result = engine.finetune(model, config, train, val, out, transform=transform, target_stats=stats,
+                                 progress=progress, resume=resume)
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         transform = self._transform(out)
 
@@ -164,6 +187,26 @@ class MaxPlugin:
             return np.clip(engine.predict(model, batches, transform, stats), 0, 100)
 
         return FittedRegressor(predict, float(np.mean(y)), result.best_epoch)
+
+    def import_config(self, init) -> dict:
+        """The configuration outside weights (``--init FILE.pth``) imply: their architecture,
+        head and the authors' channel transform. ``xrfhub train`` layers presets and --set on it."""
+        from . import published
+
+        state, _ = published.read_state(init)
+        return published.inferred_config(state)
+
+    @staticmethod
+    def _import(model, init, config, out: Path):
+        """Load the published weights into ``model``, record the import in the run folder and
+        return the transform the model must be fed with (None: the configuration's default)."""
+        from . import published
+
+        state, source = published.read_state(init)
+        record = published.load_into(model, state, source)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / published.IMPORT_FILE).write_text(json.dumps(published.describe(record, config), indent=1))
+        return published.transform_for(config)
 
     @staticmethod
     def _check_channels(n: int, config: MaxConfig) -> None:
@@ -195,6 +238,23 @@ class MaxPlugin:
         stats = ckpt.read_json(run_dir / ckpt.TARGET_STATS_FILE) if run["stage"] == "finetune" else None
         return run, config, model, self._transform(run_dir), stats
 
+    def predictor(self, run_dir):
+        """The fine-tuned model of a run as raw counts -> target values (for calibrated intervals)."""
+        from . import engine
+
+        run, config, model, transform, stats = self.load(run_dir)
+        if run["stage"] != "finetune":
+            raise ConfigError(f"{run_dir} is a pre-training run; it predicts no target")
+
+        def predict(spectra):
+            if len(spectra) == 0:
+                return np.zeros(0)
+            batches = engine.in_memory_batches(np.asarray(spectra, dtype=np.float32), None, config.batch,
+                                               shuffle=False)
+            return engine.predict(model, batches, transform, stats)
+
+        return predict
+
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
         from . import engine
         from . import checkpoint as ckpt
@@ -210,8 +270,17 @@ class MaxPlugin:
                             "config": run["config"], "trained": run["created"], "stage": run["stage"],
                             "tube_kv": config.tube_kv})
 
-    def saliency(self, store, run_dir, *, cores=None, limit: int = 512):
-        """|d MSE / d input| per channel, normalised per spectrum, averaged over a selection."""
+    def saliency(self, store, run_dir, *, cores=None, limit: int = 512, shifts: int | None = None):
+        """|d MSE / d input| per channel, averaged over shifted patch grids, normalised per
+        spectrum and averaged over a selection; returns ``(saliency, n_spectra)``.
+
+        The patch embedding cuts a spectrum every ``patch`` channels and weights the channels of a
+        patch by the position inside it, so a plain gradient rises and falls with the patch grid
+        and its maxima sit at patch edges, not at emission lines. Each spectrum is therefore also
+        fed shifted right by 1 .. ``shifts - 1`` channels (edge-padded; default: every offset of
+        the grid) and the gradients, taken with respect to the unshifted channels, are averaged:
+        every channel meets every position in a patch once and the grid cancels out.
+        """
         import torch
 
         from . import engine
@@ -228,15 +297,35 @@ class MaxPlugin:
         x, y = x[:limit], None if y is None else y[:limit]
         if len(x) == 0:
             raise ConfigError("no spectra in the selection to compute saliency on")
-        inputs = transform(engine.to_device(x, device).float()).detach().requires_grad_(True)
-        if y is None:
-            loss = model(inputs, generator=config.seed)[0]
-        else:
-            loss = torch.nn.functional.mse_loss(model(inputs), torch.as_tensor(y, device=device).float())
-        loss.backward()
-        grad = inputs.grad.abs()
-        grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
-        return grad.mean(0).cpu().numpy(), len(x)
+        shifts = config.patch if shifts is None else max(1, min(int(shifts), config.patch))
+        offsets = np.unique(np.linspace(0, config.patch, shifts, endpoint=False).astype(int))
+        total = np.zeros(x.shape[1], dtype=np.float64)
+        for start in range(0, len(x), config.batch):
+            inputs = transform(engine.to_device(x[start:start + config.batch], device).float())
+            inputs = inputs.detach().requires_grad_(True)
+            target = None if y is None else torch.as_tensor(y[start:start + config.batch], device=device).float()
+            grad = torch.zeros_like(inputs)
+            for offset in offsets:
+                shifted = _shift_right(inputs, int(offset))
+                if target is None:
+                    loss = model(shifted, generator=config.seed)[0]
+                else:
+                    loss = torch.nn.functional.mse_loss(model(shifted), target)
+                grad += torch.autograd.grad(loss, inputs)[0].abs()
+            grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
+            total += grad.sum(0).double().cpu().numpy()
+        return (total / len(x)).astype(np.float32), len(x)
+
+
+def _shift_right(x, offset: int):
+    """``x`` moved ``offset`` channels up the energy axis, the first channel repeated below it;
+    the top ``offset`` channels fall off (at 10 kV they are empty). Differentiable in ``x``; the
+    repeated padding is detached, so channel 0 gets the gradient of its own position only."""
+    import torch
+
+    if offset == 0:
+        return x
+    return torch.cat([x[:, :1].detach().expand(-1, offset), x[:, :-offset]], dim=1)
 
 
 plugin = MaxPlugin()

@@ -16,11 +16,13 @@ __all__ = ["ALL", "EvalConfig", "evaluate", "make_splits"]
 
 def evaluate(store, holdout_cores, out, *, config: EvalConfig | None = None, quick: bool = False,
              sets: dict[str, str] | None = None, reference=None, restart: bool = False,
-             progress: bool = True) -> Path:
+             progress: bool = True, keep_flagged: bool = False) -> Path:
     """Run (or resume) the evaluation; returns the path of the Markdown summary.
 
     ``reference`` is a folder with the paper's CSV tables (set beside our numbers when given).
     A resumed evaluation must use the same settings: finished runs are reused as they are.
+    Spectra QC flagged bad or suspect are left out of every run unless ``keep_flagged``; what
+    was left out is written to ``qc.json`` in ``out``.
     """
     from .report import write_report
     from .run import Evaluation, claim_folder
@@ -31,5 +33,11 @@ def evaluate(store, holdout_cores, out, *, config: EvalConfig | None = None, qui
     evaluation = Evaluation(store, holdout_cores, out, config, progress=progress)  # checks the request first
     settings = {"store": str(store), "holdout_cores": list(holdout_cores), "config": config.to_dict()}
     out = claim_folder(out, settings, restart)
-    results = evaluation.run()
+    from ..loaders import qc_policy
+    from ..qc.command import write_record
+
+    policy = "keep" if keep_flagged else "exclude"
+    write_record(out / "qc.json", store, policy)
+    with qc_policy(policy):
+        results = evaluation.run()
     return write_report(results, out, reference=reference, holdout=tuple(holdout_cores), config=config, store=store)

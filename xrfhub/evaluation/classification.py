@@ -86,6 +86,9 @@ def cells(store, holdout, config: ClassifyConfig) -> list[Cell]:
                     sets.setdefault("grid", config.grid)
 
                 def run(folder: Path, name=name, sets=sets) -> dict:
+                    import shutil
+
+                    shutil.rmtree(folder / "run", ignore_errors=True)  # an unfinished cell is redone from scratch
                     summary = training.train(name, store, stage="train", out=folder / "run", config=config.preset or None,
                                              sets=sets, target=config.target, holdout_cores=holdout, progress=False)
                     return {"metrics": summary.metrics}

@@ -7,8 +7,9 @@ import pandas as pd
 from ..plots import pyplot, save_figure
 from .protocol import ALL
 
-COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey"}
-LABELS = {"max": "MAX (pre-trained)", "scratch": "same ViT from scratch", "baseline": "Lee et al. 2022 (NMF + SVR)"}
+COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey", "logratio": "tab:green"}
+LABELS = {"max": "MAX (pre-trained)", "scratch": "same ViT from scratch", "baseline": "Lee et al. 2022 (NMF + SVR)",
+          "logratio": "log-ratio calibration (MLC)"}
 
 
 def sort_amounts(table: pd.DataFrame) -> pd.DataFrame:

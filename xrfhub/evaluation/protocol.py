@@ -74,8 +74,11 @@ class EvalConfig(Settings):
     max_epochs: int = 30
     batch: int = 32
     baseline: bool = True
+    logratio: bool = True  # the log-ratio calibration (Weltje & Tjallingii 2008; MLC) beside MAX and the baseline
     bootstrap: int = 1000
     protocol_seed: int = 0
+    interval: float = 0.0  # a coverage level (e.g. 0.9) adds calibrated-interval runs per model and seed; 0: none
+    calibration_fraction: float = 0.25  # of the training cores, held apart to calibrate those intervals
 
     @classmethod
     def quick(cls) -> "EvalConfig":

@@ -122,6 +122,9 @@ def write_report(results: list[dict], out, *, reference: Path | None, holdout, c
 
     text = markdown(amount_sum, few_sum, sweep_sum, tune, _paper_sweep(ref), holdout=holdout, config=config,
                     store=store)
+    from .intervals_report import interval_section
+
+    text += interval_section(results, out, config)
     path = out / "summary.md"
     path.write_text(text)
     return path

@@ -27,7 +27,7 @@ from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_s
 CELLS = "cells"
 RESULT = "result.json"
 SETTINGS = "evaluation.json"
-MODELS = ("max", "scratch", "baseline")  # pre-trained MAX, the same ViT from scratch, Lee et al. 2022
+MODELS = ("max", "scratch", "baseline", "logratio")  # MAX, the same ViT from scratch, Lee et al. 2022, log-ratios
 _MODEL_FILES = ("model.safetensors", "best.safetensors", "optimizer.safetensors", "trainer_state.json")
 
 
@@ -78,6 +78,10 @@ class Evaluation:
             check_no_leak(self.pairs[target].cores, split, self.holdout)
         self.max = registry.load("max")
         self.baseline = registry.load("baseline") if config.baseline else None
+        self.logratio = registry.load("logratio") if config.logratio else None
+        # the log-ratio calibration integrates peaks: it needs the energy axis of the paired spectra
+        samples = api.open(store, "samples", index=False)
+        self.energy = api.open(store, "spectra", index=False, channels=samples.sizes.get("channel"))["energy"].values
 
     # -- configurations ------------------------------------------------------------------------
     def max_config(self, **values):
@@ -110,17 +114,26 @@ class Evaluation:
             for seed in c.seeds:
                 n_train = len(self.splits[target, seed].train)
                 for amount in amounts_for(c.amounts, n_train):
-                    for model in MODELS if self.baseline else MODELS[:2]:
+                    for model in self.models():
                         cells.append(self._fit_cell("amount", model, target, amount, seed))
                 pool = len(self.splits[target, seed].fewshot_pool)
                 for amount in amounts_for(c.fewshot_amounts, pool):
                     cells.append(self._fit_cell("fewshot", "max", target, amount, seed))
+            if c.interval > 0:
+                for seed in c.seeds:
+                    cells += [self._interval_cell(model, target, seed) for model in (MODELS if self.baseline
+                                                                                     else MODELS[:2])]
             for mask, transform in self.variants():
                 if (mask, transform) == (c.mask_ratio, c.transform):
                     continue  # the main autoencoder's runs are the data-amount runs at "all"
                 for seed in c.sweep_seeds:
                     cells.append(self._fit_cell("sweep", "max", target, ALL, seed, variant=(mask, transform)))
         return cells
+
+    def models(self) -> list[str]:
+        """The models of the data-amount curves: MAX and scratch always, the baselines when asked."""
+        return [m for m in MODELS if m in ("max", "scratch") or (m == "baseline" and self.baseline is not None)
+                or (m == "logratio" and self.logratio is not None)]
 
     def _pretrain_cell(self, mask: float, transform: str) -> Cell:
         c = self.config
@@ -166,7 +179,7 @@ class Evaluation:
                 train_idx, val_idx, test_idx = split.amount(amount), split.val, split.test
             val_idx = np.random.default_rng([seed, 3]).permutation(val_idx)[: c.val_limit]
             train, val, test = pairs.take(train_idx), pairs.take(val_idx), pairs.take(test_idx)
-            chosen = lr if lr is not None else (self.chosen_lr(model, target) if model != "baseline" else None)
+            chosen = lr if lr is not None else (self.chosen_lr(model, target) if model in ("max", "scratch") else None)
             start = time.perf_counter()
             fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, variant, kind)
             result = {"n_train": len(train), "n_val": len(val), "lr": chosen, "epochs": epochs,
@@ -184,12 +197,51 @@ class Evaluation:
 
         return Cell(key, run, meta)
 
+    def _interval_cell(self, model: str, target: str, seed: int) -> Cell:
+        """Calibrated intervals: whole cores of the training part are held apart (seeded), the model
+        is fitted on the rest, calibrated on them (split conformal) and scored on the held-out cores."""
+        from .. import intervals
+
+        c = self.config
+
+        def run(folder: Path) -> dict:
+            pairs, split = self.pairs[target], self.splits[target, seed]
+            inside = np.concatenate([split.train, split.val])
+            cal_cores = intervals.choose_cores(pairs.cores[inside], seed=seed, fraction=c.calibration_fraction)
+            in_cal = np.isin(pairs.cores, cal_cores)
+            train_idx, cal_idx = split.train[~in_cal[split.train]], np.sort(inside[in_cal[inside]])
+            val_idx = np.random.default_rng([seed, 3]).permutation(split.val[~in_cal[split.val]])[: c.val_limit]
+            train, val, cal, test = (pairs.take(i) for i in (train_idx, val_idx, cal_idx, split.test))
+            chosen = self.chosen_lr(model, target) if model != "baseline" else None
+            start = time.perf_counter()
+            fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, None, "interval")
+            calibration = intervals.calibrate(fitted.predict, cal.x, cal.y, cal.cores, target)
+            pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
+            lower, upper = calibration.interval(pred, c.interval)
+            return {"n_train": len(train), "n_val": len(val), "n_calibration": len(cal), "lr": chosen,
+                    "epochs": epochs, "calibration_cores": cal_cores, "seconds": round(time.perf_counter() - start, 2),
+                    "val": regression_metrics(val.y, fitted.predict(val.x), fitted.train_mean),
+                    "test": regression_metrics(test.y, pred, fitted.train_mean),
+                    "interval": {**calibration.describe(c.interval), **intervals.coverage(test.y, lower, upper)},
+                    "per_core": {core: intervals.coverage(test.y[test.cores == core], lower[test.cores == core],
+                                                          upper[test.cores == core])
+                                 for core in sorted(set(test.cores.tolist()))},
+                    "notes": intervals.exchangeability_notes(test.y, lower, upper, test.cores, c.interval)}
+
+        return Cell(f"interval/{model}/{target}/s{seed}", run,
+                    {"kind": "interval", "model": model, "target": target, "seed": seed})
+
     def _fit(self, model: str, target: str, train: Pairs, val: Pairs, folder: Path, seed: int, lr, variant, kind):
         c = self.config
         if model == "baseline":
             cfg = registry.build_config(self.baseline, None, {"seed": str(seed)})
             fitted = self.baseline.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
                                              groups=train.cores)
+            return fitted, None
+        if model == "logratio":
+            cfg = registry.build_config(self.logratio, None, {"seed": str(seed)})
+            fitted = self.logratio.fit_pairs(train.x, train.y, val.x, val.y, target=target, config=cfg, out=folder,
+                                             groups=train.cores, energy=self.energy)
             return fitted, None
         epochs = c.epochs_for(len(train))
         mask, transform = variant or (c.mask_ratio, c.transform)

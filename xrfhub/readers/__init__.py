@@ -18,12 +18,16 @@ from ..errors import InputError, UnknownFormatError
 #: Reader modules in sniffing order (most specific first).
 _MODULES = (
     "avaatech_spe",
+    "baxil_axml",
     "baxil_csv",
     "avaatech_xlsx",
     "itrax_spe",
     "itrax_results",
     "mca_amptek",
     "mca_spec",
+    "xrd_raw4",
+    "xrd_uxd",
+    "pxrf_export",
     "lab_pangaea",
     "lab_iodp",
     "lab_csv",

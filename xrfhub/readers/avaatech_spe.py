@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..records import DEFAULT_CALIBRATION, Calibration, Spectrum
+from ..coreid import is_placeholder, parse_iodp_sample
+from ..records import DEFAULT_CALIBRATION, DEPTH_CORE, DEPTH_SECTION_RELATIVE, Calibration, Spectrum
+from .not_xrf import refuse_gamma
 
 FORMAT = "avaatech-spe"
 KIND = "spectra"
@@ -106,6 +108,8 @@ _SECTION_TOKEN = re.compile(r"^(.+)_(\d{3,6})$")
 #: A whole number as int() reads it safely: ASCII digits (str.isdigit also accepts '²'), and few
 #: enough of them to be a run, a replicate or a channel (a damaged file may hold thousands).
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+#: A count as ORTEC software may write it: digits, or a whole float ("0.", "12.000").
+_WHOLE_COUNT = re.compile(r"[0-9]+(?:\.0*)?")
 _SMALL_WHOLE = re.compile(r"[0-9]{1,9}")
 
 
@@ -238,7 +242,7 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
             warnings.simplefilter("error", DeprecationWarning)
             values = np.fromstring(body, dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):
-        values = None
+        values = _float_counts(body)  # ORTEC software writes whole counts as floats: "0." "12.0"
     if values is None or values.size != expected:
         _locate_bad_count(body, line0 + 2, expected, path)
     if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.uint32).max:
@@ -248,13 +252,27 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
     return values.astype(np.uint32), stop, line0 + 2 + body.count("\n")
 
 
+def _float_counts(body: str) -> np.ndarray | None:
+    """Counts written as floats (``0.``, ``12.0``) when every one is a whole number, else None
+    (the slow path then names the first bad token)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            floats = np.fromstring(body, dtype=np.float64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        return None
+    if not np.all(np.isfinite(floats)) or np.any(floats != np.rint(floats)) or np.any(np.abs(floats) > 2.0 ** 53):
+        return None
+    return floats.astype(np.int64)
+
+
 def _locate_bad_count(body: str, first_line: int, expected: int, path):
     """Slow path, only for broken files: find the line that spoils the counts."""
     seen = 0
     lines = body.split("\n")
     for i, line in enumerate(lines):
         for token in line.split():
-            if not _ASCII_DIGITS.fullmatch(token):
+            if not _WHOLE_COUNT.fullmatch(token):
                 raise InputError(path, f"expected an integer count, found {token[:20]!r}", line=first_line + i,
                                  field="$DATA")
             seen += 1
@@ -321,6 +339,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     if pos == 0 and not text.startswith("$DATA:"):
         raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts")
     head = text[:pos].split("\n")[:-1] if pos else []
+    refuse_gamma(head, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
     counts, after, after_line = _counts(text, pos, len(head) + 1, path)
     header, where = parse_header(head, path)
     tail_text = text[after:]
@@ -334,20 +353,30 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     warn: list[str] = []
     name = _name_fields(path, fields)
 
-    core_id = fields.text("CORE_ID") or name.get("core") or core
-    if not core_id:
-        raise InputError(path, "no core id in $Core_ID:, the file name or $SPEC_ID: (pass --core)", field="$Core_ID")
-    section = fields.text("SECTION_ID") or name.get("section", "")
+    ident = _identity(fields, name, path, core, warn)
+    section = ident["section"]
+    scale = DEPTH_CORE
+    depth_opt = _options.get("depth_mm")  # --depth: a single point's core depth, given by the user
     if section_top_mm_override is not None:
         top = float(section_top_mm_override)
+    elif ident["iodp"] and section == ident["iodp"].section:
+        # an IODP section number says which section, not where its top is: positions stay
+        # section-relative until a --sections table gives the tops
+        top, scale = math.nan, DEPTH_SECTION_RELATIVE
     elif section:
-        top = section_top_mm(section, path, "$Section_ID" if fields.text("SECTION_ID") else "file name section token")
+        top = section_top_mm(section, path, ident["section_field"])
+    elif depth_opt is not None:
+        top = 0.0
     else:
         raise InputError(path, "no section token in $Section_ID: or the file name (e.g. 'CORE_0100 ...'); "
-                               "pass the section top", field="$Section_ID")
+                               "pass the section top, or --depth (mm) for a single point", field="$Section_ID")
 
     x = fields.number("X_POSITION", _MM)
     position = x if x is not None else name.get("position_mm")
+    if depth_opt is not None:
+        if position is not None and abs(float(depth_opt) - top - position) > 1e-6:
+            warn.append(f"--depth {float(depth_opt):g} mm used; the file says {top + position:g} mm")
+        position = float(depth_opt) - top
     if position is None:
         raise InputError(path, "no position in section: expected $X_Position: or a 'NN.Nmm' token in the name",
                          field="$X_Position")
@@ -363,16 +392,19 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     date_text = fields.text("DATE_MEA")
     date = _iso_date(date_text, path, "$DATE_MEA") if date_text else name.get("date", "")
     run = fields.text("RUN_ID") or name.get("run") or _run_from_folder(path)
-    if run and _SMALL_WHOLE.fullmatch(run):
-        run = f"Run{int(run)}"
+    run = _run_token(run)
     rep_text = fields.text("REPLICATE_ID")
+    if rep_text:  # written like the file-name token ("Rep0") by some heads
+        rep_text = re.sub(r"(?i)^\s*rep(?:licate)?[\s_-]*", "", rep_text)
     replicate = _replicate(rep_text, path, "$Replicate_ID", line=fields.where.get("REPLICATE_ID", 0) + 1) \
         if rep_text else name.get("replicate", 0)
     cal = calibration if calibration is not None else _calibration(fields, path)
 
     return [Spectrum(
-        counts=counts, core=core_id.strip(), section=section.strip(), section_top_mm=top,
-        position_mm=float(position), depth_mm=top + float(position), run=run or "", replicate=int(replicate),
+        counts=counts, core=ident["core"], section=section, half=ident["half"], sample_id=ident["sample_id"],
+        section_top_mm=top, position_mm=float(position),
+        depth_mm=float(position) if scale == DEPTH_SECTION_RELATIVE else top + float(position), depth_scale=scale,
+        run=run or "", replicate=int(replicate),
         tube_kv=kv if kv is not None else name.get("tube_kv", math.nan),
         tube_ma=ma if ma is not None else name.get("tube_ma", math.nan),
         live_time_s=live, real_time_s=real,
@@ -384,6 +416,63 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         instrument="avaatech", detector=fields.text("DETECTOR") or fields.text("SPEC_REM") or "",
         source=source or path.name, header=header_text, warnings=tuple(warn),
     )]
+
+
+def _identity(fields: _Fields, name: dict, path: Path, core_option: str | None, warn: list[str]) -> dict:
+    """Core, section, half and text id of the spectrum, with placeholders never deciding.
+
+    ``$Core_ID: 0`` / ``$Section_ID: 0`` (or empty, ``-``) are fields the scanner software left
+    at their default, so the file name (or ``$SPEC_ID:``) decides. An IODP sample name
+    (``397-U1587A-2H-1-A_SHLF11796791``) in the core field is split into core
+    ``397-U1587A-2H``, section ``1``, half ``A`` and text id. ``--core`` (``core_option``) wins
+    over everything the file says.
+    """
+    head_core, head_section = fields.text("CORE_ID"), fields.text("SECTION_ID")
+    name_core, name_section = name.get("core"), name.get("section")
+    head_core = None if is_placeholder(head_core) else head_core.strip()
+    name_core = None if is_placeholder(name_core) else name_core.strip()
+    iodp = next((parsed for parsed in (parse_iodp_sample(t) for t in (head_core, name_core) if t) if parsed), None)
+    out = {"iodp": iodp, "half": "", "sample_id": ""}
+    if iodp is not None:
+        out.update(core=iodp.core, half=iodp.half, sample_id=iodp.text_id)
+    else:
+        out["core"] = head_core or name_core
+    if core_option:
+        out["core"] = core_option.strip()
+    if not out["core"]:
+        said = f" ($Core_ID: holds the placeholder {fields.text('CORE_ID')!r})" if fields.text("CORE_ID") is not None \
+            else ""
+        raise InputError(path, f"no core id in $Core_ID:, the file name or $SPEC_ID:{said}; pass --core",
+                         field="$Core_ID")
+    # the section: a real header value, else the IODP sample name, else the name's token
+    if head_section is not None and not is_placeholder(head_section):
+        section, where = head_section.strip(), "$Section_ID"
+        if iodp is not None and section.lstrip("0") != iodp.section.lstrip("0"):
+            warn.append(f"$Section_ID {section!r} disagrees with section {iodp.section!r} of the sample name; "
+                        "$Section_ID used")
+    elif iodp is not None:
+        section, where = iodp.section, "sample name"
+    elif name_section is not None and not is_placeholder(name_section):
+        section, where = name_section.strip(), "file name section token"
+    elif head_section is not None or name_section is not None:
+        # only a placeholder anywhere: kept as the section "0" with its top at 0 mm, as the
+        # scanner's own software reads it, and said
+        section, where = "0", "$Section_ID"
+        warn.append("the section is only the placeholder '0' ($Section_ID and file name): positions taken as "
+                    "depths below the core top; pass --section-top or --sections if that is wrong")
+    else:
+        section, where = "", "$Section_ID"
+    out.update(section=section, section_field=where)
+    return out
+
+
+def _run_token(run: str | None) -> str:
+    """``2``, ``Run2``, ``run 2`` -> ``Run2``; other names as written (spaces dropped)."""
+    if not run:
+        return ""
+    text = run.strip()
+    m = re.fullmatch(r"(?i)(?:run[\s_-]*)?([0-9]{1,9})", text)
+    return f"Run{int(m.group(1))}" if m else text.replace(" ", "")
 
 
 def _replicate(text: str, path, field: str, *, line=None) -> int:

@@ -35,6 +35,8 @@ XRF_DATA_FOLDER = "xrf data"
 
 _SECTION_SUFFIX = re.compile(r"^(?P<core>.+?)[_\- ]+(?P<section>(?:s|sec|sect|section)[_\-]?\d+[a-z]?)$",
                              re.IGNORECASE)
+#: A replicate scan's folder ends in ``_REP<n>`` (``CD166_19_S1_REP1``: replicate 1 of S1).
+_REPLICATE_SUFFIX = re.compile(r"^(?P<name>.+?)[_\- ]+(?:rep|replicate)[_\- ]?(?P<rep>\d+)$", re.IGNORECASE)
 _LENGTH_UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "microns": 1e-3, "micron": 1e-3, "um": 1e-3, "µm": 1e-3}
 
 
@@ -82,6 +84,18 @@ def split_section_name(name: str, core: str | None = None) -> tuple[str, str]:
     if match:
         return match.group("core"), match.group("section")
     return name, ""
+
+
+def split_replicate(name: str) -> tuple[str, int]:
+    """The section name without a replicate suffix, and the replicate number (0 when none).
+
+    ``CD166_19_S1_REP1`` -> (``CD166_19_S1``, 1): the ITRAX operator's name for a second scan of
+    section S1. The first scan of a section carries no suffix and is replicate 0.
+    """
+    match = _REPLICATE_SUFFIX.match(name.strip())
+    if match is None:
+        return name.strip(), 0
+    return match.group("name"), int(match.group("rep"))
 
 
 def length_mm(value: float, unit: str, path, field_name: str) -> float:
@@ -261,9 +275,22 @@ def _label_row(labels: list[str], values: list[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- finding side files
 
 
+def zip_folder(path: Path) -> Path | None:
+    """The folder holding the zip archive ``path`` was read from (``<folder>/XRF Data.zip/XRF
+    data/L000000.spe``), or None when ``path`` is a plain file."""
+    for parent in path.parents:
+        if parent.suffix.lower() == ".zip" and parent.is_file():
+            return parent.parent
+    return None
+
+
 def search_folders(path: Path) -> list[Path]:
     """Where side files of ``path`` may sit: its folder, and the section folder above when the
-    file sits in the ITRAX ``XRF data`` folder."""
+    file sits in the ITRAX ``XRF data`` folder. A file read from a zip archive (``XRF
+    Data.zip``) takes the side files beside the archive: the zip stands for the data folder."""
+    inside_zip = zip_folder(path)
+    if inside_zip is not None:
+        return [inside_zip]
     folder = path.parent
     folders = [folder]
     if folder.name.lower() == XRF_DATA_FOLDER and folder.parent != folder:

@@ -21,8 +21,16 @@ Scan facts the table lacks come from the ITRAX side files beside it (see ``itrax
 Core and section: ``core=`` wins; otherwise the section name (document.txt ``Section name``, else
 the folder before ``XRF data`` in the preamble or the ``filename`` paths) is split by
 :func:`~xrfhub.readers.itrax_meta.split_section_name`: ``CD166_19_S1`` is core ``CD166_19``,
-section ``S1``. Depth = section top (``section_top_mm_override``, else 0 with a warning) +
+section ``S1``; a replicate folder (``CD166_19_S1_REP1``) is replicate 1 of that section (see
+:func:`~xrfhub.readers.itrax_meta.split_replicate`). Depth = section top
+(``section_top_mm_override``; unknown for a named section: depths stay section-relative) +
 ``position (mm)``.
+
+Two tables in one folder that evaluate the same points (Q-Spec's ``Results.txt`` of a
+re-evaluation beside the earlier ``result.txt``) are one measurement: the newer evaluation (the
+preamble's date; on a tie the name ``Results.txt``) is stored, the other is not
+(:class:`~xrfhub.errors.NotStored`, naming the table that supersedes it), so no point is
+stored twice.
 """
 from __future__ import annotations
 
@@ -31,14 +39,15 @@ import math
 import ntpath
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, NotStored
 from ..lines import unify_line
-from ..records import ElementTable
+from ..records import ElementTable, on_depth_scale
 from . import itrax_meta as meta
 
 FORMAT = "itrax-results"
@@ -147,6 +156,16 @@ class ResultsTable:
         parts = re.split(r"\s{2,}|\t", self.preamble[0].strip())
         return " ".join(p for p in parts[1:] if p)
 
+    def evaluated_on(self) -> datetime | None:
+        """The evaluation date of the preamble (``06-Oct-20``), None when it gives none."""
+        for token in self.evaluated().split():
+            for fmt in ("%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%d/%m/%Y"):
+                try:
+                    return datetime.strptime(token, fmt)
+                except ValueError:
+                    continue
+        return None
+
 
 def parse_results(raw: bytes, path) -> ResultsTable:
     """Parse a result table; malformed input raises :class:`InputError` naming line and column."""
@@ -230,6 +249,55 @@ def _load_results(path: str, _mtime: int, _size: int) -> ResultsTable:
     return parse_results(Path(path).read_bytes(), path)
 
 
+# --------------------------------------------------------------------------- one evaluation per folder
+
+
+def _newness(path: Path, table: ResultsTable) -> tuple:
+    """Order of evaluations: the preamble's date, then Q-Spec's current name ``Results.txt``
+    over other names (``result.txt`` is what older versions wrote), then the name."""
+    return (table.evaluated_on() or datetime.min, path.name.lower().endswith("results.txt"), path.name)
+
+
+def superseded_by(path: Path, table: ResultsTable) -> tuple[Path, ResultsTable] | None:
+    """A newer result table in the same folder evaluating every point of ``table``, or None."""
+    best = None
+    mine = set(table._by_name)
+    for other_path in meta.find_results(path):
+        if other_path.parent != path.parent:
+            continue
+        try:
+            other = load_results(other_path)
+        except InputError:
+            continue  # a broken neighbour supersedes nothing; its own ingest reports it
+        if mine <= set(other._by_name) and _newness(other_path, other) > _newness(path, table):
+            if best is None or _newness(other_path, other) > _newness(*best):
+                best = (other_path, other)
+    return best
+
+
+def current_results(candidates: list[Path]) -> list[Path]:
+    """Result tables in the order a spectrum should consult them: superseded ones last.
+
+    Cached while the tables are unchanged: every spectrum of a scan folder (thousands) asks,
+    and comparing the tables' point lists each time would cost O(points) per spectrum."""
+    try:
+        keys = tuple(meta._stat_key(p) for p in candidates)
+    except OSError:
+        return list(candidates)
+    return [Path(p) for p in _current_results(keys)]
+
+
+@functools.lru_cache(maxsize=8)
+def _current_results(keys: tuple) -> tuple[str, ...]:
+    def rank(p: Path):
+        try:
+            table = load_results(p)
+        except InputError:
+            return (1, p.name)
+        return (0 if superseded_by(p, table) is None else 1, p.name)
+    return tuple(str(p) for p in sorted((Path(k[0]) for k in keys), key=rank))
+
+
 # --------------------------------------------------------------------------- reader
 
 
@@ -277,20 +345,27 @@ def scan_context(path: Path, *, section_name: str = "") -> dict:
     return ctx
 
 
-def resolve_core(path, *, core: str | None, names: list[tuple[str, str]]) -> tuple[str, str, str]:
-    """(core, section, where the name came from) from the first non-empty ``(name, source)``."""
+def resolve_core(path, *, core: str | None, names: list[tuple[str, str]]) -> tuple[str, str, str, int]:
+    """(core, section, where the name came from, replicate) from the first non-empty
+    ``(name, source)``; a ``_REP<n>`` suffix is the replicate, not part of the section."""
     for name, source in names:
         if name:
-            core_id, section = meta.split_section_name(name, core)
-            return core_id, section, source
+            base, replicate = meta.split_replicate(name)
+            core_id, section = meta.split_section_name(base, core)
+            return core_id, section, source, replicate
     if core:
-        return core.strip(), "", "option"
+        return core.strip(), "", "option", 0
     raise InputError(path, "no section name in document.txt, the table or the folder: pass --core")
 
 
-def section_top(override: float | None, warnings: list[str]) -> float:
+def section_top(override: float | None, warnings: list[str], section: str = "") -> float:
+    """The section's top in core depth (mm). A named section whose top no file gives stays
+    NaN: its positions are section-relative until ``--sections`` or ``--section-top`` places
+    them (ingest says so), never put at a made-up 0. A scan with no section name is the core."""
     if override is not None:
         return float(override)
+    if section:
+        return math.nan
     warnings.append("section top unknown, 0 used (pass --section-top)")
     return 0.0
 
@@ -300,16 +375,23 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     """Read a Q-Spec result table into an :class:`ElementTable` (see the module docstring)."""
     path = Path(path)
     table = parse_results(path.read_bytes() if raw is None else raw, path)
+    newer = superseded_by(path, table) if path.is_file() else None
+    if newer is not None:
+        other_path, other = newer
+        raise NotStored(path, f"superseded by {other_path.name} beside it (evaluated {other.evaluated() or 'later'}; "
+                              f"this one {table.evaluated() or 'undated'}): the same {len(table)} points evaluated "
+                              f"again, so only {other_path.name} is stored")
     warnings: list[str] = []
     folder_name = table.section_name()
     ctx = scan_context(path, section_name=folder_name)
     warnings += ctx["warnings"]
     doc = ctx["document"]
-    core_id, section, name_source = resolve_core(path, core=core, names=[
+    core_id, section, name_source, replicate = resolve_core(path, core=core, names=[
         (doc.section_name if doc else "", doc.source if doc else ""), (folder_name, "table paths")])
-    top = section_top(section_top_mm_override, warnings)
+    top = section_top(section_top_mm_override, warnings, section)
 
     position = table.position_mm()
+    depth, scale = on_depth_scale(top, position)
     validity = table.column("validity")
     for name, column in (("position (mm)", position), ("validity", validity)):
         bad = np.flatnonzero(~np.isfinite(column))
@@ -318,9 +400,9 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     n = len(table)
     points = {
         "core": [core_id] * n, "section": [section] * n, "section_top_mm": np.full(n, top),
-        "position_mm": position, "depth_mm": top + position,
+        "position_mm": position, "depth_mm": depth, "depth_scale": [scale] * n,
         "tube_kv": np.full(n, ctx["tube_kv"]), "tube_ma": np.full(n, ctx["tube_ma"]),
-        "run": [""] * n, "replicate": np.zeros(n, dtype=np.int32),
+        "run": [""] * n, "replicate": np.full(n, replicate, dtype=np.int32),
         "valid": validity != 0, "source": [source or path.name] * n,
         "spectrum": [ntpath.basename(f) for f in table.filenames],
         "real_time_s": np.full(n, doc.exposure_s if doc else math.nan),

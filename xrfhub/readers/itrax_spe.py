@@ -9,9 +9,20 @@ Keys are matched by name (a trailing colon and case ignored), never by position.
 Calibration: the header's ``E0``/``E1`` (0 keV, 1 keV/channel) is a placeholder. In order of
 precedence the reader uses ``calibration=`` (source ``"option"``), the ``E-gain``/``E-offset``
 of this spectrum's row in a ``Results.txt``/``result.txt`` beside it (``"Results.txt"``: Q-Spec
-refits the gain per point), the ``settings.dfl`` beside it (``"settings.dfl"``), and only then
-the header (``"header-placeholder"``, with a warning). "Beside" means the same folder, and the
-section folder above when the file sits in the ITRAX ``XRF data`` folder. Q-Spec's calibration
+refits the gain per point; a table superseded by a newer evaluation is consulted last), the
+``settings.dfl`` beside it (``"settings.dfl"``), then the nearest ``.dfl`` up to three folders
+above, where ITRAX runs keep the run's settings (applied with a warning naming it). With none of
+these the file is refused: the placeholder would put Fe K-alpha at 360 keV. "Beside" means the same folder, the section folder
+above when the file sits in the ITRAX ``XRF data`` folder, and the folder of the zip archive when
+it was read from one (``XRF Data.zip``).
+
+Sum spectra: Q-Spec writes ``sumspectra.spe`` (the sum of a section's points) into the section
+folder; it is not a scan point and is not stored (:class:`~xrfhub.errors.NotStored`, said in the
+ingest report). ``sumspectra_<sample>.spe`` is the spectrum of a discrete lab sample; it is not a
+scan point either and is not stored yet, named as such.
+
+Side files that do not belong: a ``document.txt`` whose date (more than a day apart) or section
+name disagrees with the spectrum's own header is not used, with a warning naming both. Q-Spec's calibration
 applies to the 0-based channel index (the file's row number minus one), which is what
 :class:`~xrfhub.records.Calibration` expects.
 
@@ -31,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..records import Calibration, Spectrum
+from ..errors import InputError, NotStored
+from ..records import Calibration, Spectrum, on_depth_scale
 from . import itrax_meta as meta
 from . import itrax_results
 
@@ -44,6 +55,9 @@ _DATA_HEADER = re.compile(rb"(?:^|[\r\n])channel\tcontent", re.IGNORECASE)
 _POINT_NUMBER = re.compile(r"^L(\d+)$", re.IGNORECASE)
 _PLACEHOLDER_SECTION = "section"  # what the ITRAX software writes when the operator leaves it
 _POSITION_AGREE_MM = 0.05
+_SUM_SPECTRUM = re.compile(r"^sum_?spectr(?:a|um)(?:[_\- ]+(?P<sample>.+))?$", re.IGNORECASE)
+#: How far a document's date may lie from a spectrum's (a scan may run past midnight).
+_DOCUMENT_DAYS = 1
 
 
 def sniff(head: bytes, name: str = "") -> bool:
@@ -155,7 +169,7 @@ def _iso_date(header) -> str:
 
 def _results_row(path: Path, warnings: list[str]):
     """(table, row) of this spectrum in a result table beside it, or (None, None)."""
-    for candidate in meta.find_results(path):
+    for candidate in itrax_results.current_results(meta.find_results(path)):
         try:
             table = itrax_results.load_results(candidate)
         except InputError as exc:
@@ -181,12 +195,38 @@ def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration
         if cal is not None and not cal.degenerate:
             return cal
         warnings.append(f"{settings.source} has no usable keV/channel and energy offset")
+    higher = _settings_above(path)
+    if higher:
+        # ITRAX runs keep one Q-Spec settings file at the top of the run's folder (the section
+        # folders below hold the spectra): the nearest one above is the run's, applied with a
+        # warning that names it, so a user whose tree mixes runs sees which file was used
+        cal = meta.load_dfl(Path(higher)).calibration()
+        if cal is not None and not cal.degenerate:
+            warnings.append(f"energy calibration from {higher}, the nearest Q-Spec settings above the spectrum "
+                            "(none beside it); pass --gain/--offset if that file belongs to another run")
+            return dataclasses.replace(cal, source="settings.dfl (folder above)")
     offset = _header_number(header, "e0", path)
     gain = _header_number(header, "e1", path)
-    warnings.append("energy calibration from the header's E0/E1, a placeholder: put the settings.dfl or "
-                    "Results.txt beside the file or pass --calibration")
-    return Calibration(gain if gain is not None else math.nan, offset if offset is not None else math.nan,
-                       "header-placeholder")
+    written = (f"E0 {offset:g} keV, E1 {gain:g} keV/channel" if offset is not None and gain is not None
+               else "no usable E0/E1")
+    unusable = f"; {higher} in a folder above has no usable keV/channel and energy offset" if higher else ""
+    raise InputError(path, f"no energy calibration: the header holds only the ITRAX placeholder ({written}); "
+                           "put the scan's Results.txt or Q-Spec settings (.dfl) beside the file or in the run's "
+                           f"folder above it, or pass --gain (keV/channel) and --offset (keV){unusable}", field="E1")
+
+
+def _settings_above(path: Path, levels: int = 3) -> str:
+    """The nearest ``.dfl`` up to ``levels`` folders above the searched ones (the run's settings
+    at the top of its folder tree); "" when there is none."""
+    folder = meta.search_folders(path)[-1]
+    for parent in list(folder.parents)[:levels]:
+        try:
+            found = sorted(p.name for p in parent.iterdir() if p.suffix.lower() == ".dfl" and p.is_file())
+        except OSError:
+            continue
+        if found:
+            return str(parent / found[0])
+    return ""
 
 
 def _position(table, row, header, doc, path, warnings) -> float:
@@ -218,9 +258,25 @@ def _section_names(table, header, doc, path) -> list[tuple[str, str]]:
     written = header.get("section name", ("", "", 0))[0]
     if written.lower() != _PLACEHOLDER_SECTION:
         names.append((written, "header Section name"))
-    if path.parent.name.lower() == meta.XRF_DATA_FOLDER:
+    inside_zip = meta.zip_folder(path)
+    if inside_zip is not None:
+        names.append((inside_zip.name, "folder"))
+    elif path.parent.name.lower() == meta.XRF_DATA_FOLDER:
         names.append((path.parent.parent.name, "folder"))
     return names
+
+
+def _document_disagrees(doc, header, date: str) -> str:
+    """Why ``document.txt`` does not describe this spectrum ("" when nothing disagrees)."""
+    written = header.get("section name", ("", "", 0))[0]
+    if doc.section_name and written and written.lower() != _PLACEHOLDER_SECTION and \
+            written.lower() != doc.section_name.lower():
+        return f"{doc.source} names section {doc.section_name!r}, the spectrum's header {written!r}"
+    if doc.date and date:
+        apart = abs((datetime.fromisoformat(date).date() - datetime.fromisoformat(doc.date).date()).days)
+        if apart > _DOCUMENT_DAYS:
+            return f"{doc.source} is dated {doc.date[:10]}, the spectrum's header {date[:10]}"
+    return ""
 
 
 # --------------------------------------------------------------------------- reader
@@ -245,16 +301,31 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         raise InputError(path, f"found {counts.size} channel rows, the header declares {declared:g} "
                                "(truncated file?)", field="number_mca_channels")
 
+    summed = _SUM_SPECTRUM.match(path.stem)
+    if summed and summed.group("sample"):
+        raise NotStored(path, f"ITRAX sum spectrum of the discrete sample {summed.group('sample')!r}, not a scan "
+                              "point: spectra of lab samples are not stored yet")
+    if summed:
+        raise NotStored(path, "the section's sum spectrum (Q-Spec's sum of the scan's points), not a scan point: "
+                              "not stored; the points themselves are")
+
     warnings: list[str] = []
     table, row = _results_row(path, warnings)
     ctx = itrax_results.scan_context(path, section_name=table.section_name() if table is not None else "")
     warnings += ctx["warnings"]
     doc = ctx["document"]
-    core_id, section, _where = itrax_results.resolve_core(path, core=core,
-                                                          names=_section_names(table, header, doc, path))
-    top = itrax_results.section_top(section_top_mm_override, warnings)
+    date = _iso_date(header)
+    if doc is not None:
+        why = _document_disagrees(doc, header, date)
+        if why:
+            warnings.append(f"{why}: {doc.source} not used for this spectrum")
+            doc = None
+            ctx = dict(ctx, tube_kv=math.nan, tube_ma=math.nan, tube_source="") if ctx["tube_source"] == \
+                ctx["document"].source else ctx
+    core_id, section, _where, replicate = itrax_results.resolve_core(
+        path, core=core, names=_section_names(table, header, doc, path))
+    top = itrax_results.section_top(section_top_mm_override, warnings, section)
     position = _position(table, row, header, doc, path, warnings)
-    cal = _calibration(calibration, table, row, ctx, header, path, warnings)
 
     kv = _header_number(header, "tube voltage", path)
     ma = _header_number(header, "tube current", path)
@@ -267,13 +338,15 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         real = doc.exposure_s
     cps = _header_number(header, "input_count_rate", path)
     valid = True if table is None else bool(table.value(row, "validity") != 0)
+    cal = _calibration(calibration, table, row, ctx, header, path, warnings)  # last: refuses the placeholder
 
+    depth, scale = on_depth_scale(top, float(position))
     return [Spectrum(
         counts=counts, core=core_id, section=section, section_top_mm=top, position_mm=float(position),
-        depth_mm=top + float(position), run="", replicate=0,
+        depth_mm=depth, depth_scale=scale, run="", replicate=replicate,
         tube_kv=math.nan if kv is None else kv, tube_ma=math.nan if ma is None else ma,
         live_time_s=math.nan if live is None else live, real_time_s=math.nan if real is None else real,
-        total_cps=math.nan if cps is None else cps, date=_iso_date(header) or (doc.date if doc else ""),
+        total_cps=math.nan if cps is None else cps, date=date or (doc.date if doc else ""),
         calibration=cal, instrument="itrax", valid=valid, source=source or path.name,
         header="\n".join(r for r in records if r.strip()), warnings=tuple(warnings),
     )]

@@ -23,6 +23,7 @@ import pandas as pd
 from .. import properties as P
 from ..errors import ConfigError, InputError
 from ..records import LabTable
+from . import lab_rules
 
 FORMAT = "lab-csv"
 KIND = "samples"
@@ -133,14 +134,17 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                      source: str | None = None, decimal: str = ".", core: str | None = None,
                      default_core: str | None = None, depth_unit: str | None = None,
                      ignore_columns=(), metadata: dict[str, str] | None = None,
-                     roles: dict[int, str] | None = None) -> LabTable:
+                     roles: dict[int, str] | None = None, units=None) -> LabTable:
     """Validate header and rows of a lab table and build its ``LabTable``.
 
     ``rows`` are ``(line number, cells)``. ``core`` overrides any core column; ``default_core``
     is used when the table has no core column (PANGAEA's single event). ``depth_unit`` is the
     unit of depth columns whose header gives none. ``roles`` forces the role of columns by
-    index (the IODP reader knows its layout better than the generic synonyms). Property columns
-    without a unit are taken as wt% (noted in ``metadata['assumed_units']``).
+    index (the IODP reader knows its layout better than the generic synonyms). Element and
+    oxide columns without a unit take ``units`` (``"ppm"``, ``"Ca=ppm,Fe=wt%"``) or are refused:
+    a concentration is never taken as wt% by default; other property columns without a unit
+    are taken as wt% (noted in ``metadata['assumed_units']``). QC rows (blanks, standards,
+    marked duplicates; see ``lab_rules``) are kept apart in ``LabTable.qc``.
     """
     metadata = dict(metadata or {})
     ignore = {str(c).strip() for c in ignore_columns}
@@ -148,11 +152,11 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     check_width(path, header)
     fields = [P.split_header(h) for h in header]
     role_of = []
+    unnamed = [i for i, f in enumerate(fields) if not f.text]
     for i, f in enumerate(fields):
         if not f.text:
-            raise InputError(path, f"column {i + 1} has no name in the header row",
-                             field=f"column {i + 1}")
-        if f.text in ignore or f.name in ignore:
+            role_of.append("unnamed")  # refused below, after the depth check says what is missing
+        elif f.text in ignore or f.name in ignore:
             role_of.append("ignored")
         else:
             role_of.append((roles or {}).get(i) or P.column_role(f))
@@ -164,9 +168,16 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         raise InputError(path, f"depth interval incomplete: found {have!r} but not its "
                          "partner; give top and bottom, or a mid-depth column", field=have)
     if mid_i is None and top_i is None:
+        named = [f.text for f in fields if f.text]
+        shown = named[:8] + ([f"... {len(named) - 8} more"] if len(named) > 8 else [])
+        hint = (f"; column(s) {', '.join(str(i + 1) for i in unnamed)} have no name: if one holds depths, "
+                "name it (e.g. 'depth_cm', 'top_cm'/'bottom_cm')") if unnamed else ""
         raise InputError(path, "no depth column: expected a mid-depth (depth, mid, depth_m, "
-                         "'Depth [m]', 'Depth sed [m]') or top and bottom (top_cm/bottom_cm, "
-                         f"'Depth top [m]'/'Depth bot [m]'); header has {[f.text for f in fields]}")
+                         "'Depth [m]', 'sample depth (cm)') or top and bottom (top_cm/bottom_cm, "
+                         f"'Depth top [m]'/'Depth bot [m]'); the header has {shown}{hint}")
+    if unnamed:
+        raise InputError(path, f"column {unnamed[0] + 1} has no name in the header row",
+                         field=f"column {unnamed[0] + 1}")
     core_i = cols.get(P.CORE, [None])[0]
     if core is None and core_i is None and default_core is None:
         raise InputError(path, "no core column (core, core_id, 'Core ID', Event, Site/Hole): "
@@ -178,7 +189,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         unit = fields[i].unit or depth_unit
         if not unit:
             raise InputError(path, "depth column has no unit: write it in the header "
-                             "('depth_cm', 'Depth [m]') or pass depth_unit='m'|'cm'|'mm'",
+                             "('depth_cm', 'Depth [m]') or pass --depth-unit m|cm|mm",
                              field=fields[i].text)
         factors[i] = P.depth_factor(unit, path=path, field=fields[i].text)
 
@@ -186,14 +197,33 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
 
     prop_i = cols.get(P.PROPERTY, [])
     names = _mark_duplicates([P.canonical_property(fields[i].name) for i in prop_i])
+    default_unit, column_units = lab_rules.parse_units_option(units, path)
+    given = {}
+    for i in prop_i:
+        if not fields[i].unit:
+            unit = column_units.get(fields[i].name) or column_units.get(fields[i].text)
+            if unit is None and lab_rules.is_concentration(fields[i].name):
+                unit = default_unit
+            if unit:
+                given[i] = unit
+    unitless = [fields[i].text for i in prop_i
+                if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
+    if unitless:
+        listed = ", ".join(unitless[:10]) + (f" and {len(unitless) - 10} more" if len(unitless) > 10 else "")
+        raise InputError(path, f"element concentrations without a unit ({listed}): never taken as wt%; write "
+                         "the unit in the header ('Ca [ppm]'), as a units row under the header, or pass "
+                         "--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%)", field=unitless[0])
     units, pfactor, assumed = {}, {}, []
     for i, name in zip(prop_i, names):
         if not name:
             raise InputError(path, "property column name has no letters or digits",
                              field=fields[i].text)
-        units[name] = fields[i].unit
-        if fields[i].unit:
-            pfactor[i] = P.value_factor(fields[i].unit, path=path, field=fields[i].text)
+        unit = fields[i].unit or given.get(i, "")
+        units[name] = unit
+        if i in given:
+            metadata[f"unit:{name}"] = f"{unit} (given with --units)"
+        if unit:
+            pfactor[i] = P.value_factor(unit, path=path, field=fields[i].text)
         else:
             pfactor[i] = 1.0
             assumed.append(name)
@@ -212,8 +242,18 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     values = {name: [] for name in names}
     flags = {name: [] for name in names}
     width = len(fields)
+    identity = [i for i in (*depth_cols, core_i, sample_i) if i is not None]
+    qc_rows = []
     for line, cells in rows:
         if not any(c.strip() for c in cells):
+            continue
+        kind = lab_rules.qc_kind([cells[i] for i in identity if i < len(cells)])
+        if kind:  # a blank, standard or duplicate: kept apart, not a sample of the core
+            label = next(cells[i].strip() for i in identity if i < len(cells) and
+                         lab_rules.qc_kind([cells[i]]))
+            qc_rows.append({"line": line, "qc": kind, "label": label,
+                            "values": {fields[i].text: c.strip() for i, c in enumerate(cells[:width])
+                                       if c.strip() and fields[i].text}})
             continue
         if len(cells) > width:
             extra = [c for c in cells[width:] if c.strip()]
@@ -256,7 +296,8 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
             values[name].append(parsed[0] * pfactor[i])
             flags[name].append(parsed[1])
     if not out["line"]:
-        raise InputError(path, "no data rows: the table is empty")
+        raise InputError(path, "no data rows: the table is empty" if not qc_rows else
+                         f"no sample rows: all {len(qc_rows)} rows are QC rows ({qc_summary(qc_rows)})")
 
     samples = pd.DataFrame({
         "core": pd.Series(out["core"], dtype=object),
@@ -269,8 +310,19 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     })
     flag_frame = pd.DataFrame({name: pd.Series(flags[name], dtype=object) for name in names},
                               index=samples.index)
+    if qc_rows:
+        metadata["qc_rows"] = f"{len(qc_rows)} QC row(s) kept apart: " + qc_summary(qc_rows)
     return LabTable(source=source or Path(path).name, samples=samples, flags=flag_frame,
-                    units=units, metadata=metadata)
+                    units=units, metadata=metadata, qc=qc_rows)
+
+
+def qc_summary(qc_rows: list[dict]) -> str:
+    """``BLANK (lines 62, 63), MESS-4 (lines 64, 65, 66)``."""
+    by_label: dict[str, list[int]] = {}
+    for row in qc_rows:
+        by_label.setdefault(row["label"], []).append(row["line"])
+    return ", ".join(f"{label} ({'line' if len(lines) == 1 else 'lines'} {', '.join(map(str, lines))})"
+                     for label, lines in by_label.items())
 
 
 # --------------------------------------------------------------------------- delimited text
@@ -394,10 +446,12 @@ def _header_roles(head: bytes) -> tuple[list[P.HeaderField], set[str]] | None:
 
 
 def sniff(head: bytes, name: str = "") -> bool:
-    """A delimited header with a depth (mid, or top and bottom) and a lab value: a known
-    property (CaCO3, TOC, ...) or a column in a mass-fraction unit. Tables of other kinds with
-    a depth column (e.g. a list of spectra with ``mid_depth_mm``) are thus not claimed; a lab
-    table of only unknown, unit-less properties needs ``--format lab-csv``.
+    """A delimited header with a lab value: a known property (CaCO3, TOC, ...) or a column in a
+    mass-fraction unit, or three or more element/oxide columns. A depth column is not required
+    to claim the table: reading it then refuses a missing depth by name, rather than the user
+    meeting the list of every format. Tables of other kinds with a depth column (e.g. a list
+    of spectra with ``mid_depth_mm``) are not claimed; a lab table of only unknown, unit-less
+    properties needs ``--format lab-csv``.
 
     IODP LIMS exports are left to ``lab_iodp`` (their ``Core`` is a core number, not an id).
     """
@@ -406,16 +460,19 @@ def sniff(head: bytes, name: str = "") -> bool:
     parsed = _header_roles(head)
     if parsed is None or lab_iodp.sniff(head, name):
         return False
-    fields, roles = parsed
-    has_depth = P.MID in roles or {P.TOP, P.BOTTOM} <= roles
+    fields, _roles = parsed
     has_value = any(P.column_role(f) == P.PROPERTY and (
         P.is_known_property(f.name) or P.unit_key(f.unit) in P.VALUE_UNITS) for f in fields)
-    return has_depth and has_value
+    # a table of element concentrations is a lab table even without a depth column: claimed,
+    # so that reading it says what is missing rather than listing every format
+    concentrations = sum(P.column_role(f) == P.PROPERTY and lab_rules.is_concentration(f.name) for f in fields)
+    return has_value or concentrations >= 3
 
 
-#: Ingest options that belong to spectrum readers: ingest passes one option set to every
-#: reader of a mixed folder, so lab readers read past these instead of refusing them.
-SPECTRA_OPTIONS = frozenset({"calibration", "section_top_mm", "section_top_mm_override"})
+#: Ingest options that belong to spectrum readers (and the lab options only the plain-table
+#: reader uses): ingest passes one option set to every reader of a mixed folder, so lab readers
+#: read past these instead of refusing them.
+SPECTRA_OPTIONS = frozenset({"calibration", "section_top_mm", "section_top_mm_override", "depth_unit", "units"})
 
 
 def check_options(options: dict, allowed: set[str], fmt: str) -> None:
@@ -429,18 +486,27 @@ def check_options(options: dict, allowed: set[str], fmt: str) -> None:
 
 def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
          depth_unit: str | None = None, decimal: str | None = None, sep: str | None = None,
-         ignore_columns=(), **options) -> LabTable:
+         ignore_columns=(), units=None, **options) -> LabTable:
     """Read a plain lab table.
 
     Options: ``core`` (the core id when the table has no core column, or to override it),
     ``depth_unit`` (for depth headers without a unit), ``decimal`` ("." or ","; default: ","
     with ";" separators, else "." unless a tab table only has decimal commas), ``sep`` (force a
-    separator), ``ignore_columns`` (headers to leave out, e.g. a text column).
+    separator), ``ignore_columns`` (headers to leave out, e.g. a text column), ``units`` (of
+    element/oxide columns without one: ``"ppm"`` or ``"Ca=ppm,Fe=wt%"``). A units row right
+    under the header (``,,ppm,mass%``) gives the columns' units.
     """
     check_options(options, set(), FORMAT)
     text = read_text(path, raw)
     header, rows, sep = parse_delimited(path, text, sep=sep)
     decimal = decimal or _guess_decimal(sep, rows)
     meta = {"format": FORMAT, "separator": {"\t": "tab"}.get(sep, sep), "decimal": decimal}
+    if rows and (row_units := lab_rules.units_row(header, rows[0][1])) is not None:
+        # units written as the first row under the header: "Cu" over "ppm" is "Cu [ppm]"
+        header = [f"{h} [{u}]" if h.strip() and u and not P.split_header(h).unit else h
+                  for h, u in zip(header, row_units)]
+        meta["units_row"] = f"line {rows[0][0]}"
+        rows = rows[1:]
     return table_from_cells(path, header, rows, source=source, decimal=decimal, core=core,
-                            depth_unit=depth_unit, ignore_columns=ignore_columns, metadata=meta)
+                            depth_unit=depth_unit, ignore_columns=ignore_columns, metadata=meta,
+                            units=units)

@@ -14,7 +14,9 @@ Layout::
 
 Records are ``Key:<TAB>value``; a line starting with TAB continues the record above (one
 parameter or one event per line). ``Depth sed`` is the mid-depth unless ``Depth top`` and
-``Depth bot`` exist. Value prefixes are quality flags: ``?`` questionable and ``*`` unknown keep
+``Depth bot`` exist. Columns in counts or counts per second (XRF core-scanner intensities, as
+``xrfhub export --format pangaea`` writes beside the lab values) are not lab values and are read
+past, listed in the metadata. Value prefixes are quality flags: ``?`` questionable and ``*`` unknown keep
 the value, ``/`` (not valid) drops it; the flag is kept beside the value either way.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..records import LabTable
+from ..properties import split_header, unit_key
 from .lab_csv import check_options, read_text, split_lines, table_from_cells
 
 FORMAT = "pangaea"
@@ -30,6 +33,8 @@ KIND = "samples"
 DESCRIPTION = "PANGAEA text export (.tab)"
 
 _OPENING = "/* DATA DESCRIPTION:"
+#: units of XRF scanner intensities (``unit_key`` spelling)
+INTENSITY_UNITS = frozenset({"cps", "counts", "cts", "counts/s", "count"})
 _CLOSING = "*/"
 
 
@@ -90,6 +95,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     if start >= len(lines):
         raise InputError(path, "no data table after the data description", line=len(lines))
     header = [cell.strip() for cell in lines[start].split("\t")]
+    intensities = [h for h in header if unit_key(split_header(h).unit) in INTENSITY_UNITS]
+    ignore_columns = tuple(ignore_columns) + tuple(intensities)
     rows = [(number + 1, lines[number].split("\t")) for number in range(start + 1, len(lines))]
 
     found = events(description)
@@ -101,6 +108,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
         raise InputError(path, f"the table has no Event column and {listed}: pass core='<core id>'",
                          line=start + 1)
     metadata = {"format": FORMAT, **description}
+    if intensities:
+        metadata["intensity_columns"] = "; ".join(intensities) + ": scanner intensities, not lab values"
     return table_from_cells(path, header, rows, source=source or Path(path).name, core=core,
                             default_core=default_core, ignore_columns=ignore_columns,
                             metadata=metadata)

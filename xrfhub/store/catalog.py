@@ -6,7 +6,10 @@ commit (39 MB at 60 cores). So a generation keeps, beside a small ``manifest.jso
 * ``index/cores/<file stem>.json``: one core's summary (its NeXus file, scans with their row
   counts and counts sha256, depth range, lab samples, its sources, its place in the hub order);
 * ``index/sources/<bucket>.json``: the sources whose names share a parent folder (a core's
-  files usually sit in one folder), name -> sha256, format, kind, size, path, date, generation.
+  files usually sit in one folder), name -> sha256, format, kind, size, path, date, generation;
+* ``index/identities/<abc>.json``: content identity -> source name, bucketed by the first three
+  hex digits of the bytes' sha256 (4096 buckets), so that ingest finds "the same data under
+  another path" by reading one small file per incoming source, never the whole list.
 
 A write hard-links every index file it does not change from the parent generation and writes
 only the changed ones, so the bytes written grow with the change, not the store. Old stores
@@ -31,6 +34,11 @@ def source_bucket(name: str) -> str:
     """The index file of a source name: a digest of its parent folder (files of a core share one)."""
     parent = str(PurePosixPath(name).parent)
     return hashlib.sha256(parent.encode()).hexdigest()[:16]
+
+
+def identity_bucket(identity: str) -> str:
+    """The index file of a content identity (``sha256[:<16 hex>]``): its first three hex digits."""
+    return identity[:3]
 
 
 def core_key(summary: dict) -> str:
@@ -85,6 +93,7 @@ class Catalog:
         self._legacy: dict | None = None
         self._cores: dict[str, dict] | None = None
         self._buckets: dict[str, dict] = {}
+        self._identities: dict[str, dict] = {}
         if self.path is not None:
             self.manifest = _read_json(self.path / layout.MANIFEST)
             if "index" not in self.manifest:
@@ -121,6 +130,23 @@ class Catalog:
     def source(self, name: str) -> dict | None:
         """What the store knows of a source name (None if never ingested)."""
         return self.bucket(source_bucket(name)).get(name)
+
+    def identities(self, key: str) -> dict[str, str]:
+        """Identity -> source name for the identities of one bucket (see ``identity_bucket``)."""
+        if key not in self._identities:
+            if self._legacy is not None:
+                self._identities[key] = {v["identity"]: n for n, v in self._legacy.get("sources", {}).items()
+                                         if v.get("identity") and identity_bucket(v["identity"]) == key}
+            elif self.path is None:
+                self._identities[key] = {}
+            else:
+                p = self.path / layout.INDEX_DIR / "identities" / f"{key}.json"
+                self._identities[key] = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+        return self._identities[key]
+
+    def stored_as(self, identity: str) -> str | None:
+        """The source already stored with this content identity (None: new data)."""
+        return self.identities(identity_bucket(identity)).get(identity) if identity else None
 
     def all_sources(self) -> dict[str, dict]:
         """Every source (reads every bucket: for rebuild and the sources group's full rewrite)."""
@@ -175,3 +201,29 @@ def write(gen_path: Path, parent: Catalog, cores: dict[str, dict | None], source
             buckets.setdefault(source_bucket(name), {})[name] = info
         for key, content in sorted(buckets.items()):
             write_json_bytes(sources_dir / f"{key}.json", content)
+    _write_identities(gen_path, parent, sources, relink)
+
+
+def _write_identities(gen_path: Path, parent: Catalog, sources: dict[str, dict], relink: bool) -> None:
+    folder = gen_path / layout.INDEX_DIR / "identities"
+    folder.mkdir(parents=True, exist_ok=True)
+    if relink:
+        touched: dict[str, dict] = {}
+        for name, info in sorted(sources.items()):
+            if info.get("identity"):
+                touched.setdefault(identity_bucket(info["identity"]), {}).setdefault(info["identity"], name)
+        old_folder = parent.path / layout.INDEX_DIR / "identities"
+        for p in sorted(old_folder.glob("*.json")) if old_folder.exists() else []:
+            if p.stem not in touched:
+                link_or_copy(p, folder / p.name)
+        for key, fresh in sorted(touched.items()):
+            write_json_bytes(folder / f"{key}.json", {**fresh, **parent.identities(key)})
+        return
+    everything = {**(parent.all_sources() if parent.path else {}), **sources}
+    buckets: dict[str, dict] = {}
+    for name in sorted(everything, key=lambda n: (int(everything[n].get("generation", 0)), n)):
+        ident = everything[name].get("identity")
+        if ident:
+            buckets.setdefault(identity_bucket(ident), {}).setdefault(ident, name)
+    for key, content in sorted(buckets.items()):
+        write_json_bytes(folder / f"{key}.json", content)

@@ -21,7 +21,7 @@ from pathlib import Path
 import filelock
 
 from .. import __version__
-from ..errors import StoreError, StoreLockedError
+from ..errors import InputError, StoreError, StoreLockedError
 from . import layout
 from .files import link_or_copy, link_tree, write_json_bytes  # noqa: F401 - re-exported
 
@@ -118,6 +118,25 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
+    def check_folder(self, init: bool) -> None:
+        """Refuse a ``--store`` that is a file, or a folder of other files, unless ``init`` says so.
+
+        Creating a store in the raw data folder by a slip of the argument order would mix the
+        store's files with the user's; a new or empty folder is created without asking.
+        """
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise InputError(root, "--store names an existing file, not a store folder; name a new or empty folder "
+                                   "(or an existing store)", field="--store")
+        if root.is_dir() and not self.exists():
+            others = sorted(e.name for e in root.iterdir() if e.name != layout.LOCK)
+            if others and not init:
+                shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+                raise InputError(root, f"--store names a folder that holds other files ({shown}) and is not an xrfhub "
+                                       "store (no store.json); name a new or empty folder, or pass --init to create a "
+                                       "store in it", field="--store")
+
+
     @contextmanager
     def writer(self, wait: float = 0.0):
         """Hold the single-writer lock; ``wait`` seconds before giving up (0: fail at once)."""
@@ -153,6 +172,23 @@ class Store:
                 shutil.rmtree(folder, ignore_errors=True)
             elif folder.name.startswith("."):
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def leftovers(self) -> list[tuple[Path, int]]:
+        """Half-built generation folders a killed writer left (path, bytes), without removing them.
+
+        Readers never look at them and the next writer removes them; ``xrfhub info`` says they
+        are there, so that a user who sees the disk fill up knows what it is.
+        """
+        gens = self.root / layout.GENERATIONS
+        current = self.current()
+        committed = current.number if current else -1
+        found = []
+        for folder in sorted(gens.iterdir()) if gens.exists() else []:
+            numbered = folder.name.startswith("g") and folder.name[1:].isdigit()
+            if (numbered and int(folder.name[1:]) > committed) or folder.name.startswith("."):
+                size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                found.append((folder, size))
+        return found
 
     def new_generation(self) -> Generation:
         current = self.current()

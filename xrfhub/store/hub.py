@@ -110,6 +110,9 @@ def spectra_dataset(block: SpectraBlock, nominal_gain: float, nominal_offset: fl
         if units:
             attrs["units"] = units
         coords[name] = ((layout.SPECTRUM,), values, attrs)
+    # the scale(s) of depth_mm said on the variable itself, so a reader of the hub alone sees
+    # when depths are section-relative (two sections of one core then share depths)
+    coords["depth_mm"][2]["depth_scale"] = ", ".join(sorted({str(v) for v in block.coords["depth_scale"]}))
     coords["channel"] = ((layout.CHANNEL,), np.arange(n_ch, dtype=np.int32), {"long_name": "detector channel"})
     coords["energy"] = ((layout.CHANNEL,), nominal_offset + nominal_gain * np.arange(n_ch),
                         {"units": "keV", "long_name": "nominal energy (per-spectrum calibration in "
@@ -155,6 +158,35 @@ def sources_dataset(sources: dict[str, dict]) -> xr.Dataset:
             for col, vals in cols.items()}
     return xr.Dataset(data, coords={"name": (("source",), np.array(names, dtype=object))},
                       attrs={"kind": "sources"})
+
+
+def finalize(hub_path, cores=None) -> None:
+    """Last step of writing a hub: identifiers, then Zarr v3 consolidated metadata.
+
+    The root gets ``core_uuids`` (core id -> its stable UUID, as in the NeXus files) and every
+    prediction group its ``run_uuid``. Consolidating the metadata of the whole tree into the
+    root's ``zarr.json`` lets plain ``xr.open_zarr(hub, group=...)`` open any group without
+    the "no consolidated metadata" warning, in one read instead of one per array; it must come
+    after every other write of the generation, since later writes would not be in it.
+    """
+    import warnings
+
+    from .. import identifiers
+
+    root = zarr.open_group(hub_path, mode="r+", zarr_format=3, use_consolidated=False)
+    if cores is not None:  # None: a run was added, the cores are the parent's
+        root.attrs["core_uuids"] = json.dumps({c: identifiers.core_uuid(c) for c in sorted(cores)})
+    root.attrs.update({"description": "xrfhub hub: one group per kind (spectra/ch<N>, samples, elements, "
+                                      "predictions/<run>, diffraction/<grid>, sources); open one with "
+                                      "xr.open_zarr(hub, group=...) or all with xr.open_datatree(hub, engine='zarr')"})
+    if "predictions" in root:
+        for name in root["predictions"].group_keys():
+            g = root["predictions"][name]
+            if "run_uuid" not in g.attrs:  # set once, when the run's group is written
+                g.attrs["run_uuid"] = identifiers.run_uuid(str(g.attrs.get("run", name)))
+    with warnings.catch_warnings():  # zarr says consolidation is not in the v3 spec yet; we know
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(hub_path, zarr_format=3)
 
 
 # ---------------------------------------------------------------------------- reading

@@ -26,6 +26,7 @@ elements       ``elements``                                point x line
 samples        ``samples``                                 sample (x channel for spectra)
 predictions    ``predictions/<run_id>``                    spectrum, or pattern (x phase)
 diffraction    ``diffraction/<grid_id>`` (one per grid)     pattern x two_theta
+qc             ``qc/<judged group>`` (e.g. spectra_ch2048)  rows of the judged group
 =============  ==========================================  ==============================
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ NEXUS_SUFFIX = ".nxs"
 INDEX_DIR = "index"
 RUNS_DIR = "runs"
 
-KINDS = ("spectra", "elements", "samples", "predictions", "diffraction")
+KINDS = ("spectra", "elements", "samples", "predictions", "diffraction", "qc")
 
 # dimension names
 SPECTRUM = "spectrum"
@@ -67,9 +68,12 @@ COORD_CHUNK_ROWS = 16384
 SPECTRUM_COORDS: dict[str, tuple[str, str, str]] = {
     "core": ("str", "", "core id"),
     "section": ("str", "", "section token as written by the scanner"),
+    "half": ("str", "", "section half (IODP A archive, W working), when named"),
+    "sample_id": ("str", "", "text id of the measured section or sample (IODP LIMS text id)"),
     "section_top_mm": ("float64", "mm", "depth of the section top in the core"),
     "position_mm": ("float64", "mm", "position in the section"),
-    "depth_mm": ("float64", "mm", "core depth (section top + position)"),
+    "depth_mm": ("float64", "mm", "depth on the scale depth_scale names (core: section top + position)"),
+    "depth_scale": ("str", "", "what depth_mm measures: core, section-relative, or a --sections table's scale"),
     "composite_depth_mm": ("float64", "mm", "composite depth (from a user's affine table)"),
     "scan": ("str", "", "scan name (section, run, tube voltage, replicate)"),
     "run": ("str", "", "scanner run"),
@@ -90,6 +94,10 @@ SPECTRUM_COORDS: dict[str, tuple[str, str, str]] = {
     "valid": ("bool", "", "False when the reader flagged the spectrum"),
     "source": ("str", "", "source file name in the store"),
 }
+
+
+#: Values of new coordinates for spectra written before the coordinate existed.
+SPECTRUM_COORD_DEFAULTS: dict[str, object] = {"half": "", "sample_id": "", "depth_scale": "core"}
 
 
 def spectra_group(n_channels: int) -> str:

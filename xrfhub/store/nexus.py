@@ -4,16 +4,23 @@ One file per core (DESIGN section 4). Each scan is an NXentry conforming to our 
 definition ``schemas/NXxrf_core_scan.nxdl.xml``, whose doc strings describe every field::
 
     /                     NXroot  @default @creator @file_name @file_time ...
-      <scan>/             NXentry, definition = "NXxrf_core_scan", entry_identifier = scan name
+      <scan>/             NXentry, definition = "NXxrf_core_scan", entry_identifier = scan name,
+                          entry_identifier_uuid (stable, see xrfhub.identifiers)
         instrument/       source (tube: anode, voltage, current), filter, slit, detector
-                          (live/real time, per-spectrum calibration gain/offset/source)
-        sample/           core id, section[, igsn]
-        data/             NXdata: counts[n, channels] over depth[n] (mm) and energy (keV),
-                          both HDF5 dimension scales; position, section_top, composite_depth
-        points/           the other per-spectrum columns, @columns (JSON: column, field, dtype)
-        raw_headers/      vendor header and reader warnings per spectrum
+                          (live/real time, per-spectrum calibration gain/zero/source)
+        sample/           core id, core_uuid, section[, igsn]
+        data/             NXdata: counts[n, channels] (@interpretation = "spectrum") over
+                          depth[n] (mm) and energy (keV), both HDF5 dimension scales; every other
+                          per-spectrum column (position, section_top, scan, run, date, valid,
+                          source, raw_header, reader_warnings, ...) as a field over depth;
+                          @columns (JSON: column, field, dtype) restores the table
       core/               NXentry for the core as a whole, written last (always present):
         sample/ sources/ (a table: one row per file) lab/ (NXdata over sample) lab_flags/ <process>/
+
+Per-point fields sit in NXdata rather than an NXcollection because validators (pynxtools, punx)
+do not look inside an NXcollection, and a field they cannot see cannot be required. Times are
+NX_DATE_TIME only when the sources give a time zone; scanner files usually give local time
+without one, which is then kept as written in ``local_start_time`` / ``local_end_time``.
 
 Every per-spectrum value is kept as an array of length n, so ``read_core`` restores the record
 exactly; a core with lab samples and no scan has only ``core``.
@@ -33,15 +40,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, identifiers
 from ..errors import StoreError
 from ..records import Calibration, CoreRecord, Process, SourceFile, SpectraBlock
-from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORDS
+from .layout import SPECTRA_CHUNK_ROWS, SPECTRUM_COORD_DEFAULTS, SPECTRUM_COORDS
 
 SCHEMA_NAME = "NXxrf_core_scan"
 CORE_ENTRY = "core"
 #: version of this file layout, kept in the root attribute ``xrfhub_layout``
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: per-point fields in data/, calibration_zero, uuids, zoned times
 
 #: Where each per-spectrum column lives in a scan entry. Columns not listed go to ``points/``.
 COLUMN_FIELDS: dict[str, str] = {
@@ -53,9 +60,11 @@ COLUMN_FIELDS: dict[str, str] = {
     "detector": "instrument/detector/description",
     "live_time_s": "instrument/detector/live_time", "real_time_s": "instrument/detector/real_time",
     "energy_gain_kev": "instrument/detector/calibration_gain",
-    "energy_offset_kev": "instrument/detector/calibration_offset",
+    # "_offset" is a reserved NeXus suffix (an offset of a field named before it); PyMca's word
+    # for the energy of channel 0 is "zero"
+    "energy_offset_kev": "instrument/detector/calibration_zero",
     "calibration_source": "instrument/detector/calibration_source",
-    "header": "raw_headers/header", "warnings": "raw_headers/warnings",
+    "header": "data/raw_header", "warnings": "data/reader_warnings",
 }
 
 #: Groups of a scan entry: path -> NeXus class (NXslit is not allowed in NXinstrument).
@@ -63,8 +72,13 @@ SCAN_GROUPS: dict[str, str] = {
     "instrument": "NXinstrument", "instrument/source": "NXsource",
     "instrument/filter": "NXfilter", "instrument/slit": "NXaperture",
     "instrument/detector": "NXdetector", "sample": "NXsample", "data": "NXdata",
-    "points": "NXcollection", "raw_headers": "NXcollection",
 }
+
+
+def column_field(col: str) -> str:
+    """Where a per-spectrum column known to the layout lives in a scan entry (unknown ones go to
+    ``data/`` under a NeXus-safe name chosen at write time)."""
+    return COLUMN_FIELDS.get(col, f"data/{col}")
 
 #: Lab columns with a fixed field name and unit; every other numeric column is a property (wt%).
 LAB_FIXED = {"top_mm": ("top", "mm"), "bottom_mm": ("bottom", "mm"), "mid_mm": ("mid", "mm"),
@@ -232,6 +246,27 @@ def _unique_text(values, empty: str = "unknown") -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values if str(v))) or empty
 
 
+def scan_times(dates) -> dict[str, str]:
+    """``start_time``/``end_time`` when every date carries a time zone (NX_DATE_TIME requires
+    one); otherwise ``local_start_time``/``local_end_time`` as written, since the zone of a
+    scanner's local clock is not known and is not guessed. Empty when no date is known."""
+    parsed = []
+    for d in dates:
+        if not d:
+            continue
+        try:
+            parsed.append((_dt.datetime.fromisoformat(d), d))
+        except ValueError:
+            parsed.append((None, d))
+    if not parsed:
+        return {}
+    if all(p is not None and p.tzinfo is not None for p, _ in parsed):
+        parsed.sort(key=lambda x: x[0])
+        return {"start_time": parsed[0][0].isoformat(), "end_time": parsed[-1][0].isoformat()}
+    texts = sorted(d for _, d in parsed)
+    return {"local_start_time": texts[0], "local_end_time": texts[-1]}
+
+
 def _write_scan(f, name, scan, record, block: SpectraBlock, compression, level) -> None:
     coords = block.coords.copy()
     for extra in ("header", "warnings"):
@@ -242,10 +277,9 @@ def _write_scan(f, name, scan, record, block: SpectraBlock, compression, level) 
     _scalar(entry, "definition", SCHEMA_NAME)
     _scalar(entry, "title", f"{record.core} {scan}")
     _scalar(entry, "entry_identifier", scan)
-    dates = sorted(d for d in _text(coords["date"]) if d)
-    _scalar(entry, "start_time", dates[0] if dates else "unknown")
-    if dates:
-        _scalar(entry, "end_time", dates[-1])
+    _scalar(entry, "entry_identifier_uuid", identifiers.scan_uuid(record.core, scan)).attrs["version"] = "5"
+    for key, value in scan_times(_text(coords["date"])).items():
+        _scalar(entry, key, value)
     groups = {"": entry}
     for sub, nx_class in SCAN_GROUPS.items():
         parent, _, leaf = sub.rpartition("/")
@@ -257,6 +291,7 @@ def _write_scan(f, name, scan, record, block: SpectraBlock, compression, level) 
         _scalar(groups["instrument/source"], key, value)
     sample = groups["sample"]
     _scalar(sample, "name", record.core)
+    _scalar(sample, "core_uuid", identifiers.core_uuid(record.core))
     _scalar(sample, "section", _unique_text(coords["section"], empty=""))
     if record.igsn:
         _scalar(sample, "igsn", record.igsn)
@@ -266,18 +301,20 @@ def _write_scan(f, name, scan, record, block: SpectraBlock, compression, level) 
                        "depth_indices": np.int32(0), "energy_indices": np.int32(1)})
     ds_counts = _write_counts(data, np.ascontiguousarray(block.counts, dtype=np.uint32),
                               compression, level)
-    ds_counts.attrs.update({"units": "counts", "long_name": "counts per channel"})
+    # interpretation = spectrum: H5Web and silx draw each row as a spectrum, not an image
+    ds_counts.attrs.update({"units": "counts", "long_name": "counts per channel",
+                            "interpretation": "spectrum"})
     energy = _field(data, "energy", nominal_energy(coords, n_ch), units="keV",
                     long_name="energy (nominal scale of the scan)")
 
     columns = []
-    taken = {"points": set()}
+    taken = {"counts", "energy"} | {t.split("/", 1)[1] for t in COLUMN_FIELDS.values() if t.startswith("data/")}
     for col in coords.columns:
         dtype = _dtype_name(coords[col])
         target = COLUMN_FIELDS.get(col)
         if target is None:
-            target = "points/" + nexus_name(col, taken["points"])
-            taken["points"].add(target.split("/")[1])
+            target = "data/" + nexus_name(col, taken)
+            taken.add(target.split("/")[1])
         parent, _, leaf = target.rpartition("/")
         _kind, units, long_name = SPECTRUM_COORDS.get(col, ("", "", ""))
         values = coords[col].to_numpy()
@@ -285,7 +322,7 @@ def _write_scan(f, name, scan, record, block: SpectraBlock, compression, level) 
             values = values.astype(bool)
         _field(groups[parent], leaf, values, units=units, long_name=long_name)
         columns.append([col, target, dtype])
-    groups["points"].attrs["columns"] = json.dumps(columns)
+    data.attrs["columns"] = json.dumps(columns)
 
     depth = data["depth"]
     depth.make_scale("depth")
@@ -301,8 +338,10 @@ def _write_core_entry(f, record: CoreRecord) -> None:
     entry = _group(f, CORE_ENTRY, "NXentry")
     _scalar(entry, "title", f"xrfhub core {record.core}")
     _scalar(entry, "entry_identifier", record.core)
+    _scalar(entry, "entry_identifier_uuid", identifiers.core_uuid(record.core)).attrs["version"] = "5"
     sample = _group(entry, "sample", "NXsample")
     _scalar(sample, "name", record.core)
+    _scalar(sample, "core_uuid", identifiers.core_uuid(record.core))
     if record.igsn:
         _scalar(sample, "igsn", record.igsn)
 
@@ -368,6 +407,9 @@ def _write_process(entry, name: str, index: int, p: Process) -> None:
     for key in ("name", "program", "version", "date"):
         _scalar(g, key, getattr(p, key))
     g.create_dataset("sequence_index", data=np.int64(index))
+    # a prediction run is one run over many cores: its UUID comes from the run id, shared by all
+    run = p.parameters.get("run_id") if isinstance(p.parameters, dict) else None
+    _scalar(g, "run_uuid", identifiers.run_uuid(str(run) if run else f"{p.name}@{p.date}"))
     note = _group(g, "parameters", "NXnote")
     _scalar(note, "type", "application/json")
     try:
@@ -461,7 +503,12 @@ def read_core(path) -> CoreRecord:
 
 def _read_scan(entry: h5py.Group) -> tuple[str, SpectraBlock]:
     counts = entry["data/counts"][()]
-    coords = _read_table(entry, entry["points"].attrs["columns"])
+    # layout 1 kept @columns on an NXcollection "points"; the fields' paths are in the JSON
+    table = entry["points"] if "points" in entry else entry["data"]
+    coords = _read_table(entry, table.attrs["columns"])
+    for col, default in SPECTRUM_COORD_DEFAULTS.items():  # files written before the column existed
+        if col not in coords.columns:
+            coords[col] = np.full(len(coords), default, dtype=object)
     return _str(entry["entry_identifier"]), SpectraBlock(counts, coords)
 
 

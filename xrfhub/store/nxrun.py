@@ -166,11 +166,18 @@ def migrate_runs(records: dict):
     for run_id, parts in found.items():
         first = parts[0][1]
         keys = {"core": np.concatenate([np.full(len(next(iter(p.data.values()))), c, dtype=object) for c, p in parts])}
-        key_cols = ["pattern_id"] if "pattern_id" in first.data else ["scan", "depth_mm"]
+        key_cols = (["pattern_id"] if "pattern_id" in first.data else
+                    ["source", "spectrum", "depth_mm"] if "spectrum" in first.data else ["scan", "depth_mm"])
         for k in key_cols:
             keys[k] = np.concatenate([np.asarray(p.data[k]) for _, p in parts])
         values = {k[len("value_"):]: np.concatenate([np.asarray(p.data[k]) for _, p in parts])
                   for k in first.data if k.startswith("value_")}
         params = {k: v for k, v in first.parameters.items() if k != "run_id"}
+        # interval bounds were columns lower_<t> / upper_<t>; a run file keeps them as <t>_lower / <t>_upper
+        bounds = {f"{k.split('_', 1)[1]}_{k.split('_', 1)[0]}": np.concatenate([np.asarray(p.data[k]) for _, p in parts])
+                  for k in first.data if k.startswith(("lower_", "upper_"))}
+        if bounds:
+            values.update(bounds)
+            params["extra"] = sorted(set(params.get("extra", [])) | set(bounds))
         runs[run_id] = RunFile(run_id, first.program, first.version, first.date, params, pd.DataFrame(keys), values)
     return runs, moved

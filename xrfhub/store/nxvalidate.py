@@ -20,18 +20,17 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .nexus import COLUMN_FIELDS, CORE_ENTRY, SCAN_GROUPS, SCHEMA_NAME, _str, scan_entries
+from .nexus import CORE_ENTRY, SCAN_GROUPS, SCHEMA_NAME, _str, column_field, scan_entries
 from .layout import SPECTRUM_COORDS
 
 #: scalar fields every scan entry must hold
-SCAN_SCALARS = ("definition", "title", "entry_identifier", "start_time", "instrument/name",
+SCAN_SCALARS = ("definition", "title", "entry_identifier", "entry_identifier_uuid", "instrument/name",
                 "instrument/source/type", "instrument/source/probe",
                 "instrument/source/anode_material", "sample/name", "sample/section")
 #: per-point fields every scan entry must hold -> their units ("" for none), from the layout
 POINT_FIELDS: dict[str, str] = {
-    **{COLUMN_FIELDS.get(col, f"points/{col}"): units
-       for col, (_dtype, units, _long) in SPECTRUM_COORDS.items()},
-    "raw_headers/header": "", "raw_headers/warnings": "",
+    **{column_field(col): units for col, (_dtype, units, _long) in SPECTRUM_COORDS.items()},
+    column_field("header"): "", column_field("warnings"): "",
 }
 
 
@@ -116,7 +115,7 @@ def _check_scan(entry: h5py.Group) -> list[str]:
         got = [str(a) for a in got] if isinstance(got, np.ndarray) else got
         if got != value:
             problems.append(f"data: @{attr} must be {value!r}, got {got!r}")
-    for field, units in {**POINT_FIELDS, "data/energy": "keV"}.items():
+    for field, units in {**_point_fields(entry), "data/energy": "keV"}.items():
         if field not in entry:
             problems.append(f"required field {field} is missing")
             continue
@@ -137,22 +136,41 @@ def _check_scan(entry: h5py.Group) -> list[str]:
             i = int(np.flatnonzero(np.diff(depth) <= 0)[0])
             problems.append(f"data/depth: not strictly increasing at point {i + 1} "
                             f"({depth[i + 1]} after {depth[i]})")
-    if "points" in entry:
-        problems += _check_columns(entry)
+    for key in ("start_time", "end_time"):
+        if key in entry and not _ZONED.match(_str(entry[key])):
+            problems.append(f"{key}: {_str(entry[key])!r} is not an ISO 8601 time with a zone")
+    problems += _check_columns(entry)
     return problems
 
 
+_ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _point_fields(entry: h5py.Group) -> dict[str, str]:
+    """POINT_FIELDS where this file keeps them: files of layout 1 (per-point fields in
+    ``points/`` and ``raw_headers/``, ``calibration_offset``) say so in their @columns."""
+    if "points" not in entry or "columns" not in entry["points"].attrs:
+        return POINT_FIELDS
+    try:
+        where = {col: target for col, target, _dtype in json.loads(entry["points"].attrs["columns"])}
+    except (ValueError, TypeError):
+        return POINT_FIELDS
+    return {where.get(col, column_field(col)): SPECTRUM_COORDS[col][1] if col in SPECTRUM_COORDS else ""
+            for col in (*SPECTRUM_COORDS, "header", "warnings")}
+
+
 def _check_columns(entry: h5py.Group) -> list[str]:
-    raw = entry["points"].attrs.get("columns")
+    table = "points" if "points" in entry else "data"  # layout 1 kept the table in points/
+    raw = entry[table].attrs.get("columns") if table in entry else None
     if raw is None:
-        return ["points: @columns (JSON) is missing"]
+        return [f"{table}: @columns (JSON) is missing"]
     try:
         columns = json.loads(raw)
     except ValueError:
-        return ["points: @columns is not valid JSON"]
+        return [f"{table}: @columns is not valid JSON"]
     listed = {c[0] for c in columns}
-    problems = [f"points: @columns does not list {c!r}" for c in SPECTRUM_COORDS if c not in listed]
-    problems += [f"points: @columns names {t}, which is missing" for _c, t, _d in columns
+    problems = [f"{table}: @columns does not list {c!r}" for c in SPECTRUM_COORDS if c not in listed]
+    problems += [f"{table}: @columns names {t}, which is missing" for _c, t, _d in columns
                  if t not in entry]
     return problems
 

@@ -1,0 +1,194 @@
+"""Lab tables and single-point files as users hand them over (issue 12, items 13-15).
+
+Tested on the real ITRAX calibration tables (``../shared/fixtures/real/itraxBook_CD166_19_(2020)/
+calibration_samples/``, skipped when absent) and on files the tests write.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xrfhub
+from xrfhub.errors import InputError
+from xrfhub.readers import avaatech_spe, lab_csv, lab_rules
+from xrfhub.sources import Candidate, parse_one
+
+from conftest import SHARED, run_cli
+from test_mca_readers import amptek_bytes
+
+CAL = SHARED / "fixtures" / "real" / "itraxBook_CD166_19_(2020)" / "calibration_samples"
+ICP = CAL / "calibration_data.csv"
+BENCHTOP = CAL / "CD166_19_benchtop.csv"
+
+
+@pytest.fixture
+def cal():
+    if not ICP.is_file():
+        pytest.skip(f"real calibration tables not found at {CAL} (they live in ../shared beside the checkout)")
+    return CAL
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------- item 13
+
+
+def test_real_icp_table_needs_core_depth_unit_and_units(cal):
+    with pytest.raises(InputError, match="no core column"):
+        lab_csv.read(ICP)
+    with pytest.raises(InputError, match="--depth-unit"):
+        lab_csv.read(ICP, core="CD166_19")
+    with pytest.raises(InputError, match=r"concentrations without a unit \(Ag, Al, B.*never taken as wt%.*--units"):
+        lab_csv.read(ICP, core="CD166_19", depth_unit="mm")
+    table = lab_csv.read(ICP, core="CD166_19", depth_unit="mm", units="mg/kg")
+    assert len(table.samples) == 60 and set(table.samples["core"]) == {"CD166_19"}
+    first = table.samples.iloc[0]
+    assert (first["sample_id"], first["top_mm"], first["bottom_mm"]) == ("B14", 330, 340)
+    assert first["Ca"] == pytest.approx(502.972e-4)  # mg/kg -> wt%
+    assert table.units["Ca"] == "mg/kg" and "--units" in table.metadata["unit:Ca"]
+    # QC rows kept apart, not refused: two blanks and three MESS-4 reference measurements
+    assert [(r["line"], r["qc"], r["label"]) for r in table.qc] == [
+        (62, "blank", "BLANK"), (63, "blank", "BLANK"), (64, "standard", "MESS-4"), (65, "standard", "MESS-4"),
+        (66, "standard", "MESS-4")]
+    assert table.qc[0]["values"]["SampleID"] == "B24" and table.qc[2]["values"]["Ca"] == "28.461"
+    assert table.metadata["qc_rows"] == "5 QC row(s) kept apart: BLANK (lines 62, 63), MESS-4 (lines 64, 65, 66)"
+
+
+def test_real_icp_ingest_reports_qc_and_keeps_them(cal, tmp_path):
+    store = tmp_path / "store"
+    report = xrfhub.ingest([ICP], store, core="CD166_19", depth_unit="mm", units="ppm")
+    assert report.n_samples == 60
+    assert any("5 QC row(s) kept apart" in w for w in report.warnings)
+    sources = xrfhub.store.generations.Store(store).current().manifest()["sources"]
+    assert [r["label"] for r in sources["calibration_data.csv"]["qc_rows"]] == ["BLANK"] * 2 + ["MESS-4"] * 3
+    assert xrfhub.validate(store).ok
+
+
+def test_real_benchtop_units_row_read_then_depth_missing_said(cal):
+    expected = r"no depth column.*'Cu \[ppm\]', 'S \[mass%\]'.*column\(s\) 1, 2 have no name"
+    with pytest.raises(InputError, match=expected):
+        lab_csv.read(BENCHTOP, core="CD166_19")
+
+
+def test_written_units_row_and_units_option(tmp_path):
+    path = write(tmp_path, "bench.csv",
+                 "core,depth_cm,Ca,Fe,Zr\n,,mass%,mass%,ppm\nA,10,20.5,3.1,150\nA,11,ND,2.9,160\n")
+    table = lab_csv.read(path)
+    assert table.units == {"Ca": "mass%", "Fe": "mass%", "Zr": "ppm"}
+    assert table.metadata["units_row"] == "line 2"
+    np.testing.assert_allclose(table.samples["Zr"], [0.015, 0.016])
+    assert np.isnan(table.samples["Ca"][1])
+    # no units at all: refused, then per-column and default units fill only what is missing
+    path = write(tmp_path, "plain.csv", "core,depth_cm,Ca,Fe,SiO2,TOC\nA,10,20.5,3.1,50,0.4\n")
+    with pytest.raises(InputError, match=r"without a unit \(Ca, Fe, SiO2\)") as err:
+        lab_csv.read(path)
+    assert err.value.field == "Ca"
+    table = lab_csv.read(path, units="ppm,Ca=wt%,SiO2=%")
+    assert table.units == {"Ca": "wt%", "Fe": "ppm", "SiO2": "%", "TOC": ""}  # TOC: wt% by convention
+    assert table.samples["Fe"][0] == pytest.approx(3.1e-4)
+    with pytest.raises(InputError, match="unknown unit 'furlongs'"):
+        lab_csv.read(path, units="furlongs")
+
+
+@pytest.mark.parametrize("cell, kind", [
+    ("BLANK", "blank"), ("Procedural blank 2", "blank"), ("blk-3", "blank"), ("STD", "standard"),
+    ("CRM", "standard"), ("MESS-4", "standard"), ("NIST 2702", "standard"), ("PACS-3", "standard"),
+    ("SRM1646a", "standard"), ("B14 dup", "duplicate"), ("DUP", "duplicate"), ("B14-duplicate", "duplicate"),
+    ("B14", ""), ("330", ""), ("Standing", ""), ("W1", ""), ("Reflux", ""),
+])
+def test_qc_kinds(cell, kind):
+    assert lab_rules.qc_kind([cell]) == kind
+
+
+def test_written_qc_rows_and_bad_depth_still_refused(tmp_path):
+    text = "core,sample,top_cm,bottom_cm,CaCO3 [%]\nA,s1,0,1,40\nA,s1 dup,0,1,41\nSTD,,,,50\nA,s2,1,2,38\n"
+    table = lab_csv.read(write(tmp_path, "qc.csv", text))
+    assert list(table.samples["sample_id"]) == ["s1", "s2"]
+    assert [(r["line"], r["qc"]) for r in table.qc] == [(3, "duplicate"), (4, "standard")]
+    with pytest.raises(InputError, match="depth is 'ten'") as err:
+        lab_csv.read(write(tmp_path, "bad.csv", "core,top_cm,bottom_cm,CaCO3 [%]\nA,ten,11,40\n"))
+    assert err.value.line == 2
+    with pytest.raises(InputError, match="all 1 rows are QC rows"):
+        lab_csv.read(write(tmp_path, "only.csv", "core,top_cm,bottom_cm,CaCO3 [%]\nBLANK,,,0.1\n"))
+
+
+def test_lab_table_takes_core_from_ingest(tmp_path):
+    path = write(tmp_path, "lab.csv", "depth_cm,CaCO3 [%]\n10,40\n20,41\n")
+    report = xrfhub.ingest([path], tmp_path / "store", core="GC1")
+    assert report.n_samples == 2 and report.cores == ["GC1"]
+
+
+# ---------------------------------------------------------------------------- item 14
+
+
+@pytest.mark.parametrize("header", ["sample depth (cm)", "Depth in core [cm]", "Sample_Depth (cm)", "mid depth_cm"])
+def test_depth_headers_recognised(tmp_path, header):
+    path = write(tmp_path, "lab.csv", f"core,{header},CaCO3 [%]\nA,10,40\n")
+    assert lab_csv.read(path).samples["mid_mm"][0] == 100
+
+
+def test_water_depth_is_not_a_sample_depth(tmp_path):
+    path = write(tmp_path, "lab.csv", "core,water depth (m),CaCO3 [%]\nA,4000,40\n")
+    with pytest.raises(InputError, match="no depth column"):
+        lab_csv.read(path)
+
+
+def test_lab_looking_table_without_depth_says_so_briefly(tmp_path):
+    path = write(tmp_path, "elements.csv", "sample,Ca,Fe,Ti,Zr,Sr,Rb,K,Mn\nA,1,2,3,4,5,6,7,8\n")
+    parsed = parse_one(Candidate(path, path.name, True))
+    assert parsed.error is not None and "no depth column" in parsed.error.reason
+    assert "known formats" not in str(parsed.error) and len(str(parsed.error)) < 500
+
+
+@pytest.mark.slow
+def test_cli_depth_unit_option(tmp_path):
+    path = write(tmp_path, "lab.csv", "core,depth,CaCO3 [%]\nA,10,40\n")
+    bad = run_cli("ingest", path, "--store", tmp_path / "s", check=False)
+    assert bad.returncode == 2 and "--depth-unit" in bad.stderr
+    run_cli("ingest", path, "--store", tmp_path / "s", "--depth-unit", "cm")
+    assert xrfhub.info(tmp_path / "s")["cores"]["A"]["n_samples"] == 1
+
+
+# ---------------------------------------------------------------------------- item 15
+
+ORTEC_HEAD = "$SPEC_ID:\n{spec_id}\n$SPEC_REM:\nDET# 1\nDETDESC# {det}\n$MEAS_TIM:\n300 310\n$DATA:\n0 7\n"
+
+
+def test_ortec_float_counts_and_depth_option(tmp_path):
+    path = write(tmp_path, "point.spe", ORTEC_HEAD.format(spec_id="Sample 1", det="SDD")
+                 + "0.\n0.\n5.\n12.000\n40.\n33.\n10.\n2.\n")
+    with pytest.raises(InputError, match="--depth"):
+        avaatech_spe.read(path, core="X")
+    (s,) = avaatech_spe.read(path, core="X", depth_mm=15.0)
+    assert s.counts.tolist() == [0, 0, 5, 12, 40, 33, 10, 2] and s.depth_mm == 15.0
+    bad = write(tmp_path, "half.spe", ORTEC_HEAD.format(spec_id="Sample 1", det="SDD") + "0.\n0.5\n" + "1\n" * 6)
+    with pytest.raises(InputError, match="expected an integer count, found '0.5'"):
+        avaatech_spe.read(bad, core="X", depth_mm=15.0)
+
+
+@pytest.mark.parametrize("spec_id, det", [("NGR System 3 - 397-U1587A-2H-1", "NGR3 3x5"),
+                                          ("Sample 1", "NaI(Tl) 3x3 detector"), ("Sample 1", "LaBr3 probe")])
+def test_ortec_gamma_spectrum_refused_before_core_questions(tmp_path, spec_id, det):
+    path = write(tmp_path, "ngr.spe", ORTEC_HEAD.format(spec_id=spec_id, det=det) + "0.\n" * 8)
+    with pytest.raises(InputError, match="not an XRF spectrum") as err:
+        avaatech_spe.read(path)  # no core, no depth: the detector is what is wrong
+    assert err.value.line in (2, 5)
+    if spec_id.startswith("NGR"):  # as a user meets it: exit 2, nothing stored
+        result = run_cli("ingest", path, "--store", tmp_path / "s", check=False)
+        assert result.returncode == 2 and "not an XRF spectrum" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_depth_for_amptek_mca(tmp_path):
+    counts = np.random.default_rng(1).integers(0, 50, 1024).astype(np.uint32)
+    path = tmp_path / "point.mca"
+    path.write_bytes(amptek_bytes(counts))
+    bad = run_cli("ingest", path, "--store", tmp_path / "s", "--core", "GC1", check=False)
+    assert bad.returncode == 2 and "--depth" in bad.stderr
+    run_cli("ingest", path, "--store", tmp_path / "s", "--core", "GC1", "--depth", "123.5")
+    rows = xrfhub.query(tmp_path / "s", tmp_path / "out.csv", kind="spectra")
+    assert rows == 1
