@@ -91,6 +91,8 @@ def test_stream_from_store_and_labelled_samples(store):
                             batch_size=16, mode="stream")
     counts = counts_array(store)
     assert counts.chunks[0][0] >= 1024 or counts.shape[0] < 1024
+    # a stream over the hub decodes its chunks itself, reaching zarr through public API only
+    assert stream._chunk_reader() is not None and stream._chunk_reader()._raw is not None
     batches = list(stream)
     assert sum(len(r) for _, _, r in batches) == 20 and batches[0][0].dtype == np.float32
     x, y, cores, rows = labelled_samples(store, "CaCO3")

@@ -206,10 +206,20 @@ class BatchStream:
     client: object | None = None  # a dask.distributed Client: block reads run on its workers
     reader: str = "auto"  # "auto": our own chunk reads where the array allows; "dask": always dask
     threads: int | None = None  # decoding threads of our reader (None: min(4, cores); 1: no pool)
+    block_chunks: int = 4  # Zarr chunks per dask block when ``array`` is a Zarr array
     _cache: np.ndarray | None = field(default=None, repr=False)
     _buffers: "BufferPool | None" = field(default=None, repr=False)
+    _zarr: object | None = field(default=None, repr=False)
 
     def __post_init__(self):
+        import zarr
+
+        if isinstance(self.array, zarr.Array):  # our chunk reader where it can, dask blocks otherwise
+            import dask.array as da
+
+            self._zarr = self.array
+            self.array = da.from_zarr(self.array, chunks=(self.array.chunks[0] * self.block_chunks,
+                                                          *self.array.shape[1:]))
         if self.mode not in ("auto", "memory", "stream"):
             raise ConfigError(f"loader mode {self.mode!r}: choose auto, memory or stream")
         if self.reader not in ("auto", "dask"):
@@ -235,7 +245,7 @@ class BatchStream:
         """Our own chunk reader when no client is given and the array allows it, else None (dask)."""
         if self.client is not None or not isinstance(self.scheduler, str) or self.reader == "dask":
             return None
-        return ChunkReader.of(self.array)
+        return ChunkReader.of(self._zarr) if self._zarr is not None else None
 
     def _threads(self) -> int:
         if self.scheduler == "synchronous":  # a forked worker: one reader thread is its share
@@ -437,20 +447,25 @@ def counts_array(store, group: str | None = None, *, chunks_per_block: int = 4):
     A block is the unit a :class:`BatchStream` shuffles (four blocks a buffer: 16k rows
     shuffled together). Read through dask (on a client), one block is one contiguous Zarr read
     that zarr decompresses concurrently: ~2.5x the throughput of one task per chunk here. The
-    array also carries its Zarr array, so that streams without a client decode its chunks
-    themselves (:class:`ChunkReader`, ~2x the dask path's throughput).
+    array's blocks are what a :class:`BatchStream` given :func:`hub_counts` uses too; given the
+    Zarr array itself, a stream without a client decodes its chunks itself (:class:`ChunkReader`,
+    ~2x the dask path's throughput).
     """
     import dask.array as da
+
+    z = hub_counts(store, group)
+    return da.from_zarr(z, chunks=(z.chunks[0] * chunks_per_block, z.shape[1]))
+
+
+def hub_counts(store, group: str | None = None):
+    """The counts of a spectra group as its Zarr array (what :class:`BatchStream` reads fastest)."""
     import zarr
 
     gen, _ = api.resolve(store)
     hub_path = f"{gen}/{layout.HUB}"
     if group is None:
         group = api.open(store, "spectra", index=False).attrs["group"]
-    z = zarr.open_array(hub_path, path=f"{group}/counts", mode="r")
-    counts = da.from_zarr(z, chunks=(z.chunks[0] * chunks_per_block, z.shape[1]))
-    counts._xrfhub_zarr = z  # lets BatchStream decode the chunks itself (see ChunkReader)
-    return counts
+    return zarr.open_array(hub_path, path=f"{group}/counts", mode="r")
 
 
 def spectra_stream(store, *, cores=None, exclude_cores=None, tube_kv: float | None = 10.0, where=None,
@@ -458,7 +473,7 @@ def spectra_stream(store, *, cores=None, exclude_cores=None, tube_kv: float | No
     """A stream over the store's spectra (for pre-training and prediction)."""
     ds = api.open(store, "spectra", index=False)
     rows = select_rows(ds, cores=cores, exclude_cores=exclude_cores, tube_kv=tube_kv, where=where)
-    return BatchStream(counts_array(store, ds.attrs["group"]), rows, transform=transform, **kw)
+    return BatchStream(hub_counts(store, ds.attrs["group"]), rows, transform=transform, **kw)
 
 
 def labelled_samples(store, target: str, *, cores=None, exclude_cores=None):
@@ -502,7 +517,7 @@ def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size:
     if len(rows) == 0:
         raise ConfigError(f"the store has no valid {tube_kv:g} kV spectra to predict" if tube_kv is not None
                           else "the store has no valid spectra to predict")
-    stream = BatchStream(counts_array(store, ds.attrs["group"]), rows, batch_size=batch_size, shuffle=False,
+    stream = BatchStream(hub_counts(store, ds.attrs["group"]), rows, batch_size=batch_size, shuffle=False,
                          mode="stream")
     values = np.full(ds.sizes[layout.SPECTRUM], np.nan, dtype=np.float32)
     batches = stream

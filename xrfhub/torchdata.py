@@ -21,7 +21,7 @@ import torch  # lazy: only plugins import this module; `import xrfhub` never doe
 from torch.utils.data import IterableDataset, get_worker_info  # lazy: as above
 
 from .errors import ConfigError
-from .loaders import BatchStream, SpectrumTransform, counts_array
+from .loaders import BatchStream, SpectrumTransform, hub_counts
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -83,13 +83,13 @@ class SpectraDataset(IterableDataset):
 
             dask.config.set(scheduler="synchronous")  # the parent's thread pool died with the fork
         if self._array is None:
-            self._array = counts_array(self.store, self.group, chunks_per_block=self.chunks_per_block)
-        rows = self._share(int(self._array.chunks[0][0]))
+            self._array = hub_counts(self.store, self.group)
+        rows = self._share(int(self._array.chunks[0]) * self.chunks_per_block)
         # in a worker: one reader thread (the workers are the parallelism), no dask thread pool
         scheduler = "synchronous" if get_worker_info() is not None else "threads"
         stream = BatchStream(self._array, rows, batch_size=self.batch_size, shuffle=self.shuffle,
                              transform=self.transform, targets=self.targets, mode=self.mode, seed=self.seed,
-                             epoch=self.epoch, scheduler=scheduler)
+                             epoch=self.epoch, scheduler=scheduler, block_chunks=self.chunks_per_block)
         for x, y, _rows in stream:
             x = torch.from_numpy(np.ascontiguousarray(x))
             yield x if y is None else (x, torch.from_numpy(np.asarray(y, dtype=np.float32)))

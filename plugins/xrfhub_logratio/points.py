@@ -37,7 +37,7 @@ def point_intensities(store, config, source: str, lines=None, *, progress: bool 
         if "valid" in points:
             areas[~points["valid"].to_numpy(bool)] = np.nan
         return areas, points, use, "elements"
-    from xrfhub.loaders import BatchStream, counts_array, select_rows
+    from xrfhub.loaders import BatchStream, hub_counts, select_rows
 
     ds = xrfhub.open(store, "spectra", index=False)
     peaks = PeakAreas(ds["energy"].values, config.elements or DEFAULT_ELEMENTS, config.half_width_kev)
@@ -45,7 +45,7 @@ def point_intensities(store, config, source: str, lines=None, *, progress: bool 
         raise ConfigError(f"the run was trained on lines {list(lines)}, the config gives {peaks.lines}")
     rows = select_rows(ds, tube_kv=config.tube_kv)
     areas = np.full((ds.sizes["spectrum"], len(peaks.lines)), np.nan)
-    stream = BatchStream(counts_array(store, ds.attrs["group"]), rows, batch_size=config.batch, shuffle=False,
+    stream = BatchStream(hub_counts(store, ds.attrs["group"]), rows, batch_size=config.batch, shuffle=False,
                          mode="stream")
     batches = stream
     if progress:

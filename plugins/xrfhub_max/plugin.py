@@ -17,7 +17,7 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import BatchStream, counts_array, labelled_samples, predict_spectra, select_rows, split_pairs
+from xrfhub.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
 from xrfhub.metrics import regression_metrics
 from xrfhub.registry import FittedRegressor, Predictions, RunSummary
 
@@ -106,7 +106,7 @@ class MaxPlugin:
         if 0 < config.pretrain_spectra < len(rows):  # a budget: a seeded draw, kept in store order
             rows = np.sort(rng.choice(rows, config.pretrain_spectra, replace=False))
         is_val = rng.random(len(rows)) < config.pretrain_val_fraction
-        counts = counts_array(store, ds.attrs["group"])
+        counts = hub_counts(store, ds.attrs["group"])
         stream = dict(array=counts, batch_size=config.batch, mode=config.loader, seed=config.seed)
         train = _Epochs(BatchStream(rows=rows[~is_val], **stream))
         val = _Epochs(BatchStream(rows=rows[is_val], shuffle=False, **stream)) if is_val.any() else None
