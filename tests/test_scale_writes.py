@@ -189,3 +189,39 @@ def test_old_store_opens_and_rebuild_moves_runs_into_run_files(grown):
     assert (new.path / layout.INDEX_DIR / "cores").is_dir()
     assert xrfhub.validate(store, nxcheck=False).ok
     _rebuild_matches(store)
+
+
+def test_large_ingest_goes_in_batches_of_folders_with_the_same_result_and_refusal_rolls_back(tmp_path, monkeypatch):
+    """A corpus over ``BATCH_FILES`` files is ingested a few folders at a time (memory bounded by a
+    batch): the store ends as one ingest makes it; a bad file in a later batch leaves it as it was."""
+    from xrfhub import ingestion
+
+    corpus = write_corpus(tmp_path / "c", cores=("GeoB1", "GeoB2", "GeoB3"), n_channels=64, kv30_core="GeoB2")
+    whole, batched = tmp_path / "whole", tmp_path / "batched"
+    xrfhub.ingest([corpus.scans, corpus.files["pangaea"]], whole)
+    monkeypatch.setattr(ingestion, "BATCH_FILES", 25)  # each run folder (20 files) is a batch of its own
+    report = xrfhub.ingest([corpus.scans, corpus.files["pangaea"]], batched)
+    # four run folders of 20 files: four batches (the lab table joins the last), four generations
+    assert report.generation == "g000004" and report.n_spectra == corpus.n_spectra
+    assert sorted(report.cores) == ["GeoB1", "GeoB2", "GeoB3", "PS75/999-9"]  # + the lab-only core
+    a, b = xrfhub.open(whole, index=False), xrfhub.open(batched, index=False)
+    key = ["core", "scan", "depth_mm"]
+    ka = a[key].to_dataframe().reset_index(drop=True)
+    kb = b[key].to_dataframe().reset_index(drop=True)
+    order_a = ka.sort_values(key).index.to_numpy()
+    order_b = kb.sort_values(key).index.to_numpy()
+    np.testing.assert_array_equal(a["counts"].values[order_a], b["counts"].values[order_b])
+    sa, sb = xrfhub.open(whole, "samples", index=False), xrfhub.open(batched, "samples", index=False)
+    np.testing.assert_array_equal(sa["match_count"].values, sb["match_count"].values)
+    assert xrfhub.validate(batched, nxcheck=False).ok
+
+    # a file that cannot be read, in the last folder: refused, and the store is back as it was
+    more = write_corpus(tmp_path / "m", cores=("GeoB4", "GeoB5"), n_channels=64, kv30_core=None, seed=3)
+    bad = sorted((more.scans / "GeoB5").rglob("*.spe"))[3]
+    bad.write_text(bad.read_text().replace("$DATA:", "$DATA-broken:"))
+    before = Store(batched).current().name
+    with pytest.raises(xrfhub.errors.InputError):
+        xrfhub.ingest([more.scans], batched)
+    assert Store(batched).current().name == before
+    assert sorted(p.name for p in (batched / layout.GENERATIONS).iterdir() if p.name.startswith("g"))[-1] == before
+    assert xrfhub.open(batched, index=False).sizes == b.sizes

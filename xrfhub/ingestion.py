@@ -27,6 +27,26 @@ from .store.cores import LazyRecords
 from .store.generations import Store, now_iso
 
 
+#: an ingest of more files than this goes in batches of whole folders, one generation each, so
+#: that its memory is bounded by a batch (the spectra of some cores), not by the whole corpus
+BATCH_FILES = 20_000
+
+
+def _batches(cands: list, limit: int) -> list[list]:
+    """Candidates cut into batches of whole folders, each of at most ``limit`` files where a
+    folder allows (a folder, often one core, is never split: its calibration, its sections and
+    its replicates are decided together)."""
+    folders: dict[str, list] = {}
+    for c in cands:
+        folders.setdefault(c.name.rsplit("/", 1)[0] if "/" in c.name else "", []).append(c)
+    out: list[list] = [[]]
+    for _folder, items in folders.items():
+        if out[-1] and len(out[-1]) + len(items) > limit:
+            out.append([])
+        out[-1].extend(items)
+    return out
+
+
 @dataclass
 class IngestReport:
     """What an ingest did; printed by the CLI and returned to Python callers."""
@@ -98,15 +118,20 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                                   "scan_coord": scan_coord, "depth_mm": depth_mm, "depth_unit": depth_unit,
                                   "units": units}.items() if v is not None}
 
-    with store.writer(wait=wait):
+    user_map = cmap
+
+    def one_batch(part, composite_part) -> None:
+        """Ingest one batch of candidates as one generation (the whole ingest when it is small)."""
+        nonlocal cmap
+        first_warning = len(report.warnings)
         current = store.current()
         # the index, not the NeXus files: sources by folder, one small summary per core
         index = Catalog(current.path if current else None)
         manifest = index.manifest
         known = _Known(index)
         # the user's core map persists, so lab cores that arrive before their scans still find them
-        cmap = coreid.CoreMap({**manifest.get("core_map", {}), **(cmap.pairs if cmap else {})})
-        parsed = parse_all(cands, format_name=format, options=options, client=client, progress=progress)
+        cmap = coreid.CoreMap({**manifest.get("core_map", {}), **(user_map.pairs if user_map else {})})
+        parsed = parse_all(part, format_name=format, options=options, client=client, progress=progress)
 
         new: list[Parsed] = []
         replaced: list[Parsed] = []
@@ -141,8 +166,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 new.append(p)
                 this_ingest.setdefault(ident, p.source.name)
         models = [p.records for p in parsed if p.kind == "calibration" and p.error is None and not p.ignored]
-        if not new and not replaced and composite_table is None and section_table is None:
-            return report
+        if not new and not replaced and composite_part is None and section_table is None:
+            return
 
         records = LazyRecords(current, index.cores())  # a core's file is read only if the change needs it
         replaced_names = {p.source.name for p in replaced}
@@ -166,8 +191,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             replaced = [p for p in replaced if p.source.name not in drop]
             spectra = [s for s in spectra if s.source not in drop]
             bad = _check_scans(spectra, records, paths)
-        if not new and not replaced and composite_table is None and section_table is None:
-            return report
+        if not new and not replaced and composite_part is None and section_table is None:
+            return
 
         changed = _merge_spectra(records, spectra)
         if section_table is not None:
@@ -202,8 +227,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         if section_table is not None:
             _record_sections(records, section_table, changed)
         changed |= _rehome_lab_only(records, cmap)
-        if composite_table is not None:
-            changed |= _apply_composite(records, read_affine_table(composite_table), str(composite_table))
+        if composite_part is not None:
+            changed |= _apply_composite(records, read_affine_table(composite_part), str(composite_part))
         _refresh_composite(records, changed)
         stamp = now_iso()
         by_core = _sources_by_core(new + replaced)
@@ -228,23 +253,38 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             fresh_sources[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format,
                                             "kind": "not stored", "size": p.source.size, "path": p.source.path,
                                             "ingested": stamp, "note": p.note}
-        report.added = [p.source.name for p in new]
-        report.replaced = [p.source.name for p in replaced]
-        report.n_spectra = len(spectra)
-        report.n_samples = sum(len(t.samples) for _, t in tables)
-        report.n_points = sum(len(p.records.points) for p in new + replaced if p.kind == "elements")
-        report.cores = sorted(changed)
+        report.added.extend(p.source.name for p in new)
+        report.replaced.extend(p.source.name for p in replaced)
+        report.n_spectra += len(spectra)
+        report.n_samples += sum(len(t.samples) for _, t in tables)
+        report.n_points += sum(len(p.records.points) for p in new + replaced if p.kind == "elements")
+        report.cores = sorted(set(report.cores) | changed)
         report.warnings.extend(f"{s.source}: {w}" for s in spectra for w in s.warnings)
         report.warnings.extend(filter(None, [default_warning(spectra)]))
         report.warnings.extend(section_relative_warnings(records, changed))
         gen = write_generation(store, current, records, changed, fresh_sources, history=history,
                                align=align or AlignParams(),
-                               core_map=cmap.pairs, warnings=report.warnings,
+                               core_map=cmap.pairs, warnings=report.warnings[first_warning:],
                                event={"action": "ingest", "added": report.added, "replaced": report.replaced,
                                       "skipped": report.skipped, "not_stored": report.noted, "date": stamp},
                                progress=progress)
         report.generation = gen.name
-        return report
+        return
+
+    with store.writer(wait=wait):
+        batches = _batches(cands, BATCH_FILES)
+        start = store.current()
+        store.pinned = start.name if (start is not None and len(batches) > 1) else None
+        try:
+            for i, part in enumerate(batches):
+                one_batch(part, composite_table if i == len(batches) - 1 else None)
+        except BaseException:
+            if len(batches) > 1:  # refused (or interrupted) half way: the store as it was before
+                store.roll_back(start)
+            raise
+        finally:
+            store.pinned = None
+    return report
 
 
 class _Known:

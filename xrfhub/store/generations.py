@@ -210,10 +210,27 @@ class Store:
         write_json_atomic(self.pointer_path, pointer)
         self._prune(keep)
 
+    #: a generation commits must not prune (an ingest in batches may go back to it)
+    pinned: str | None = None
+
+    def roll_back(self, to: "Generation | None") -> None:
+        """Make ``to`` current again and remove the generations committed after it.
+
+        For a writer that committed in steps (an ingest in batches) and was refused or stopped
+        half way: the store goes back to what it held before the writer began.
+        """
+        pointer = self.pointer()
+        pointer.update(current=to.name if to is not None else None, updated=now_iso(), xrfhub_version=__version__)
+        write_json_atomic(self.pointer_path, pointer)
+        self._remove_uncommitted()
+        self.log({"action": "roll back", "generation": to.name if to is not None else None, "date": now_iso()})
+
     def _prune(self, keep: int) -> None:
         gens = sorted((p for p in (self.root / layout.GENERATIONS).iterdir()
                        if p.name.startswith("g") and p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
         for old in gens[:-keep] if keep > 0 else []:
+            if old.name == self.pinned:
+                continue
             # rename first so that a crash mid-delete never leaves a half folder under a valid name
             doomed = old.with_name(f".deleting-{old.name}-{time.time_ns()}")
             os.replace(old, doomed)
