@@ -69,17 +69,27 @@ def core(i):
     rec = CoreRecord(name)
     rec.scans["r1_10kV_rep0"] = SpectraBlock(counts, df)
     return name, rec
+def sources(records):
+    """One source per spectrum, as an ingest of .spe files registers them (sha256, content identity)."""
+    out = {}
+    for rec in records.values():
+        for name in rec.scans["r1_10kV_rep0"].coords["source"]:
+            digest = __import__("hashlib").sha256(name.encode()).hexdigest()
+            out[name] = {"sha256": digest, "format": "avaatech-spe", "kind": "spectra", "size": 9000,
+                         "path": name, "ingested": "", "identity": digest + ":" + digest[:16]}
+    return out
 for b in range(start, start + n_cores, batch):
     with s.writer():
         current = s.current()
         records = dict(core(i) for i in range(b, min(start + n_cores, b + batch)))
         if hasattr(build, "LazyRecords"):
-            build.write_generation(s, current, records, set(records), {}, event={"action": "generate"})
+            build.write_generation(s, current, records, set(records), sources(records), event={"action": "generate"})
         else:  # the code before issue 13 needs every record at each write
             old = build.load_records(current) if current else {}
             old.update(records)
             build.write_generation(s, current, old, set(records),
-                                   current.manifest()["sources"] if current else {}, event={"action": "generate"})
+                                   {**(current.manifest()["sources"] if current else {}), **sources(records)},
+                                   event={"action": "generate"})
 '''
 
 PREDICT = r'''
@@ -87,11 +97,19 @@ import sys, time, json, numpy as np, xrfhub
 from xrfhub import predictions
 import xarray, zarr, h5py
 store = sys.argv[1]
-n = xrfhub.open(store, index=False).sizes["spectrum"]
 t = time.perf_counter()
-predictions.write_run(store, {"CaCO3": np.random.default_rng(0).uniform(0, 60, n)}, group="spectra/ch%s" % sys.argv[2],
-                      plugin="bench", provenance={"model": "bench"})
-print(json.dumps({"inner_s": time.perf_counter() - t}))
+if hasattr(__import__("xrfhub.loaders").loaders, "predict_spectra"):
+    # the streaming path every spectra plugin predicts through, with a line ratio for a model
+    from xrfhub.loaders import predict_spectra
+    group, values = predict_spectra(store, lambda x: x[:, 360:380].sum(1) / np.maximum(x.sum(1), 1) * 100,
+                                    tube_kv=None, progress=False)
+else:
+    group = "spectra/ch%s" % sys.argv[2]
+    values = np.random.default_rng(0).uniform(0, 60, xrfhub.open(store, index=False).sizes["spectrum"])
+model_s = time.perf_counter() - t
+t = time.perf_counter()
+predictions.write_run(store, {"CaCO3": values}, group=group, plugin="bench", provenance={"model": "bench"})
+print(json.dumps({"inner_s": time.perf_counter() - t, "model_s": model_s}))
 '''
 
 INGEST = r'''
@@ -124,6 +142,13 @@ if sys.argv[2] == "1":
     out["epoch_s"] = time.perf_counter() - t
     out["epoch_spectra"] = n
 print(json.dumps(out))
+'''
+
+VALIDATE = r'''
+import sys, time, json, xrfhub
+t = time.perf_counter()
+report = xrfhub.validate(sys.argv[1], nxcheck=False)
+print(json.dumps({"validate_s": time.perf_counter() - t, "validate_ok": report.ok}))
 '''
 
 
@@ -176,24 +201,31 @@ def append_core(folder: Path, n: int, n_ch: int, seed: int) -> Path:
     return folder / name
 
 
-def measure(src: Path, store: Path, n_cores: int, args, work: Path, epoch: bool) -> dict:
+def measure(src: Path, store: Path, n_cores: int, args, work: Path, epoch: bool, per_core: int | None = None) -> dict:
+    per_core = per_core or args.per_core
     row = {"cores": n_cores}
     if not (args.reuse and store.exists()):
-        t, rss, _ = _run(GENERATE, src, store, 0, n_cores, args.per_core, args.channels, args.batch)
+        t, rss, _ = _run(GENERATE, src, store, 0, n_cores, per_core, args.channels,
+                         max(1, min(args.batch, 50_000 // per_core)))
         row["generate_s"] = t
     seed = n_cores + 1000 * args.again
     core = append_core(work / f"append-{src.name}-{n_cores}-{args.again}", args.append, args.channels, seed=seed)
     before = _gens(store)
     t, rss, out = _run(INGEST, src, core, store)
-    row.update(spectra=n_cores * args.per_core + args.append * (args.again if args.reuse else 0), append_total_s=t, append_s=json.loads(out.strip().splitlines()[-1])["inner_s"],
+    row.update(spectra=n_cores * per_core + args.append * (args.again if args.reuse else 0), append_total_s=t, append_s=json.loads(out.strip().splitlines()[-1])["inner_s"],
                append_rss_gb=rss, append_mb=_written(store, before) / 1e6)
     if args.predict:
         before = _gens(store)
         t, rss, out = _run(PREDICT, src, store, args.channels)
-        row.update(predict_total_s=t, predict_s=json.loads(out.strip().splitlines()[-1])["inner_s"], predict_rss_gb=rss, predict_mb=_written(store, before) / 1e6)
+        got = json.loads(out.strip().splitlines()[-1])
+        row.update(predict_total_s=t, predict_s=got["inner_s"], predict_model_s=got.get("model_s", float("nan")),
+                   predict_rss_gb=rss, predict_mb=_written(store, before) / 1e6)
     if args.reads:
-        _t, _rss, out = _run(READS, src, store, "1" if epoch else "0")
-        row.update(json.loads(out.strip().splitlines()[-1]))
+        _t, rss, out = _run(READS, src, store, "1" if epoch else "0")
+        row.update(json.loads(out.strip().splitlines()[-1]), reads_rss_gb=rss)
+    if args.validate:
+        _t, rss, out = _run(VALIDATE, src, store)
+        row.update(json.loads(out.strip().splitlines()[-1]), validate_rss_gb=rss)
     return row
 
 
@@ -216,6 +248,8 @@ def main() -> None:
     ap.add_argument("--million", action="store_true", help="add a store of >= 1,000,000 spectra")
     ap.add_argument("--no-predict", dest="predict", action="store_false")
     ap.add_argument("--no-reads", dest="reads", action="store_false")
+    ap.add_argument("--no-validate", dest="validate", action="store_false")
+    ap.add_argument("--million-per-core", type=int, default=2500, help="spectra per core of the million store")
     ap.add_argument("--epoch-max", type=int, default=40, help="largest size given a full loader epoch")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="measure again on the stores already in --work")
@@ -224,26 +258,33 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    plan = [(n, args.per_core) for n in sizes]
     if args.million:
-        sizes.append(-(-1_000_000 // args.per_core))
+        plan.append((-(-1_000_000 // args.million_per_core), args.million_per_core))
     work = args.work or Path(tempfile.mkdtemp(prefix="xrfhub-scale-"))
     ours, base = [], []
-    for n in sizes:
-        row = measure(HERE, work / f"ours-{n}", n, args, work, epoch=n <= args.epoch_max)
+    for n, per_core in plan:
+        row = measure(HERE, work / f"ours-{n}x{per_core}", n, args, work, epoch=n * per_core <= 20_000 * args.epoch_max,
+                      per_core=per_core)
         ours.append(row)
         print("ours    ", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
               flush=True)
         if args.baseline and n <= args.baseline_max:
-            b = measure(args.baseline.resolve(), work / f"base-{n}", n, args, work, epoch=False)
+            b = measure(args.baseline.resolve(), work / f"base-{n}", n, args, work, epoch=False, per_core=per_core)
             base.append(b)
             print("baseline", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in b.items()}),
                   flush=True)
-    print("\n| cores | spectra | append s | RSS GB | MB written | predict s | RSS GB | MB written | open s | sel s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    nan = float("nan")
+    print("\n| cores | spectra | append s | RSS GB | MB written | predict (model + write) s | write s | RSS GB | "
+          "MB written | open s | sel s | epoch s | reads RSS GB | validate s | its RSS GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ours:
         print(f"| {r['cores']} | {r['spectra']:,} | {r['append_s']:.1f} | {r['append_rss_gb']:.2f} | "
-              f"{r['append_mb']:.1f} | {r.get('predict_s', float('nan')):.1f} | {r.get('predict_rss_gb', float('nan')):.2f} | "
-              f"{r.get('predict_mb', float('nan')):.1f} | {r.get('open_s', float('nan')):.2f} | {r.get('sel_s', float('nan')):.2f} |")
+              f"{r['append_mb']:.1f} | {r.get('predict_model_s', nan) + r.get('predict_s', nan):.1f} | "
+              f"{r.get('predict_s', nan):.1f} | {r.get('predict_rss_gb', nan):.2f} | "
+              f"{r.get('predict_mb', nan):.1f} | {r.get('open_s', nan):.2f} | {r.get('sel_s', nan):.2f} | "
+              f"{r.get('epoch_s', nan):.1f} | {r.get('reads_rss_gb', nan):.2f} | {r.get('validate_s', nan):.1f} | "
+              f"{r.get('validate_rss_gb', nan):.2f} |")
     for b in base:
         o = next(r for r in ours if r["cores"] == b["cores"])
         print(f"baseline at {b['cores']} cores: append {b['append_s']:.1f} s (ours/main {o['append_s'] / b['append_s']:.2f}), "

@@ -145,6 +145,14 @@ def test_prediction_run_is_one_file_and_one_group(grown):
         assert set(f["entry/process/inputs/core"].asstr()[:]) == set(ds["core"].values.tolist())
     p = xrfhub.open(store, "predictions", run=run, index=False)
     np.testing.assert_array_equal(p["CaCO3"].values, values["CaCO3"].astype(np.float32))
+    # the run's key coordinates are the spectra group's own files (hard links): it costs its values
+    assert {"core", "depth_mm", "scan", "tube_kv"} <= set(p.coords)
+    np.testing.assert_array_equal(p["depth_mm"].values, ds["depth_mm"].values)
+    for f in (gen.hub_path / "spectra/ch64/depth_mm").rglob("*"):
+        if f.is_file():
+            twin = gen.hub_path / f"predictions/{run}/depth_mm" / f.relative_to(gen.hub_path / "spectra/ch64/depth_mm")
+            assert twin.stat().st_ino == f.stat().st_ino
+    assert xrfhub.open(store, "predictions", run=run).sel(core="SO264-09-2")["CaCO3"].size > 0
     np.testing.assert_array_equal(p["CaCO3_upper"].values, np.where(np.isnan(values["CaCO3"]), np.nan,
                                                                      extra["CaCO3_upper"]).astype(np.float32))
     # the store grows: the run's group grows with it (NaN for the new spectra), equal to a rebuild

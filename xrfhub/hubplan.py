@@ -128,9 +128,6 @@ class HubPlan:
         path = self.gen.path / entry["file"]
         meta = nxrun.read(path, cores=[])
         names = sorted(meta.values)
-        spectra = RowSource(new, self.changed, lambda c: spectra_raw(self.records[c], n_ch),
-                            (self.old_hub, layout.spectra_group(n_ch)) if has_old else None, old_starts)
-
         def fresh(core):
             mine = spectra_raw(self.records[core], n_ch)
             run = nxrun.read(path, cores=[core])
@@ -146,12 +143,13 @@ class HubPlan:
             return out
 
         values = RowSource(new, self.changed, fresh, (self.old_hub, group) if has_old else None, old_starts)
+
         def rows_from(start, _names=None):
-            return spectra_run_dataset(meta, n_ch, spectra.rows(start, total, list(KEPT_COORDS)),
-                                       values.rows(start, total, names))
+            return spectra_run_dataset(meta, n_ch, values.rows(start, total, names))
 
         rows.write_group(self.old_hub if has_old else None, self.gen.hub_path, group, first, total, rows_from,
-                         row_dim=layout.SPECTRUM, chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+                         row_dim=layout.SPECTRUM, chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={},
+                         linked=(layout.spectra_group(n_ch), KEPT_COORDS))
 
     # ------------------------------------------------------------------ quality flags over spectra
 
@@ -355,16 +353,19 @@ class HubPlan:
                              default_rows=layout.COORD_CHUNK_ROWS, attrs={})
 
 
-def spectra_run_dataset(run: nxrun.RunFile, n_ch: int, coords: dict, values: dict) -> xr.Dataset:
-    """The hub group of a run over ``spectra/ch<n_ch>``: its values (NaN where not predicted) and
-    the spectra's key coordinates, so predictions query like spectra."""
+def spectra_run_dataset(run: nxrun.RunFile, n_ch: int, values: dict) -> xr.Dataset:
+    """The hub group of a run over ``spectra/ch<n_ch>``: its values (NaN where not predicted).
+
+    The spectra's key coordinates (``KEPT_COORDS``, so predictions query like spectra) are not
+    part of it: every write links them from the spectra group (``rows.link_coordinates``).
+    """
     params = run.parameters
     attrs = {"kind": "predictions", "run": run.run_id, "created": run.date,
              "spectra_group": layout.spectra_group(n_ch),
              "provenance": json.dumps({**params, "date": run.date}, sort_keys=True, default=str)}
     data = {t: ((layout.SPECTRUM,), np.asarray(values[t], dtype=np.float32), _run_attrs(run.run_id, t, params))
             for t in sorted(values)}
-    return xr.Dataset(data, coords={c: ((layout.SPECTRUM,), coords[c]) for c in KEPT_COORDS}, attrs=attrs)
+    return xr.Dataset(data, attrs=attrs)
 
 
 def _run_attrs(run_id: str, name: str, params: dict) -> dict:

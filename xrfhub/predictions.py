@@ -134,7 +134,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         if any(len(v) != total for v in every.values()):
             raise StoreError(f"predictions do not match the rows of {group}; the store changed since "
                              "prediction began: run predict again")
-        coords = {c: np.asarray(g[c][:]) for c in KEPT_COORDS}
+        coords = {c: np.asarray(g[c][:]) for c in ("core", "scan", "depth_mm")}  # the keys of the values
         coords = {c: v.astype(object) if v.dtype.kind in "TU" else v for c, v in coords.items()}
         predicted = np.zeros(total, dtype=bool)
         for v in values.values():
@@ -150,7 +150,8 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         run = RunFile(run_id, plugin, str(provenance.get("version", __version__)), stamp, params, keys,
                       {k: v[predicted] for k, v in every.items()}, inputs)
         shown = {k: np.where(predicted, v, np.nan).astype(np.float32) for k, v in every.items()}
-        runwrite.commit_run(store, current, run, lambda: spectra_run_dataset(run, n_ch, coords, shown), total)
+        runwrite.commit_run(store, current, run, lambda: spectra_run_dataset(run, n_ch, shown), total,
+                            linked=(group, KEPT_COORDS))
     return run_id
 
 

@@ -31,8 +31,12 @@ def hub_digest(summary: dict, n_ch: int) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def commit_run(store, current, run, make_dataset, total: int) -> None:
-    """A generation that is the parent plus one run file and one hub group, committed."""
+def commit_run(store, current, run, make_dataset, total: int, linked=None) -> None:
+    """A generation that is the parent plus one run file and one hub group, committed.
+
+    ``linked`` = (group, coordinate names) the run's group shares with the group it predicted
+    (``store.rows.link_coordinates``).
+    """
     from .store.files import link_tree
     from .store.nxrun import run_entry
     from .store import rows
@@ -54,7 +58,7 @@ def commit_run(store, current, run, make_dataset, total: int) -> None:
     write(gen.path / layout.run_file(run.run_id), run)
     group = layout.predictions_group(run.run_id)
     rows.write_group(None, gen.hub_path, group, 0, total, lambda _s, _n=None: make_dataset(), row_dim=_row_dim(run),
-                     chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={})
+                     chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={}, linked=linked)
     hub.finalize(gen.hub_path)  # the run's UUID, consolidated metadata (the cores' UUIDs are the parent's)
     manifest = {**manifest, "generation": gen.name, "parent": current.name, "created": now_iso(),
                 "xrfhub_version": __version__, "kinds": hub.groups(gen.hub_path),

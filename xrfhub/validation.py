@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .errors import StoreError
 from .store import hub, layout, nexus, nxvalidate
@@ -242,11 +243,13 @@ def _compare_with_nexus(hub_path, group, nexus_digests, manifest, skip: set[str]
     except Exception:  # noqa: BLE001 - already reported by the block check
         return
     n_ch = ds.sizes[layout.CHANNEL]
+    # each core's rows, found once (a scan per core over a million rows would cost cores x rows)
+    rows_of = pd.Series(np.arange(len(cores))).groupby(pd.Series(cores).astype(str).to_numpy()).indices
     for core, info in sorted(manifest["cores"].items()):
         if core in skip or core not in nexus_digests:
             continue  # damage already reported for these rows, or the file itself is unreadable
         mine = {s: v for s, v in info["scans"].items() if v["channels"] == n_ch}
-        rows = np.flatnonzero(cores == core)
+        rows = np.asarray(rows_of.get(core, np.zeros(0, np.int64)), dtype=np.int64)
         if len(rows) != sum(v["n"] for v in mine.values()):
             report.problems.append(f"hub {group} holds {len(rows)} spectra of core {core}, its NeXus file "
                                    f"{sum(v['n'] for v in mine.values())}. Repair: xrfhub rebuild {root}")

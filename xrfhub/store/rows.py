@@ -36,15 +36,58 @@ def chunk_rows(name: str, var: xr.Variable, chunked: dict[str, tuple], row_dim: 
 
 
 def write_group(old_hub, new_hub, group: str, first: int, total: int, rows_from: RowsFrom, *,
-                row_dim: str, chunked: dict[str, tuple], default_rows: int, attrs: dict) -> int:
+                row_dim: str, chunked: dict[str, tuple], default_rows: int, attrs: dict,
+                linked: tuple[str, tuple[str, ...]] | None = None) -> int:
     """Make ``new_hub/group`` hold ``total`` rows of which ``[0, first)`` are the parent's.
 
     Returns the first row rewritten (0 when the group was written afresh). The group is
     rewritten whole when the parent has none, or when its arrays differ in name, dtype or
     any dimension other than the rows (a new lab property, a wider match table).
+    ``linked`` = (another group, coordinate names): those coordinates are not written but are
+    that group's own arrays, hard-linked (see :func:`link_coordinates`); ``rows_from`` leaves them out.
     """
+    written = _write_group(old_hub, new_hub, group, first, total, rows_from, row_dim=row_dim, chunked=chunked,
+                           default_rows=default_rows, attrs=attrs, skip=linked[1] if linked else ())
+    if linked:
+        link_coordinates(new_hub, linked[0], group, linked[1])
+    return written
+
+
+def link_coordinates(hub_path, source: str, group: str, names) -> None:
+    """Make coordinates ``names`` of ``group`` the arrays of group ``source``, file for file.
+
+    A prediction run's group carries the spectra's key coordinates so it queries like them; they
+    are the very chunk files of the spectra group (hard links, as between generations), so a
+    run costs its values, not a copy of a million coordinates. The data variables name them in
+    their ``coordinates`` attribute (CF), as xarray writes it.
+    """
+    import shutil
+    from pathlib import Path
+
+    from .files import link_tree
+
+    for name in names:
+        shutil.rmtree(Path(hub_path) / group / name, ignore_errors=True)
+        link_tree(Path(hub_path) / source / name, Path(hub_path) / group / name)
+    g = zarr.open_group(hub_path, path=group, mode="r+")
+    src = zarr.open_group(hub_path, path=source, mode="r")
+    sums, blocks = json.loads(g.attrs.get("checksums", "{}")), json.loads(g.attrs.get("block_checksums", "{}"))
+    src_sums, src_blocks = json.loads(src.attrs.get("checksums", "{}")), json.loads(src.attrs.get("block_checksums", "{}"))
+    for name in names:
+        sums[name] = src_sums[name]
+        if name in src_blocks:
+            blocks[name] = src_blocks[name]
+    for name, arr in g.arrays():
+        if name not in names:
+            arr.attrs["coordinates"] = " ".join(names)
+    write_attrs(g, {"checksums": json.dumps(sums, sort_keys=True), "block_checksums": json.dumps(blocks, sort_keys=True)})
+
+
+def _write_group(old_hub, new_hub, group, first, total, rows_from, *, row_dim, chunked, default_rows, attrs,
+                 skip) -> int:
     existing = _existing(old_hub, group) if first > 0 else None
     if existing:
+        existing = {k: v for k, v in existing.items() if k not in skip}
         # each array from its own chunk boundary: counts from the last 1024-row chunk, not from the
         # coordinates' 16384-row one (``rows_from(start, names)`` may leave other arrays as stubs)
         bounds: dict[int, list[str]] = {}
@@ -110,6 +153,11 @@ def _same_kind(dtype: np.dtype, stored: str) -> bool:
 def _append(new_hub, group: str, existing: dict, tails: dict[int, xr.Dataset], first: int, total: int,
             row_dim: str, attrs: dict) -> None:
     g = zarr.open_group(new_hub, path=group, mode="r+")
+    for name in set(dict(g.arrays())) - set(existing):  # linked coordinates: linked again after
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(Path(new_hub) / group / name, ignore_errors=True)
     old_blocks = json.loads(g.attrs.get("block_checksums", "{}"))
     old_sums = json.loads(g.attrs.get("checksums", "{}"))
     sums, blocks = {}, {}
