@@ -65,6 +65,7 @@ def core(i):
          "slit_cc_mm": 12.0, "date": "", "energy_gain_kev": 0.02, "energy_offset_kev": 0.0,
          "calibration_source": "generator", "instrument": "generator", "detector": "", "valid": True,
          "source": [f"gen/{name}/{k:05d}.spe" for k in range(per_core)], "header": "", "warnings": ""}
+    c.update({k: layout.SPECTRUM_COORD_DEFAULTS.get(k, "") for k in cols if k not in c})  # e.g. depth_scale
     df = pd.DataFrame({k: (v if np.ndim(v) else [v] * per_core) for k, v in c.items()})
     rec = CoreRecord(name)
     rec.scans["r1_10kV_rep0"] = SpectraBlock(counts, df)
@@ -110,6 +111,19 @@ model_s = time.perf_counter() - t
 t = time.perf_counter()
 predictions.write_run(store, {"CaCO3": values}, group=group, plugin="bench", provenance={"model": "bench"})
 print(json.dumps({"inner_s": time.perf_counter() - t, "model_s": model_s}))
+'''
+
+PREDICT_CORE = r'''
+import sys, time, json, numpy as np, xrfhub
+from xrfhub import predictions
+store = sys.argv[1]
+ds = xrfhub.open(store, index=False)
+values = np.full(ds.sizes["spectrum"], np.nan, dtype=np.float32)
+mine = np.flatnonzero(np.char.startswith(ds["core"].values.astype(str), "NEW"))  # the appended core(s)
+values[mine] = 30.0
+t = time.perf_counter()
+predictions.write_run(store, {"CaCO3": values}, group=ds.attrs["group"], plugin="bench", provenance={"model": "one core"})
+print(json.dumps({"inner_s": time.perf_counter() - t, "n": int(len(mine))}))
 '''
 
 INGEST = r'''
@@ -220,6 +234,11 @@ def measure(src: Path, store: Path, n_cores: int, args, work: Path, epoch: bool,
         got = json.loads(out.strip().splitlines()[-1])
         row.update(predict_total_s=t, predict_s=got["inner_s"], predict_model_s=got.get("model_s", float("nan")),
                    predict_rss_gb=rss, predict_mb=_written(store, before) / 1e6)
+        before = _gens(store)
+        t, rss, out = _run(PREDICT_CORE, src, store)
+        got = json.loads(out.strip().splitlines()[-1])
+        row.update(predict_core_s=got["inner_s"], predict_core_n=got["n"], predict_core_rss_gb=rss,
+                   predict_core_mb=_written(store, before) / 1e6)
     if args.reads:
         _t, rss, out = _run(READS, src, store, "1" if epoch else "0")
         row.update(json.loads(out.strip().splitlines()[-1]), reads_rss_gb=rss)
@@ -296,10 +315,19 @@ def main() -> None:
     print("\ngrowth per 1,000 spectra stored (least squares over the sizes), ours vs issue 13's figures for main:")
     for key, unit in (("append_s", "s"), ("append_rss_gb", "GB"), ("append_mb", "MB")):
         print(f"  {key:<14} ours {_fit(ours, key):+.5f} {unit}   main {_fit(today, key):+.5f} {unit}")
+    print("\nA run predicting one core (the appended one; every other spectrum NaN):")
+    print("| cores | spectra | predicted | write s | RSS GB | MB written |")
+    print("|---|---|---|---|---|---|")
+    for r in ours:
+        if "predict_core_s" in r:
+            print(f"| {r['cores']} | {r['spectra']:,} | {r['predict_core_n']} | {r['predict_core_s']:.2f} | "
+                  f"{r['predict_core_rss_gb']:.2f} | {r['predict_core_mb']:.2f} |")
     first, last = ours[0], ours[-1]
-    print(f"largest/smallest store ({last['cores']} vs {first['cores']} cores): append time "
-          f"{last['append_s'] / first['append_s']:.2f}x, RSS {last['append_rss_gb'] / first['append_rss_gb']:.2f}x, "
-          f"bytes {last['append_mb'] / first['append_mb']:.2f}x")
+    for key, what in (("append", "append one core"), ("predict_core", "a run predicting one core")):
+        if f"{key}_s" in first and f"{key}_s" in last:
+            print(f"largest/smallest store ({last['spectra']:,} vs {first['spectra']:,} spectra), {what}: time "
+                  f"{last[f'{key}_s'] / first[f'{key}_s']:.2f}x, RSS {last[f'{key}_rss_gb'] / first[f'{key}_rss_gb']:.2f}x, "
+                  f"bytes {last[f'{key}_mb'] / first[f'{key}_mb']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps({"ours": ours, "baseline": base, "today": TODAY}, indent=1))
     if args.plot:

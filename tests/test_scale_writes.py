@@ -233,3 +233,21 @@ def test_large_ingest_goes_in_batches_of_folders_with_the_same_result_and_refusa
     assert Store(batched).current().name == before
     assert sorted(p.name for p in (batched / layout.GENERATIONS).iterdir() if p.name.startswith("g"))[-1] == before
     assert xrfhub.open(batched, index=False).sizes == b.sizes
+
+
+def test_open_loads_index_coordinates_and_leaves_other_strings_lazy(grown, monkeypatch):
+    """On a large group ``open`` decodes only what indexes rows; file names etc. come when asked."""
+    from xrfhub.store import hub
+
+    store, _ = grown
+    eager = xrfhub.open(store)
+    monkeypatch.setattr(hub, "LAZY_STRINGS_FROM", 0)  # as on a group of a million spectra
+    lazy = xrfhub.open(store)
+    assert lazy["source"].variable._data is not None and lazy["source"].chunks is not None  # not read yet
+    assert lazy["core"].chunks is None and lazy["depth_mm"].chunks is None  # read: they feed the index
+    assert lazy["source"].values.dtype == object
+    np.testing.assert_array_equal(lazy["source"].values, eager["source"].values)
+    one = lazy.sel(core="SO264-09-2", depth_mm=slice(0, 60))
+    ref = eager.sel(core="SO264-09-2", depth_mm=slice(0, 60))
+    np.testing.assert_array_equal(one["source"].values, ref["source"].values)
+    np.testing.assert_array_equal(one["counts"].values, ref["counts"].values)

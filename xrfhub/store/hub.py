@@ -212,17 +212,35 @@ def groups(hub) -> dict[str, list[str]]:
     return found
 
 
+#: groups with at most this many rows load every coordinate (cheap, and simplest for small stores)
+LAZY_STRINGS_FROM = 65_536
+#: string coordinates loaded when a group opens (the core/depth index and row selections use
+#: them); the other string coordinates (source file, header, date, ...) stay lazy: decoding a
+#: million strings each would make ``open`` cost seconds per coordinate
+EAGER_STRINGS = frozenset({"core", "scan", "section", "run", "depth_scale", "line", "phase", "name", "lab_core",
+                           "pattern_id", "source_kind", "target"})
+
+
 def open_group(hub, group: str, *, chunks="auto") -> xr.Dataset:
-    """Open one group lazily; 1-D coordinates are loaded (they are small and feed the index)."""
+    """Open one group lazily; numeric 1-D coordinates and the strings that index rows are loaded."""
     ds = xr.open_zarr(hub, group=group, consolidated=False, chunks={} if chunks == "auto" else chunks,
                       zarr_format=3)
     ds = ds.drop_attrs(deep=False).assign_attrs({k: v for k, v in ds.attrs.items() if k not in _CHECKSUM_ATTRS})
+    loaded = {}
     for name, var in ds.coords.items():
-        if var.ndim == 1:
-            var = var.load()
-            if var.dtype.kind == "T":  # numpy's StringDType: object strings work everywhere downstream
-                var = var.astype(object)
-            ds.coords[name] = var
+        if var.ndim != 1:
+            continue
+        if var.dtype.kind in "TUSO" and name not in EAGER_STRINGS and var.size > LAZY_STRINGS_FROM:
+            # numpy's StringDType as object strings (what works everywhere downstream), when read
+            lazy = var.variable.chunk()  # from the backend's lazy array: nothing is read here
+            loaded[name] = lazy.copy(data=lazy.data.map_blocks(lambda b: b.astype(object), dtype=object))
+            continue
+        var = var.load()
+        if var.dtype.kind == "T":  # numpy's StringDType: object strings work everywhere downstream
+            var = var.astype(object)
+        loaded[name] = var
+    if loaded:
+        ds = ds.assign_coords(loaded)
     for name, var in ds.data_vars.items():
         if var.dtype.kind == "T":
             ds[name] = var.load().astype(object)
