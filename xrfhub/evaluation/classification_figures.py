@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..plots import pyplot, save_figure
-from .run import CELLS
+from .run import CELLS, HELD_OUT_FILE
 
 
 def f1_bars(runs: pd.DataFrame, path: Path) -> Path | None:
@@ -82,8 +82,6 @@ def confusions(results: list[dict], path: Path) -> Path | None:
 def ramps(results: list[dict], out: Path, path: Path) -> Path | None:
     """Predicted class along each held-out ramp, one panel per model and input, every seed
     (slightly offset), with the true switch (dashed black)."""
-    from .classification_report import HELD_OUT_FILE
-
     variants = list(dict.fromkeys((r["model"], r["input"]) for r in results))
     plt = pyplot()
     fig, axes = plt.subplots(len(variants), 1, figsize=(7, 1.6 * len(variants) + 0.6), squeeze=False)

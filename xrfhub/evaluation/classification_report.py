@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .run import CELLS
+from .run import CELLS, HELD_OUT_FILE
 
 SCORES = ("accuracy", "macro_f1", "exact_match", "ranked_recall", "ranked_exact")
-HELD_OUT_FILE = "held_out_predictions.csv"  # written by the diffraction plugins next to run.json
 
 
 def variant_name(result: dict) -> str:

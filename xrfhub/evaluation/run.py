@@ -25,6 +25,7 @@ from ..metrics import regression_metrics
 from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_splits
 
 CELLS = "cells"
+HELD_OUT_FILE = "held_out_predictions.csv"  # written by the diffraction plugins next to run.json
 RESULT = "result.json"
 SETTINGS = "evaluation.json"
 MODELS = ("max", "scratch", "baseline", "logratio")  # MAX, the same ViT from scratch, Lee et al. 2022, log-ratios

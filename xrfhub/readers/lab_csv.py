@@ -455,10 +455,8 @@ def sniff(head: bytes, name: str = "") -> bool:
 
     IODP LIMS exports are left to ``lab_iodp`` (their ``Core`` is a core number, not an id).
     """
-    from . import lab_iodp
-
     parsed = _header_roles(head)
-    if parsed is None or lab_iodp.sniff(head, name):
+    if parsed is None or lab_rules.is_iodp_lims(parsed[0]):
         return False
     fields, _roles = parsed
     has_value = any(P.column_role(f) == P.PROPERTY and (

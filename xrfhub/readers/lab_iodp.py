@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import properties as P
 from ..errors import InputError
 from ..records import LabTable
+from . import lab_rules
 from .lab_csv import _header_roles, check_options, parse_delimited, read_text, table_from_cells
 
 FORMAT = "iodp"
@@ -27,15 +28,7 @@ KIND = "samples"
 DESCRIPTION = "IODP LIMS/LORE report CSV (Exp, Site, Hole, Core, Sect, offsets, CSF-A depths)"
 
 #: key (``properties.name_key`` of the header name) -> our name for the fixed columns.
-_FIXED = {
-    "exp": "exp", "expedition": "exp", "leg": "exp",
-    "site": "site", "hole": "hole", "core": "core", "type": "type", "coretype": "type",
-    "sect": "sect", "section": "sect", "aw": "aw", "archiveworking": "aw",
-    "topoffsetonsection": "top_offset", "bottomoffsetonsection": "bottom_offset",
-    "topoffset": "top_offset", "bottomoffset": "bottom_offset",
-    "topdepthcsfa": "top_csfa", "bottomdepthcsfa": "bottom_csfa",
-    "sample": "sample", "textid": "text_id", "sampletextid": "text_id",
-}
+_FIXED = lab_rules.IODP_COLUMNS
 #: columns of LIMS reports that are bookkeeping, not lab values (read past, listed in metadata)
 _BOOKKEEPING = {"testno", "testnumber", "timestamp", "timestamputc", "samplecomments",
                 "testcomments", "resultcomments", "comments", "topdepthcsfb", "bottomdepthcsfb",
@@ -43,13 +36,7 @@ _BOOKKEEPING = {"testno", "testnumber", "timestamp", "timestamputc", "samplecomm
                 "analyst", "labelid", "resultid"}
 
 
-def _keys(fields: list[P.HeaderField]) -> dict[str, int]:
-    out = {}
-    for i, f in enumerate(fields):
-        key = _FIXED.get(P.name_key(f.name))
-        if key and key not in out:
-            out[key] = i
-    return out
+_keys = lab_rules.iodp_keys
 
 
 def sniff(head: bytes, name: str = "") -> bool:
@@ -57,9 +44,7 @@ def sniff(head: bytes, name: str = "") -> bool:
     parsed = _header_roles(head)
     if parsed is None:
         return False
-    keys = _keys(parsed[0])
-    return ({"exp", "site", "hole", "core", "sect"} <= keys.keys()
-            and bool({"top_offset", "top_csfa"} & keys.keys()))
+    return lab_rules.is_iodp_lims(parsed[0])
 
 
 def _number(cell: str, path, line: int, field: str) -> float:

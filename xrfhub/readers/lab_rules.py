@@ -105,3 +105,33 @@ def parse_units_option(text: str | dict | None, path) -> tuple[str, dict[str, st
         if unit and P.unit_key(unit) not in P.VALUE_UNITS:
             P.value_factor(unit, path="--units", field=unit)  # raises, listing the known units
     return default, per
+
+
+# ---------------------------------------------------------------------------- IODP LIMS reports
+#: header names of IODP LIMS reports (normalised by ``properties.name_key``) -> their role; here,
+#: not in ``lab_iodp``, because the generic CSV reader must recognise such a report to leave it
+IODP_COLUMNS = {
+    "exp": "exp", "expedition": "exp", "leg": "exp",
+    "site": "site", "hole": "hole", "core": "core", "type": "type", "coretype": "type",
+    "sect": "sect", "section": "sect", "aw": "aw", "archiveworking": "aw",
+    "topoffsetonsection": "top_offset", "bottomoffsetonsection": "bottom_offset",
+    "topoffset": "top_offset", "bottomoffset": "bottom_offset",
+    "topdepthcsfa": "top_csfa", "bottomdepthcsfa": "bottom_csfa",
+    "sample": "sample", "textid": "text_id", "sampletextid": "text_id",
+}
+
+
+def iodp_keys(fields) -> dict[str, int]:
+    """Role -> column index of the IODP sample-name columns a header has."""
+    out = {}
+    for i, f in enumerate(fields):
+        key = IODP_COLUMNS.get(P.name_key(f.name))
+        if key and key not in out:
+            out[key] = i
+    return out
+
+
+def is_iodp_lims(fields) -> bool:
+    """A header naming Exp (or Leg), Site, Hole, Core, Sect and a top offset or CSF-A depth."""
+    keys = iodp_keys(fields)
+    return {"exp", "site", "hole", "core", "sect"} <= keys.keys() and bool({"top_offset", "top_csfa"} & keys.keys())

@@ -86,7 +86,11 @@ LAB_FIXED = {"top_mm": ("top", "mm"), "bottom_mm": ("bottom", "mm"), "mid_mm": (
              "source": ("source", "")}
 LAB_UNIT = "wt%"
 
-_STR = h5py.string_dtype("utf-8")
+from .nxfields import STR as _STR  # noqa: E402 - the shared NeXus field helpers
+from .nxfields import dtype_name as _dtype_name, field as _field, group as _group  # noqa: E402
+from .nxfields import read_column as _read_column, read_table as _read_table, text as _text  # noqa: E402
+from .nxfields import text_of as _str  # noqa: E402
+
 _THREADS = min(4, os.cpu_count() or 1)
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -103,51 +107,8 @@ def nexus_name(name: str, taken=()) -> str:
     return out
 
 
-def _group(parent: h5py.Group, name: str, nx_class: str, **attrs) -> h5py.Group:
-    g = parent.create_group(name)
-    g.attrs.update({"NX_class": nx_class, **attrs})
-    return g
-
-
-def _text(values) -> np.ndarray:
-    """Object array of str for a variable-length UTF-8 dataset (None/NaN become "")."""
-    return np.array(["" if v is None or (isinstance(v, float) and v != v) else str(v)
-                     for v in values], dtype=object)
-
-
-def _field(parent: h5py.Group, name: str, values, *, units: str = "", long_name: str = ""):
-    """Write one column as a whole array; strings as variable-length UTF-8."""
-    arr = np.asarray(values)
-    if arr.dtype.kind in "OUS":
-        ds = parent.create_dataset(name, data=_text(arr.ravel()).reshape(arr.shape), dtype=_STR)
-    else:
-        ds = parent.create_dataset(name, data=arr)
-    if units:
-        ds.attrs["units"] = units
-    if long_name:
-        ds.attrs["long_name"] = long_name
-    return ds
-
-
 def _scalar(parent: h5py.Group, name: str, value: str):
     return parent.create_dataset(name, data=str(value), dtype=_STR)
-
-
-def _read_column(ds: h5py.Dataset, dtype: str):
-    if ds.dtype.kind == "O" or h5py.check_string_dtype(ds.dtype) is not None:
-        return np.asarray(ds.asstr()[()], dtype=object)
-    return ds[()].astype(dtype, copy=False)
-
-
-def _str(ds) -> str:
-    value = ds[()]
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _dtype_name(series: pd.Series) -> str:
-    """The column's dtype as a string ``astype`` understands ("object", "str", "float64", ...)."""
-    name = str(series.dtype)
-    return "object" if name == "category" or series.dtype.kind in "US" else name
 
 
 def _json_default(obj):
@@ -532,13 +493,6 @@ def _read_core_entry(core: h5py.Group, record: CoreRecord) -> None:
         record.processes.append(Process(
             name=_str(g["name"]), program=_str(g["program"]), version=_str(g["version"]),
             date=_str(g["date"]), parameters=json.loads(_str(g["parameters/data"])), data=data))
-
-
-def _read_table(group: h5py.Group, columns_json) -> pd.DataFrame:
-    """A table written column by column; @columns lists (column, field path, dtype) in order."""
-    columns = json.loads(columns_json)
-    return pd.DataFrame({col: pd.Series(_read_column(group[field], dtype)).astype(dtype)
-                         for col, field, dtype in columns})
 
 
 def read_core_summary(path) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..diffraction import DiffractionBlock
-from .nexus import _STR, _dtype_name, _field, _group, _read_table
+from .nxfields import STR as _STR, dtype_name as _dtype_name, field as _field, group as _group, read_table as _read_table
 
 PREFIX = "diffraction_"
 LABELS = "pattern_labels"

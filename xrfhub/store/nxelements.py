@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 
 from ..records import ElementTable
-from .nexus import _STR, _dtype_name, _field, _group, _read_column, _read_table, _str
+from .nxfields import STR as _STR, dtype_name as _dtype_name, field as _field, group as _group
+from .nxfields import read_column as _read_column, read_table as _read_table, text_of as _str
 
 PREFIX = "elements_"
 

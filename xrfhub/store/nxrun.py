@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
+from .nxfields import STR as _STR, text as _text
 
 import h5py
 import numpy as np
 import pandas as pd
 
-_STR = h5py.string_dtype("utf-8")
 #: how stores before run files named a run kept in a core file (an NXprocess ``prediction_<run>``)
 OLD_PREFIX = "prediction_"
 
@@ -44,10 +44,6 @@ class RunFile:
     keys: pd.DataFrame
     values: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
-
-
-def _text(values) -> np.ndarray:
-    return np.array([str(v) for v in values], dtype=object)
 
 
 def write(path: Path, run: RunFile) -> None:

@@ -1,0 +1,64 @@
+"""NeXus fields as the store writes and reads them: groups, columns, strings, tables.
+
+The bottom of the NeXus modules (``nexus``, ``nxelements``, ``nxdiffraction``, ``nxrun``): they
+all write columns the same way, so the helpers live here, not privately in one of them.
+"""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+
+STR = h5py.string_dtype("utf-8")
+
+
+def group(parent: h5py.Group, name: str, nx_class: str, **attrs) -> h5py.Group:
+    g = parent.create_group(name)
+    g.attrs.update({"NX_class": nx_class, **attrs})
+    return g
+
+
+def text(values) -> np.ndarray:
+    """Object array of str for a variable-length UTF-8 dataset (None/NaN become "")."""
+    return np.array(["" if v is None or (isinstance(v, float) and v != v) else str(v)
+                     for v in values], dtype=object)
+
+
+def field(parent: h5py.Group, name: str, values, *, units: str = "", long_name: str = ""):
+    """Write one column as a whole array; strings as variable-length UTF-8."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OUS":
+        ds = parent.create_dataset(name, data=text(arr.ravel()).reshape(arr.shape), dtype=STR)
+    else:
+        ds = parent.create_dataset(name, data=arr)
+    if units:
+        ds.attrs["units"] = units
+    if long_name:
+        ds.attrs["long_name"] = long_name
+    return ds
+
+
+def read_column(ds: h5py.Dataset, dtype: str):
+    if ds.dtype.kind == "O" or h5py.check_string_dtype(ds.dtype) is not None:
+        return np.asarray(ds.asstr()[()], dtype=object)
+    return ds[()].astype(dtype, copy=False)
+
+
+def text_of(ds) -> str:
+    value = ds[()]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def dtype_name(series: pd.Series) -> str:
+    """The column's dtype as a string ``astype`` understands ("object", "str", "float64", ...)."""
+    name = str(series.dtype)
+    return "object" if name == "category" or series.dtype.kind in "US" else name
+
+
+def read_table(group: h5py.Group, columns_json) -> pd.DataFrame:
+    """A table written column by column; @columns lists (column, field path, dtype) in order."""
+    columns = json.loads(columns_json)
+    return pd.DataFrame({col: pd.Series(read_column(group[field], dtype)).astype(dtype)
+                         for col, field, dtype in columns})
