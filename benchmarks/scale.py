@@ -69,6 +69,9 @@ def core(i):
     df = pd.DataFrame({k: (v if np.ndim(v) else [v] * per_core) for k, v in c.items()})
     rec = CoreRecord(name)
     rec.scans["r1_10kV_rep0"] = SpectraBlock(counts, df)
+    # the core's source files, as its NeXus file lists them after an ingest
+    rec.sources = [SourceFile(n, n, __import__("hashlib").sha256(n.encode()).hexdigest(), "avaatech-spe", 9000)
+                   for n in df["source"]]
     return name, rec
 def sources(records):
     """One source per spectrum, as an ingest of .spe files registers them (sha256, content identity)."""
