@@ -251,3 +251,28 @@ def test_open_loads_index_coordinates_and_leaves_other_strings_lazy(grown, monke
     ref = eager.sel(core="SO264-09-2", depth_mm=slice(0, 60))
     np.testing.assert_array_equal(one["source"].values, ref["source"].values)
     np.testing.assert_array_equal(one["counts"].values, ref["counts"].values)
+
+
+def test_latest_predictions_are_per_spectrum_so_runs_per_voltage_complement_each_other(grown):
+    """A model per voltage gives one run per voltage: opening ``predictions`` shows each spectrum's
+    most recent value, so the 10 kV run is not hidden by the later 30 kV one."""
+    store, _ = grown
+    ds = xrfhub.open(store, index=False)
+    kv = ds["tube_kv"].values
+    n = ds.sizes["spectrum"]
+    ten = np.where(kv == 10, 1.0, np.nan)
+    thirty = np.where(kv == 30, 3.0, np.nan)
+    a = predictions.write_run(store, {"CaCO3": ten}, group="spectra/ch64", plugin="m10", provenance={},
+                              bounds={"CaCO3": (ten - 0.5, ten + 0.5)})
+    b = predictions.write_run(store, {"CaCO3": thirty}, group="spectra/ch64", plugin="m30", provenance={})
+    p = xrfhub.open(store, "predictions", index=False)
+    np.testing.assert_array_equal(p["CaCO3"].values, np.where(kv == 10, 1.0, np.where(kv == 30, 3.0, np.nan)))
+    # the 10 kV values keep their interval; the 30 kV run gave none
+    np.testing.assert_array_equal(p["CaCO3_lower"].values, np.where(kv == 10, 0.5, np.nan).astype(np.float32))
+    assert json.loads(p.attrs["runs"])["CaCO3"] == [a, b]
+    # a later run over every spectrum wins everywhere
+    c = predictions.write_run(store, {"CaCO3": np.full(n, 7.0)}, group="spectra/ch64", plugin="all", provenance={})
+    p = xrfhub.open(store, "predictions", index=False)
+    assert (p["CaCO3"].values == 7.0).all() and np.isnan(p["CaCO3_lower"].values).all()
+    assert json.loads(p.attrs["runs"])["CaCO3"] == [a, b, c]
+    assert p.sel(core="SO264-09-2")["CaCO3"].size > 0

@@ -29,27 +29,42 @@ PREFIX = "prediction_"
 
 
 def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
-    """One dataset with, per target, the values of the most recent run that predicted it."""
+    """One dataset with, per target and per spectrum, the value of the most recent run that predicted it.
+
+    Runs that predicted different rows complement each other (a model per tube voltage: the 10 kV
+    run's values stay where the later 30 kV run has none); where two runs predicted the same
+    row, the later wins. A value's interval bounds come from the run its value comes from.
+    ``attrs["runs"]`` lists, per variable, the runs it draws on, oldest first.
+    """
     from .store import hub
 
     runs = sorted((hub.open_group(hub_path, g) for g in groups), key=lambda d: d.attrs["created"])
     if not runs:
         raise StoreError("the store holds no predictions")
-    merged = runs[-1].copy()
-    sources = {}
-    for ds in runs:  # later runs overwrite earlier ones, target by target
-        if _rows_of(ds) != _rows_of(merged):  # another spectra group, or diffraction patterns
+    last = runs[-1]
+    values: dict[str, xr.DataArray] = {}
+    sources: dict[str, list[str]] = {}
+    for ds in runs:  # oldest first: each later run's values overwrite where it predicted
+        if _rows_of(ds) != _rows_of(last):  # another spectra group, or diffraction patterns
             continue
         for name in ds.data_vars:
             if name.endswith(("_lower", "_upper")) and name.rsplit("_", 1)[0] in ds.data_vars:
                 continue  # bounds go with their target, below
-            merged[name] = ds[name]
-            sources[name] = ds.attrs["run"]
-            for bound in (f"{name}_lower", f"{name}_upper"):  # never another run's bounds around these values
+            new = ds[name]
+            predicted = new.notnull() if new.dtype.kind == "f" else xr.ones_like(new, dtype=bool)
+            values[name] = new if name not in values else xr.where(predicted, new, values[name], keep_attrs=True)
+            sources.setdefault(name, []).append(ds.attrs["run"])
+            for bound in (f"{name}_lower", f"{name}_upper"):  # never another run's bounds around a value
                 if bound in ds.data_vars:
-                    merged[bound], sources[bound] = ds[bound], ds.attrs["run"]
-                elif bound in merged.data_vars:
-                    merged = merged.drop_vars(bound)
+                    theirs = ds[bound]
+                    sources.setdefault(bound, []).append(ds.attrs["run"])
+                elif bound in values:
+                    theirs = xr.full_like(new, np.nan, dtype=np.float32)
+                else:
+                    continue
+                values[bound] = theirs if bound not in values else xr.where(predicted, theirs, values[bound],
+                                                                              keep_attrs=True)
+    merged = xr.Dataset(values, coords=last.coords)
     merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
     return merged
 
