@@ -121,6 +121,8 @@ def write_generation(store: Store, current: Generation | None, records, changed:
         else:
             nexus.write_core(gen.path / files[core], rec)
     hub.finalize(gen.hub_path, summaries)  # core/run UUIDs, consolidated metadata: after every hub write
+    # hints, verified against the index when read; a first write of an old store hints them all
+    catalog.write_identity_hints(store.root, {**(parent.all_sources() if full and parent.path else {}), **sources})
     catalog.write(gen.path, parent, {**{c: summaries.get(c) for c in changed},
                                      **{c: None for c in set(old_summaries) - present}},
                   _with_generation(sources, gen.number, full), full=full)

@@ -83,7 +83,7 @@ def find(paths) -> list[Candidate]:
                 continue
             for folder, dirs, files in os.walk(path):
                 if layout.POINTER in files:  # a store made inside the data folder (--init): not data
-                    dirs[:] = [d for d in dirs if d not in (layout.GENERATIONS, layout.HISTORY)]
+                    dirs[:] = [d for d in dirs if d not in (layout.GENERATIONS, layout.HISTORY, layout.IDENTITIES)]
                     files = [f for f in files if f not in (layout.POINTER, layout.LOG, layout.LOCK)]
                 keep = []
                 for d in sorted(d for d in dirs if not d.startswith(".")):

@@ -7,9 +7,12 @@ commit (39 MB at 60 cores). So a generation keeps, beside a small ``manifest.jso
   counts and counts sha256, depth range, lab samples, its sources, its place in the hub order);
 * ``index/sources/<bucket>.json``: the sources whose names share a parent folder (a core's
   files usually sit in one folder), name -> sha256, format, kind, size, path, date, generation;
-* ``index/identities/<abc>.json``: content identity -> source name, bucketed by the first three
-  hex digits of the bytes' sha256 (4096 buckets), so that ingest finds "the same data under
-  another path" by reading one small file per incoming source, never the whole list.
+
+Beside the generations, ``identities/<ab>/<identity>`` holds one tiny file per content identity
+naming the source first stored with it: ingest finds "the same data under another path" with
+one file lookup per incoming source. These files are hints, written once and shared by every
+generation (never linked or rewritten, so their cost is the change): a hint counts only when the
+current generation's index still holds that source with those bytes.
 
 A write hard-links every index file it does not change from the parent generation and writes
 only the changed ones, so the bytes written grow with the change, not the store. Old stores
@@ -36,9 +39,22 @@ def source_bucket(name: str) -> str:
     return hashlib.sha256(parent.encode()).hexdigest()[:16]
 
 
-def identity_bucket(identity: str) -> str:
-    """The index file of a content identity (``sha256[:<16 hex>]``): its first three hex digits."""
-    return identity[:3]
+def identity_hint(root, identity: str) -> Path:
+    """The hint file of a content identity (``<sha256>:<16 hex>``) under a store's root."""
+    return Path(root) / layout.IDENTITIES / identity[:2] / identity.replace(":", "_")
+
+
+def write_identity_hints(root, sources: dict[str, dict]) -> None:
+    """One hint per new identity (the first source stored with it keeps it)."""
+    for name, info in sources.items():
+        ident = info.get("identity")
+        if not ident:
+            continue
+        path = identity_hint(root, ident)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name, encoding="utf-8")
 
 
 def core_key(summary: dict) -> str:
@@ -93,7 +109,6 @@ class Catalog:
         self._legacy: dict | None = None
         self._cores: dict[str, dict] | None = None
         self._buckets: dict[str, dict] = {}
-        self._identities: dict[str, dict] = {}
         if self.path is not None:
             self.manifest = _read_json(self.path / layout.MANIFEST)
             if "index" not in self.manifest:
@@ -131,22 +146,18 @@ class Catalog:
         """What the store knows of a source name (None if never ingested)."""
         return self.bucket(source_bucket(name)).get(name)
 
-    def identities(self, key: str) -> dict[str, str]:
-        """Identity -> source name for the identities of one bucket (see ``identity_bucket``)."""
-        if key not in self._identities:
-            if self._legacy is not None:
-                self._identities[key] = {v["identity"]: n for n, v in self._legacy.get("sources", {}).items()
-                                         if v.get("identity") and identity_bucket(v["identity"]) == key}
-            elif self.path is None:
-                self._identities[key] = {}
-            else:
-                p = self.path / layout.INDEX_DIR / "identities" / f"{key}.json"
-                self._identities[key] = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
-        return self._identities[key]
-
     def stored_as(self, identity: str) -> str | None:
         """The source already stored with this content identity (None: new data)."""
-        return self.identities(identity_bucket(identity)).get(identity) if identity else None
+        if not identity or self.path is None:
+            return None
+        if self._legacy is not None:
+            return next((n for n, v in self._legacy.get("sources", {}).items() if v.get("identity") == identity), None)
+        hint = identity_hint(self.path.parent.parent, identity)
+        if not hint.exists():
+            return None
+        name = hint.read_text(encoding="utf-8")
+        held = self.source(name)  # a hint of a write that never committed, or of a replaced source: no
+        return name if held is not None and held.get("identity") == identity else None
 
     def all_sources(self) -> dict[str, dict]:
         """Every source (reads every bucket: for rebuild and the sources group's full rewrite)."""
@@ -201,29 +212,3 @@ def write(gen_path: Path, parent: Catalog, cores: dict[str, dict | None], source
             buckets.setdefault(source_bucket(name), {})[name] = info
         for key, content in sorted(buckets.items()):
             write_json_bytes(sources_dir / f"{key}.json", content)
-    _write_identities(gen_path, parent, sources, relink)
-
-
-def _write_identities(gen_path: Path, parent: Catalog, sources: dict[str, dict], relink: bool) -> None:
-    folder = gen_path / layout.INDEX_DIR / "identities"
-    folder.mkdir(parents=True, exist_ok=True)
-    if relink:
-        touched: dict[str, dict] = {}
-        for name, info in sorted(sources.items()):
-            if info.get("identity"):
-                touched.setdefault(identity_bucket(info["identity"]), {}).setdefault(info["identity"], name)
-        old_folder = parent.path / layout.INDEX_DIR / "identities"
-        for p in sorted(old_folder.glob("*.json")) if old_folder.exists() else []:
-            if p.stem not in touched:
-                link_or_copy(p, folder / p.name)
-        for key, fresh in sorted(touched.items()):
-            write_json_bytes(folder / f"{key}.json", {**fresh, **parent.identities(key)})
-        return
-    everything = {**(parent.all_sources() if parent.path else {}), **sources}
-    buckets: dict[str, dict] = {}
-    for name in sorted(everything, key=lambda n: (int(everything[n].get("generation", 0)), n)):
-        ident = everything[name].get("identity")
-        if ident:
-            buckets.setdefault(identity_bucket(ident), {}).setdefault(ident, name)
-    for key, content in sorted(buckets.items()):
-        write_json_bytes(folder / f"{key}.json", content)

@@ -26,9 +26,24 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 def link_tree(src: Path, dst: Path) -> None:
-    """Hard-link every file under ``src`` into ``dst`` (an immutable parent reused, not copied)."""
-    for folder, _dirs, names in os.walk(src):
-        rel = Path(folder).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link_or_copy(Path(folder) / name, dst / rel / name)
+    """Hard-link every file under ``src`` into ``dst`` (an immutable parent reused, not copied).
+
+    Plain strings and ``os.scandir``: a generation of a million spectra holds thousands of
+    files, and path objects cost more than the links themselves.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    os.makedirs(dst, exist_ok=True)
+    stack = [(src, dst)]
+    while stack:
+        a, b = stack.pop()
+        with os.scandir(a) as entries:
+            for e in entries:
+                target = os.path.join(b, e.name)
+                if e.is_dir(follow_symlinks=False):
+                    os.makedirs(target, exist_ok=True)
+                    stack.append((e.path, target))
+                else:
+                    try:
+                        os.link(e.path, target)
+                    except OSError:
+                        shutil.copy2(e.path, target)

@@ -38,6 +38,8 @@ POINTER = "store.json"
 LOCK = ".lock"
 LOG = "log.jsonl"
 HISTORY = "history"
+#: content identity -> source hints, shared by the generations (``store.catalog``)
+IDENTITIES = "identities"
 GENERATIONS = "generations"
 MANIFEST = "manifest.json"
 NEXUS_DIR = "nexus"
