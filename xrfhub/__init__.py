@@ -11,6 +11,7 @@ work without any ML stack.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -34,7 +35,11 @@ def __getattr__(name):
     try:
         module, attr = _LAZY[name]
     except KeyError:
-        raise AttributeError(f"module 'xrfhub' has no attribute {name!r}") from None
+        # a submodule named as an attribute (``xrfhub.predictions.list_runs``): imported on first use,
+        # like the names above, so ``import xrfhub`` stays light whatever the modules import
+        if importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'xrfhub' has no attribute {name!r}") from None
+        return importlib.import_module(f"{__name__}.{name}")
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
