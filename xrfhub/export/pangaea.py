@@ -117,8 +117,9 @@ def sample_table(store) -> dict:
     igsn = {}
     from ..store.nexus import read_core_summary
 
-    manifest = json.loads(Path(gen, layout.MANIFEST).read_text())  # the generation read above
-    for core, entry in manifest["cores"].items():  # IGSNs a lab table put in the NeXus files
+    from ..store.catalog import Catalog
+
+    for core, entry in Catalog(Path(gen)).cores().items():  # IGSNs a lab table put in the NeXus files
         igsn[core] = read_core_summary(Path(gen, entry["file"]))["igsn"]
     return {"table": table, "params": params, "n": n, "sources": sources, "igsn": igsn,
             "cores": sorted(set(table["Event"])), "runs": {t: ds.attrs["run"] for t, ds in runs.items()}}
