@@ -214,30 +214,39 @@ def groups(hub) -> dict[str, list[str]]:
 
 #: groups with at most this many rows load every coordinate (cheap, and simplest for small stores)
 LAZY_STRINGS_FROM = 65_536
-#: string coordinates loaded when a group opens (the core/depth index and row selections use
-#: them); the other string coordinates (source file, header, date, ...) stay lazy: decoding a
-#: million strings each would make ``open`` cost seconds per coordinate
-EAGER_STRINGS = frozenset({"core", "scan", "section", "run", "depth_scale", "line", "phase", "name", "lab_core",
-                           "pattern_id", "source_kind", "target"})
+#: coordinates of large groups loaded when a group opens: what the core/depth(/voltage) index
+#: and the usual row selections need; every other coordinate (scan, section, file name, header,
+#: calibration, times, ...) stays lazy (dask) until asked for: decoding a million strings costs
+#: about a second per coordinate, and ``open`` must not read what nobody asked for
+EAGER = frozenset({"core", "depth_mm", "tube_kv", "valid", "line", "phase", "two_theta", "energy", "channel"})
 
 
 def open_group(hub, group: str, *, chunks="auto") -> xr.Dataset:
-    """Open one group lazily; numeric 1-D coordinates and the strings that index rows are loaded."""
+    """Open one group lazily; 1-D coordinates are loaded, on large groups only those in ``EAGER``."""
     ds = xr.open_zarr(hub, group=group, consolidated=False, chunks={} if chunks == "auto" else chunks,
                       zarr_format=3)
     ds = ds.drop_attrs(deep=False).assign_attrs({k: v for k, v in ds.attrs.items() if k not in _CHECKSUM_ATTRS})
     loaded = {}
+    group_arrays = None
     for name, var in ds.coords.items():
         if var.ndim != 1:
             continue
-        if var.dtype.kind in "TUSO" and name not in EAGER_STRINGS and var.size > LAZY_STRINGS_FROM:
-            # numpy's StringDType as object strings (what works everywhere downstream), when read
-            lazy = var.variable.chunk()  # from the backend's lazy array: nothing is read here
-            loaded[name] = lazy.copy(data=lazy.data.map_blocks(lambda b: b.astype(object), dtype=object))
+        data = var.variable._data  # never ``.data``/``.values`` here: those would read the array
+        if name not in EAGER and var.size > LAZY_STRINGS_FROM:
+            lazy = var.variable if hasattr(data, "dask") else var.variable.chunk()
+            if var.dtype.kind in "TUSO":  # numpy's StringDType as object strings, when read
+                lazy = lazy.copy(data=lazy.data.map_blocks(lambda b: b.astype(object), dtype=object))
+            loaded[name] = lazy
             continue
-        var = var.load()
-        if var.dtype.kind == "T":  # numpy's StringDType: object strings work everywhere downstream
-            var = var.astype(object)
+        if hasattr(data, "dask"):  # read straight from zarr: one decode, no task graph
+            if group_arrays is None:
+                group_arrays = zarr.open_group(hub, path=group, mode="r", zarr_format=3)
+            values = np.asarray(group_arrays[name][:])
+            var = var.variable.copy(data=values.astype(object) if values.dtype.kind == "T" else values)
+        else:
+            var = var.variable.load()
+            if var.dtype.kind == "T":  # numpy's StringDType: object strings work everywhere downstream
+                var = var.astype(object)
         loaded[name] = var
     if loaded:
         ds = ds.assign_coords(loaded)
