@@ -198,3 +198,24 @@ def test_real_whole_folder_with_core_refuses_sum_spectra_no_lab_row_names(real, 
     assert all("no lab row of core CD166_19 has that sample id (its lab rows name the samples A04" in v
                for v in refused.values())
     assert xrfhub.validate(store).ok
+
+
+def test_written_sections_table_leaves_sample_spectra_alone(tmp_path):
+    """A sections table covering the core places its scan points; the discrete sample's spectrum has
+    no section and keeps its lab row's depth (it is not refused as a section the table lacks)."""
+    scan = tmp_path / "in" / "GC1_S1" / "XRF data"
+    scan.mkdir(parents=True)
+    for i, pos in enumerate((10, 20)):
+        (scan / f"L{i:06d}.spe").write_bytes(itrax_spe_bytes(_counts(20 + i), section="GC1_S1", position=f"{pos}"))
+    (scan / "settings.dfl").write_text(DFL)
+    _sum_spectra(tmp_path / "in" / "sums", ["S-07"])
+    _lab(tmp_path / "in" / "lab.csv", [("S-07", 330, 12.5)])
+    (tmp_path / "tops.csv").write_text("core,section,top (cm)\nGC1,S1,100\n")
+    store = tmp_path / "store"
+    report = xrfhub.ingest([tmp_path / "in"], store, core="GC1", sections=tmp_path / "tops.csv",
+                           align=AlignParams(tube_kv=30.0))
+    assert report.n_spectra == 3 and not report.skipped
+    ds = xrfhub.open(store, index=False)
+    got = sorted(zip(ds["depth_scale"].values.astype(str), ds["depth_mm"].values.tolist()))
+    assert got == [("core", 1010.0), ("core", 1020.0), ("sample", 335.0)]
+    assert xrfhub.validate(store).ok
