@@ -197,9 +197,10 @@ def _calibration(option, table, row, ctx, header, path, warnings, names=("", "")
             return cal
         warnings.append(f"{table.source} row for {path.name} has no usable E-gain/E-offset")
     settings = ctx["settings"]
-    refused = []  # settings files that disagree with the header: named in the refusal
-    if settings is not None and _settings_disagree(settings, settings.source, header, names, path, warnings):
-        refused.append(settings.source)
+    refused = []  # settings files that disagree with the header: named, with why, in the refusal
+    why = _settings_disagree(settings, settings.source, header, names, path, warnings) if settings is not None else ""
+    if why:
+        refused.append(f"{settings.source} ({why})")
         settings = None
     if settings is not None:
         cal = settings.calibration()
@@ -207,8 +208,9 @@ def _calibration(option, table, row, ctx, header, path, warnings, names=("", "")
             return cal
         warnings.append(f"{settings.source} has no usable keV/channel and energy offset")
     higher = _settings_above(path)
-    if higher and _settings_disagree(meta.load_dfl(Path(higher)), higher, header, names, path, warnings):
-        refused.append(higher)
+    why = _settings_disagree(meta.load_dfl(Path(higher)), higher, header, names, path, warnings) if higher else ""
+    if why:
+        refused.append(f"{higher} ({why})")
         higher = ""
     if higher:
         # ITRAX runs keep one Q-Spec settings file at the top of the run's folder (the section
@@ -225,7 +227,7 @@ def _calibration(option, table, row, ctx, header, path, warnings, names=("", "")
                else "no usable E0/E1")
     unusable = f"; {higher} in a folder above has no usable keV/channel and energy offset" if higher else ""
     if refused:
-        unusable += f"; not used because it disagrees with the spectrum's header: {', '.join(refused)}"
+        unusable += f"; not used because it disagrees with the spectrum's header: {'; '.join(refused)}"
     raise InputError(path, f"no energy calibration: the header holds only the ITRAX placeholder ({written}); "
                            "put the scan's Results.txt or Q-Spec settings (.dfl) beside the file or in the run's "
                            f"folder above it, or pass --gain (keV/channel) and --offset (keV){unusable}", field="E1")
@@ -289,14 +291,14 @@ def _settings_run_name(name: str) -> str:
     return stem.strip(" _-.")
 
 
-def _settings_disagree(settings, name: str, header, names, path, warnings) -> bool:
-    """Whether a Q-Spec settings file does not describe this spectrum; the reason is warned.
+def _settings_disagree(settings, name: str, header, names, path, warnings) -> str:
+    """Why a Q-Spec settings file does not describe this spectrum ("" when it may be used); warned.
 
     A ``.dfl`` states no date, sample or section, so what both files state is compared: the fit's
     tube (``[Fit cluster] kV``/``mA``) with the header's ``Tube voltage``/``Tube current``: a
-    settings file made for another tube setting is another run's, so it is not used (True). Its
+    settings file made for another tube setting is another run's, so it is not used. Its
     file name may name the run (``CD166_19_(2020)_SETTINGS.dfl``): a name that shares nothing with
-    the spectrum's core or section is warned about, naming both, but the file is still used (False),
+    the spectrum's core or section is warned about, naming both, but the file is still used (""),
     because a file name is a weaker statement than a number both files write.
     """
     kv, ma = settings.tube()
@@ -304,9 +306,10 @@ def _settings_disagree(settings, name: str, header, names, path, warnings) -> bo
     header_ma = _header_number(header, "tube current", path)
     for what, theirs, ours, unit in (("tube voltage", kv, header_kv, "kV"), ("tube current", ma, header_ma, "mA")):
         if ours is not None and math.isfinite(theirs) and abs(theirs - ours) > _TUBE_AGREE:
-            warnings.append(f"{name} was fitted for {what} {theirs:g} {unit}, the spectrum's header ({path.name}) says "
-                            f"{ours:g} {unit}: {Path(name).name} not used for this spectrum")
-            return True
+            why = f"fitted for {what} {theirs:g} {unit}, the spectrum's header says {ours:g} {unit}"
+            warnings.append(f"{name} was {why.replace('header says', f'header ({path.name}) says')}: "
+                            f"{Path(name).name} not used for this spectrum")
+            return why
     run = _settings_run_name(Path(name).name)
     core, section = names
     ours = f"{core}_{section}".lower() if section else core.lower()
@@ -314,7 +317,7 @@ def _settings_disagree(settings, name: str, header, names, path, warnings) -> bo
         warnings.append(f"{Path(name).name} names the run {run!r}, the spectrum {path.name} is of core {core!r}"
                         f"{f' section {section!r}' if section else ''}: used, as the nearest settings; pass "
                         "--gain/--offset if it belongs to another run")
-    return False
+    return ""
 
 
 def _document_disagrees(doc, header, date: str) -> str:
