@@ -167,7 +167,8 @@ def test_real_sum_spectra_joined_to_their_lab_rows(real, tmp_path):
     (tmp_path / "run" / "calibration_samples" / "lab.csv").write_text(
         "SampleID,top_mm,bottom_mm,Ca [mg/kg]\ncd166-33,330,340,502.972\ncd166-102,1020,1030,410.725\n")
     store = tmp_path / "store"
-    report = xrfhub.ingest([tmp_path / "run" / "calibration_samples"], store, core="CD166_19", align=AlignParams(tube_kv=30.0))
+    report = xrfhub.ingest([tmp_path / "run" / "calibration_samples"], store, core="CD166_19",
+                           align=AlignParams(tube_kv=30.0))
     assert report.n_spectra == 2 and not report.skipped
     ds = xrfhub.open(store, index=False)
     assert dict(zip(ds["sample_id"].values.astype(str), ds["depth_mm"].values)) == {"cd166-33": 335.0,

@@ -112,6 +112,6 @@ def test_real_settings_checked_against_real_spectra(real, tmp_path):
     assert text != REAL_DFL.read_bytes()
     (tmp_path / "run" / REAL_DFL.name).unlink()
     (folder / "settings.dfl").write_bytes(text)
-    with pytest.raises(InputError, match=r"disagrees with the spectrum's header: settings\.dfl \(fitted for tube voltage 40 kV, "
-                                         r"the spectrum's header says 30 kV\)"):
+    with pytest.raises(InputError, match=r"disagrees with the spectrum's header: settings\.dfl "
+                                         r"\(fitted for tube voltage 40 kV, the spectrum's header says 30 kV\)"):
         itrax_spe.read(folder / "L000000.spe")
