@@ -115,3 +115,19 @@ def test_real_settings_checked_against_real_spectra(real, tmp_path):
     with pytest.raises(InputError, match=r"disagrees with the spectrum's header: settings\.dfl "
                                          r"\(fitted for tube voltage 40 kV, the spectrum's header says 30 kV\)"):
         itrax_spe.read(folder / "L000000.spe")
+
+
+def test_real_results_with_settings_of_another_tube_not_used(real, tmp_path):
+    """S2's real Results.txt and document.txt (30 kV, 30 mA) beside a settings file fitted for 45 kV."""
+    from xrfhub.readers import itrax_results
+
+    folder = tmp_path / "CD166_19_S2"
+    shutil.copytree(REAL / "CD166_19_S2" / "CD166_19_S2", folder)
+    (folder / "settings.dfl").write_text(_dfl(kv=45))
+    table = itrax_results.read(folder / "Results.txt")
+    assert "settings.dfl was fitted for tube voltage 45 kV, document.txt says 30 kV: settings.dfl not used" in \
+        table.metadata["warnings"]
+    assert "settings" not in table.metadata and set(table.points["tube_kv"]) == {30.0}
+    (folder / "settings.dfl").write_text(_dfl())  # one that agrees is recorded as the scan's settings
+    table = itrax_results.read(folder / "Results.txt")
+    assert table.metadata["settings"] == "settings.dfl" and "not used" not in table.metadata.get("warnings", "")
