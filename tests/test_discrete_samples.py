@@ -78,7 +78,9 @@ def test_written_sum_spectra_stored_with_sample_id_and_lab_depth(tmp_path):
     assert lab[2] == ("matched", "paired by sample id 'S-07': the sample's own spectrum (not by depth)",
                       [rows.index("S-07")])
     assert lab[3][0] == "matched" and lab[3][2] == [rows.index("s-12")]  # case ignored
-    assert lab[4][0] == "unmatched"  # S-99 has no spectrum, and sample spectra are never paired by depth
+    # S-99 has no spectrum, and sample spectra are never paired by depth
+    assert lab[4] == ("unmatched", "no scan points to pair by depth: the core's spectra are discrete samples', "
+                                   "paired with the lab rows of their own sample id only", [])
     assert xrfhub.validate(store).ok
     # the lab row's own spectrum is its mean spectrum
     s = xrfhub.open(store, "samples", index=False)

@@ -52,9 +52,11 @@ def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, para
         table = coords[["core", "depth_mm", "tube_kv", "valid"]]
         valid = table["valid"].to_numpy(bool)
         own = np.zeros(len(coords), bool)  # spectra of discrete samples: paired by sample id only
+        points = len(coords) > 0  # whether the core has scan points (not only discrete samples' spectra)
         if "depth_scale" in coords:
             scale = coords["depth_scale"].astype(str).to_numpy()
             own = valid & (scale == DEPTH_SAMPLE)
+            points = bool((scale != DEPTH_SAMPLE).any())
             # lab depths are core depths: a section-relative spectrum is never paired with them, nor
             # is a discrete sample's spectrum (it has no depth; its own lab rows take it by id)
             valid = valid & (scale != DEPTH_SECTION_RELATIVE) & (scale != DEPTH_SAMPLE)
@@ -67,13 +69,20 @@ def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, para
                               "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
         counts = np.zeros((0, 1), np.uint32)
         qc_left, qc = np.zeros(0, bool), {"qc_ran": False, "left_out": {}}
-        own = np.zeros(0, bool)
+        own, points = np.zeros(0, bool), False
     result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
                            window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
     if own.any() and "sample_id" in lab:
         pair_by_sample_id(result, lab["sample_id"].fillna("").astype(str).to_numpy(),
                           _sample_ids(rec, block.coords.reset_index(drop=True)), own,
                           block.coords["tube_kv"].to_numpy(dtype=float), params.tube_kv)
+        if not points:  # the depth rule's reason would blame depths the samples do have
+            reason = np.asarray(result.reason, dtype=object)
+            left = (np.asarray(result.status) == "unmatched") & ~np.char.startswith(
+                np.asarray(result.reason, dtype=str), "the sample's own spectrum")
+            reason[left] = ("no scan points to pair by depth: the core's spectra are discrete samples', "
+                            "paired with the lab rows of their own sample id only")
+            result.reason = reason.astype(str)
     means = mean_spectra(counts, result) if block is not None else None
     raw = {
         "core": lab["core"].to_numpy(dtype=object),
