@@ -46,7 +46,8 @@ def message(result: subprocess.CompletedProcess, tmp: Path) -> str:
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     lines += [ln for ln in result.stdout.splitlines() if ln.startswith(("PROBLEM", "skipped", "warning", "not stored"))
               or "unrecognised file(s)" in ln]
-    text = " / ".join(lines) or result.stdout.strip().splitlines()[-1]
+    # a command that printed nothing but a traceback: its last line is what a user reads
+    text = " / ".join(lines) or (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
     return text.replace(str(tmp) + os.sep, "…/").replace(str(tmp), "…")
 
 
@@ -244,6 +245,37 @@ def itrax_bad_zip(tmp, corpus, store, rng):
     return ["ingest", tmp / "new" / "XRF Data.zip", "--store", store]
 
 
+def itrax_sample_no_core(tmp, corpus, store, rng):
+    from fuzzing import itrax_spe_bytes
+
+    folder = tmp / "new" / "sumspectra"
+    folder.mkdir(parents=True)
+    (folder / "sumspectra_cd166-33.spe").write_bytes(itrax_spe_bytes(np.arange(2048) % 50, position="0.000000"))
+    return ["ingest", folder, "--store", store, "--gain", "0.0102"]
+
+
+def itrax_sample_no_lab_row(tmp, corpus, store, rng):
+    from fuzzing import itrax_spe_bytes
+
+    folder = tmp / "new" / "calibration_samples"
+    (folder / "sumspectra").mkdir(parents=True)
+    (folder / "sumspectra" / "sumspectra_cd166-33.spe").write_bytes(
+        itrax_spe_bytes(np.arange(2048) % 50, position="0.000000"))
+    (folder / "icp.csv").write_text("top_mm,bottom_mm,SampleID,Ca [mg/kg]\n330,340,B14,502.97\n1020,1030,B02,410.7\n")
+    return ["ingest", folder, "--store", store, "--core", "SO264-09-2", "--gain", "0.0102"]
+
+
+def itrax_dfl_other_tube(tmp, corpus, store, rng):
+    from fuzzing import itrax_spe_bytes
+
+    folder = tmp / "new" / "GC1_S1" / "XRF data"
+    folder.mkdir(parents=True)
+    (folder / "L000000.spe").write_bytes(itrax_spe_bytes(np.arange(2048) % 50))
+    (folder / "settings.dfl").write_text("[detector parameters]\nkeV/channel 2 = 0.0102\nenergy offset 2 = 0\n"
+                                         "[Fit cluster]\ntube selector = 2\nkV = 45\nmA = 30\n")
+    return ["ingest", folder / "L000000.spe", "--store", store]
+
+
 def ortec_gamma(tmp, corpus, store, rng):
     path = tmp / "new" / "ngr.spe"
     path.write_text("$SPEC_ID:\nNGR System 3 - 397-U1587A-2H-1\n$SPEC_REM:\nDETDESC# NGR3 NaI 3x5\n"
@@ -333,6 +365,10 @@ CASES = [
     ("Portable-XRF TSV: no unit, readings not closing at 100 % / 10^6 ppm", pxrf_no_units),
     ("Truncated Bruker RAW v4 pattern", raw4_truncated),
     ("Bruker UXD pattern without a wavelength", uxd_no_wavelength),
+    ("ITRAX sum spectrum of a discrete sample (`sumspectra_<sample>.spe`) without `--core`", itrax_sample_no_core),
+    ("ITRAX sum spectrum of a discrete sample whose sample id no lab row names", itrax_sample_no_lab_row),
+    ("ITRAX spectrum beside a Q-Spec `.dfl` fitted for another tube voltage (45 kV, header 30 kV)",
+     itrax_dfl_other_tube),
 ]
 
 

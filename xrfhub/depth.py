@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputError
-from .records import DEPTH_SECTION_RELATIVE, SpectraBlock
+from .records import DEPTH_SAMPLE, DEPTH_SECTION_RELATIVE, SpectraBlock
 
 
 def composite_depth(core: np.ndarray, depth_mm: np.ndarray,
@@ -318,8 +318,11 @@ def place_spectra(spectra: list["Spectrum"], table: SectionTable, paths: dict[st
     Returns (store name, error) for spectra of a core the table covers but whose section it
     lacks: placing some sections of a core and not others would mix two depth scales.
     """
-    top, depth, missing = place_positions(table, [s.core for s in spectra], [s.section for s in spectra],
-                                          [s.position_mm for s in spectra])
+    # spectra of discrete samples have no position in a section: a sections table never places them
+    scan = [s for s in spectra if s.depth_scale != DEPTH_SAMPLE]
+    top, depth, missing = place_positions(table, [s.core for s in scan], [s.section for s in scan],
+                                          [s.position_mm for s in scan])
+    spectra = scan
     lacking = set(missing)
     bad: dict[str, InputError] = {}
     for i, s in enumerate(spectra):

@@ -19,6 +19,7 @@ from .build import AlignParams, write_generation
 from .calibrate import apply_folder_models, default_warning, record_calibration
 from .depth import (composite_depth, place_positions, place_spectra, place_stored_scans, read_affine_table,
                     read_sections_table, section_relative_warnings)
+from .discrete import place_sample_spectra
 from .errors import InputError
 from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, content_identity, find, parse_all
@@ -179,7 +180,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 s.core = core
         calibrated, cal_warnings = apply_folder_models(spectra, paths, models) if calibration is None else ({}, [])
         report.warnings.extend(cal_warnings)
-        bad = place_spectra(spectra, section_table, paths) if section_table is not None else []
+        bad = place_sample_spectra(spectra, [t for p in new + replaced for t in _tables_of(p)], records, paths, cmap)
+        bad += place_spectra(spectra, section_table, paths) if section_table is not None else []
         bad = bad or _check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:

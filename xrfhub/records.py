@@ -49,6 +49,17 @@ DEFAULT_CALIBRATION = Calibration()
 #: with the scale its header names (``CSF-A``, ``CCSF``, ``composite``, ...; see ``xrfhub.depth``).
 DEPTH_CORE = "core"
 DEPTH_SECTION_RELATIVE = "section-relative"
+#: ``sample``: the spectrum of a discrete lab sample (an ITRAX ``sumspectra_<sample>.spe``), not a
+#: point of a scan: ``depth_mm`` is NaN (no file gives the sample's depth), ``sample_id`` names the
+#: sample, and lab rows of the same ``sample_id`` are paired with it by that id, never by depth.
+DEPTH_SAMPLE = "sample"
+
+
+def sample_run(sample_id: str) -> str:
+    """The ``run`` of a discrete sample's spectrum: ``sample-<id>``. Each sample is a scan of its
+    own, so its spectrum never shares a scan (and a scan's checks: depths distinct and increasing
+    with measurement time) with the core's scan points or with other samples measured in any order."""
+    return f"sample-{sample_id}"
 
 
 def on_depth_scale(top, position):

@@ -1,5 +1,9 @@
 """The ``samples`` kind: lab samples aligned with spectra, computed one core at a time.
 
+Lab rows are paired with scan spectra by depth (``xrfhub.align``); a lab row whose sample has
+its own spectrum (a discrete sample's, ``depth_scale`` ``sample``) is paired with that spectrum
+by sample id instead (:func:`pair_by_sample_id`).
+
 Alignment pairs a core's samples with that core's spectra only, so it is computed per core and
 redone only for the cores whose scans or lab rows changed; the rows of the other cores are kept
 from the parent's hub (their ``matched_spectrum`` shifted when rows before them moved). The
@@ -15,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from .align import align_samples, mean_spectra
-from .records import DEPTH_SECTION_RELATIVE, CoreRecord, SpectraBlock
+from .records import DEPTH_SAMPLE, DEPTH_SECTION_RELATIVE, CoreRecord, SpectraBlock
 from .store import layout
 
 SAMPLE_COORDS = ("core", "lab_core", "depth_mm", "top_mm", "bottom_mm", "mid_mm", "source", "line")
@@ -47,19 +51,38 @@ def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, para
         coords = block.coords.reset_index(drop=True)
         table = coords[["core", "depth_mm", "tube_kv", "valid"]]
         valid = table["valid"].to_numpy(bool)
+        own = np.zeros(len(coords), bool)  # spectra of discrete samples: paired by sample id only
+        points = len(coords) > 0  # whether the core has scan points (not only discrete samples' spectra)
         if "depth_scale" in coords:
-            # lab depths are core depths: a section-relative spectrum is never paired with them
-            valid = valid & (coords["depth_scale"].astype(str) != DEPTH_SECTION_RELATIVE).to_numpy()
+            scale = coords["depth_scale"].astype(str).to_numpy()
+            own = valid & (scale == DEPTH_SAMPLE)
+            points = bool((scale != DEPTH_SAMPLE).any())
+            # lab depths are core depths: a section-relative spectrum is never paired with them, nor
+            # is a discrete sample's spectrum (it has no depth; its own lab rows take it by id)
+            valid = valid & (scale != DEPTH_SECTION_RELATIVE) & (scale != DEPTH_SAMPLE)
         qc_left, qc = _left_out_by_qc(rec, block, params.qc)
         table = table.assign(valid=valid & ~qc_left)
+        own &= ~qc_left
         counts = block.counts
     else:
         table = pd.DataFrame({"core": pd.Series(dtype=object), "depth_mm": pd.Series(dtype=float),
                               "tube_kv": pd.Series(dtype=float), "valid": pd.Series(dtype=bool)})
         counts = np.zeros((0, 1), np.uint32)
         qc_left, qc = np.zeros(0, bool), {"qc_ran": False, "left_out": {}}
+        own, points = np.zeros(0, bool), False
     result = align_samples(table, lab[["core", "top_mm", "bottom_mm", "mid_mm"]], method=params.method,
                            window_mm=params.window_mm, tolerance_mm=params.tolerance_mm, tube_kv=params.tube_kv)
+    if own.any() and "sample_id" in lab:
+        pair_by_sample_id(result, lab["sample_id"].fillna("").astype(str).to_numpy(),
+                          _sample_ids(rec, block.coords.reset_index(drop=True)), own,
+                          block.coords["tube_kv"].to_numpy(dtype=float), params.tube_kv)
+        if not points:  # the depth rule's reason would blame depths the samples do have
+            reason = np.asarray(result.reason, dtype=object)
+            left = (np.asarray(result.status) == "unmatched") & ~np.char.startswith(
+                np.asarray(result.reason, dtype=str), "the sample's own spectrum")
+            reason[left] = ("no scan points to pair by depth: the core's spectra are discrete samples', "
+                            "paired with the lab rows of their own sample id only")
+            result.reason = reason.astype(str)
     means = mean_spectra(counts, result) if block is not None else None
     raw = {
         "core": lab["core"].to_numpy(dtype=object),
@@ -91,6 +114,63 @@ def align_core(rec: CoreRecord, block: SpectraBlock | None, first_row: int, para
         "qc_left_out_depth_mm": depth[qc_left].astype(float),
     }
     return raw, process, qc
+
+
+def pair_by_sample_id(result, lab_ids, spectrum_ids, own, tube_kv=None, align_kv=None) -> int:
+    """Pair lab rows with the spectra of their own discrete sample, by sample id; returns how many.
+
+    A lab row whose ``sample_id`` equals (case and surrounding blanks ignored) the ``sample_id``
+    of spectra flagged in ``own`` (valid spectra of ``depth_scale`` ``sample``) is paired with
+    those spectra alone: the sample's own spectrum measured the very material of the lab row,
+    so scan points near its depth are not averaged in. As for pairing by depth, only spectra at
+    the alignment's tube voltage ``align_kv`` count (None: any); a sample whose own spectra are
+    all at another voltage is unmatched, the reason naming it. The match reason of a paired row
+    says it was paired by id (for these rows ``match_reason`` is not empty although they are
+    matched). ``result`` is changed in place.
+    """
+    by_id: dict[str, list[int]] = {}
+    for i in np.flatnonzero(own):
+        key = str(spectrum_ids[i]).strip().lower()
+        if key:
+            by_id.setdefault(key, []).append(int(i))
+    reason = np.asarray(result.reason, dtype=object)
+    status = np.asarray(result.status, dtype=object)
+    paired = 0
+    for j, sid in enumerate(lab_ids):
+        rows = by_id.get(str(sid).strip().lower())
+        if not rows:
+            continue
+        at_kv = [i for i in rows if align_kv is None or tube_kv is None or abs(tube_kv[i] - align_kv) <= 1e-6]
+        if not at_kv:
+            kvs = ", ".join(sorted({f"{tube_kv[i]:g} kV" for i in rows}))
+            result.indices[j] = np.zeros(0, dtype=np.int64)
+            result.counts[j] = 0
+            status[j] = "unmatched"
+            reason[j] = (f"the sample's own spectrum (sample id {str(sid).strip()!r}) is at {kvs}, the alignment "
+                         f"pairs {align_kv:g} kV (--align-kv)")
+            continue
+        result.indices[j] = np.asarray(at_kv, dtype=np.int64)
+        result.counts[j] = len(at_kv)
+        status[j] = "matched"
+        reason[j] = f"paired by sample id {str(sid).strip()!r}: the sample's own spectrum (not by depth)"
+        paired += 1
+    result.reason, result.status = reason.astype(str), status.astype(str)
+    return paired
+
+
+def _sample_ids(rec: CoreRecord, coords: pd.DataFrame) -> np.ndarray:
+    """``sample_id`` of each row of a core's block, from the block or else from the core's scans
+    (the block holds each scan's rows in the scan's own order, under its ``scan`` name)."""
+    if "sample_id" in coords:
+        return coords["sample_id"].fillna("").astype(str).to_numpy(dtype=object)
+    scans = coords["scan"].astype(str).to_numpy()
+    out = np.full(len(scans), "", dtype=object)
+    for name in pd.unique(scans):
+        rows = np.flatnonzero(scans == name)
+        stored = rec.scans.get(name)
+        if stored is not None and len(stored) == rows.size and "sample_id" in stored.coords:
+            out[rows] = stored.coords["sample_id"].fillna("").astype(str).to_numpy(dtype=object)
+    return out
 
 
 def _left_out_by_qc(rec: CoreRecord, block: SpectraBlock, policy: str):

@@ -86,7 +86,7 @@ def format_info(summary: dict) -> str:
                      f"{c['n_samples']} lab samples" + (f"  ({by_kv})" if by_kv else ""))
         scales = c.get("depth_scales") or []
         if scales and scales != ["core"]:
-            secs = c.get("sections") or []
+            secs = [x for x in (c.get("sections") or []) if x]  # "" is no section (a discrete sample's)
             lines.append(f"  {'':<16} depth scale: {', '.join(scales)}" + (f" (sections {', '.join(secs)})" if secs else "")
                          + ("; section-relative depths: each section starts at its own 0, pass --sections FILE"
                             if "section-relative" in scales else ""))

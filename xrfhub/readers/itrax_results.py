@@ -16,7 +16,9 @@ fit (its areas are all zero): it is kept, with ``valid=False``. Values are kept 
 
 Scan facts the table lacks come from the ITRAX side files beside it (see ``itrax_meta``):
 ``document.txt`` (tube kV/mA, exposure time, step, section name, date), else ``settings.dfl``
-(tube kV/mA of the fit). Where each came from is recorded in ``ElementTable.metadata``.
+(tube kV/mA of the fit). Where each came from is recorded in ``ElementTable.metadata``. A
+``settings.dfl`` fitted for another tube voltage or current than ``document.txt`` states is
+another run's: not used, with a warning naming both.
 
 Core and section: ``core=`` wins; otherwise the section name (document.txt ``Section name``, else
 the folder before ``XRF data`` in the preamble or the ``filename`` paths) is split by
@@ -334,6 +336,15 @@ def scan_context(path: Path, *, section_name: str = "") -> dict:
             dfl = meta.load_dfl(dfl_path)
         except InputError as exc:
             warnings.append(f"{dfl_path.name} not used: {exc.reason}")
+    if doc is not None and dfl is not None:
+        # two side files that both state the tube: one fitted for another tube is another run's
+        kv, ma = dfl.tube()
+        for what, theirs, ours, unit in (("voltage", kv, doc.tube_kv, "kV"), ("current", ma, doc.tube_ma, "mA")):
+            if math.isfinite(theirs) and math.isfinite(ours) and abs(theirs - ours) > 0.05:
+                warnings.append(f"{dfl.source} was fitted for tube {what} {theirs:g} {unit}, {doc.source} says "
+                                f"{ours:g} {unit}: {dfl.source} not used")
+                dfl = None
+                break
     ctx = {"document": doc, "settings": dfl, "warnings": warnings,
            "tube_kv": math.nan, "tube_ma": math.nan, "tube_source": ""}
     if doc is not None and math.isfinite(doc.tube_kv):

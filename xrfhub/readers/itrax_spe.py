@@ -18,11 +18,14 @@ it was read from one (``XRF Data.zip``).
 
 Sum spectra: Q-Spec writes ``sumspectra.spe`` (the sum of a section's points) into the section
 folder; it is not a scan point and is not stored (:class:`~xrfhub.errors.NotStored`, said in the
-ingest report). ``sumspectra_<sample>.spe`` is the spectrum of a discrete lab sample; it is not a
-scan point either and is not stored yet, named as such.
+ingest report). ``sumspectra_<sample>.spe`` is the spectrum of a discrete lab sample: stored with
+``sample_id`` = ``<sample>``, ``depth_scale`` ``sample`` and run ``sample-<sample>``, and paired
+with the lab rows of the same sample id (see :func:`_sample_spectrum`).
 
 Side files that do not belong: a ``document.txt`` whose date (more than a day apart) or section
-name disagrees with the spectrum's own header is not used, with a warning naming both. Q-Spec's calibration
+name disagrees with the spectrum's own header is not used, with a warning naming both; a
+``.dfl`` fitted for another tube voltage or current than the header's is not used either, and
+one whose file name names another run is warned about (see :func:`_settings_disagree`). Q-Spec's calibration
 applies to the 0-based channel index (the file's row number minus one), which is what
 :class:`~xrfhub.records.Calibration` expects.
 
@@ -43,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, NotStored
-from ..records import Calibration, Spectrum, on_depth_scale
+from ..records import DEPTH_SAMPLE, Calibration, Spectrum, on_depth_scale, sample_run
 from . import itrax_meta as meta
 from . import itrax_results
 
@@ -58,6 +61,8 @@ _POSITION_AGREE_MM = 0.05
 _SUM_SPECTRUM = re.compile(r"^sum_?spectr(?:a|um)(?:[_\- ]+(?P<sample>.+))?$", re.IGNORECASE)
 #: How far a document's date may lie from a spectrum's (a scan may run past midnight).
 _DOCUMENT_DAYS = 1
+#: Tube kV/mA of a settings file and a header agree within this (both are written as set, e.g. 30).
+_TUBE_AGREE = 0.05
 
 
 def sniff(head: bytes, name: str = "") -> bool:
@@ -181,7 +186,9 @@ def _results_row(path: Path, warnings: list[str]):
     return None, None
 
 
-def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration:
+def _calibration(option, table, row, ctx, header, path, warnings, names=("", "")) -> Calibration:
+    """The spectrum's energy calibration (precedence in the module docstring). ``names`` is the
+    spectrum's (core, section), which a settings file's own name must not contradict."""
     if option is not None:
         return dataclasses.replace(option, source="option")
     if table is not None:
@@ -190,12 +197,21 @@ def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration
             return cal
         warnings.append(f"{table.source} row for {path.name} has no usable E-gain/E-offset")
     settings = ctx["settings"]
+    refused = []  # settings files that disagree with the header: named, with why, in the refusal
+    why = _settings_disagree(settings, settings.source, header, names, path, warnings) if settings is not None else ""
+    if why:
+        refused.append(f"{settings.source} ({why})")
+        settings = None
     if settings is not None:
         cal = settings.calibration()
         if cal is not None and not cal.degenerate:
             return cal
         warnings.append(f"{settings.source} has no usable keV/channel and energy offset")
     higher = _settings_above(path)
+    why = _settings_disagree(meta.load_dfl(Path(higher)), higher, header, names, path, warnings) if higher else ""
+    if why:
+        refused.append(f"{higher} ({why})")
+        higher = ""
     if higher:
         # ITRAX runs keep one Q-Spec settings file at the top of the run's folder (the section
         # folders below hold the spectra): the nearest one above is the run's, applied with a
@@ -210,6 +226,8 @@ def _calibration(option, table, row, ctx, header, path, warnings) -> Calibration
     written = (f"E0 {offset:g} keV, E1 {gain:g} keV/channel" if offset is not None and gain is not None
                else "no usable E0/E1")
     unusable = f"; {higher} in a folder above has no usable keV/channel and energy offset" if higher else ""
+    if refused:
+        unusable += f"; not used because it disagrees with the spectrum's header: {'; '.join(refused)}"
     raise InputError(path, f"no energy calibration: the header holds only the ITRAX placeholder ({written}); "
                            "put the scan's Results.txt or Q-Spec settings (.dfl) beside the file or in the run's "
                            f"folder above it, or pass --gain (keV/channel) and --offset (keV){unusable}", field="E1")
@@ -266,6 +284,42 @@ def _section_names(table, header, doc, path) -> list[tuple[str, str]]:
     return names
 
 
+def _settings_run_name(name: str) -> str:
+    """The run named by a settings file's name: ``CD166_19_(2020)_SETTINGS.dfl`` -> ``CD166_19_(2020)``;
+    "" for names that are only the words settings/results (``settings.dfl``, ``Results_ settings.dfl``)."""
+    stem = re.sub(r"(?i)(?:^|(?<=[_\- .]))(?:results?|settings?|q-?spec)(?=$|[_\- .])", "", Path(name).stem)
+    return stem.strip(" _-.")
+
+
+def _settings_disagree(settings, name: str, header, names, path, warnings) -> str:
+    """Why a Q-Spec settings file does not describe this spectrum ("" when it may be used); warned.
+
+    A ``.dfl`` states no date, sample or section, so what both files state is compared: the fit's
+    tube (``[Fit cluster] kV``/``mA``) with the header's ``Tube voltage``/``Tube current``: a
+    settings file made for another tube setting is another run's, so it is not used. Its
+    file name may name the run (``CD166_19_(2020)_SETTINGS.dfl``): a name that shares nothing with
+    the spectrum's core or section is warned about, naming both, but the file is still used (""),
+    because a file name is a weaker statement than a number both files write.
+    """
+    kv, ma = settings.tube()
+    header_kv = _header_number(header, "tube voltage", path)
+    header_ma = _header_number(header, "tube current", path)
+    for what, theirs, ours, unit in (("tube voltage", kv, header_kv, "kV"), ("tube current", ma, header_ma, "mA")):
+        if ours is not None and math.isfinite(theirs) and abs(theirs - ours) > _TUBE_AGREE:
+            why = f"fitted for {what} {theirs:g} {unit}, the spectrum's header says {ours:g} {unit}"
+            warnings.append(f"{name} was {why.replace('header says', f'header ({path.name}) says')}: "
+                            f"{Path(name).name} not used for this spectrum")
+            return why
+    run = _settings_run_name(Path(name).name)
+    core, section = names
+    ours = f"{core}_{section}".lower() if section else core.lower()
+    if run and core and core.lower() not in run.lower() and run.lower() not in ours:
+        warnings.append(f"{Path(name).name} names the run {run!r}, the spectrum {path.name} is of core {core!r}"
+                        f"{f' section {section!r}' if section else ''}: used, as the nearest settings; pass "
+                        "--gain/--offset if it belongs to another run")
+    return ""
+
+
 def _document_disagrees(doc, header, date: str) -> str:
     """Why ``document.txt`` does not describe this spectrum ("" when nothing disagrees)."""
     written = header.get("section name", ("", "", 0))[0]
@@ -277,6 +331,48 @@ def _document_disagrees(doc, header, date: str) -> str:
         if apart > _DOCUMENT_DAYS:
             return f"{doc.source} is dated {doc.date[:10]}, the spectrum's header {date[:10]}"
     return ""
+
+
+# --------------------------------------------------------------------------- discrete samples
+
+
+def _sample_spectrum(path: Path, sample: str, header, records, counts, calibration, core, source) -> Spectrum:
+    """A ``sumspectra_<sample>.spe``: the spectrum of the discrete lab sample ``sample``.
+
+    It is stored with ``sample_id`` = the name's sample token and no depth (``depth_scale``
+    ``sample``, depth NaN): neither the file nor its name gives the sample's depth in the core
+    (the header's ``Position`` is the sample holder's 0, its ``Sample name`` the software's).
+    The lab rows of the same sample id are paired with it (``xrfhub.samples``). Its core is
+    ``--core``, else a header ``Section name`` other than the default ``section``; with neither
+    it is refused rather than put in a core named after the sample.
+    """
+    warnings: list[str] = []
+    written = header.get("section name", ("", "", 0))[0]
+    if core:
+        core_id = core.strip()
+    elif written and written.lower() != _PLACEHOLDER_SECTION:
+        core_id = meta.split_section_name(meta.split_replicate(written)[0])[0]
+    else:
+        raise InputError(path, f"ITRAX sum spectrum of the discrete sample {sample!r}: the file names no core (header "
+                               f"Section name {written!r}, Sample name {header.get('sample name', ('',))[0]!r}); "
+                               "pass --core", field="Section name")
+    ctx = itrax_results.scan_context(path)
+    warnings += ctx["warnings"]
+    cal = _calibration(calibration, None, None, ctx, header, path, warnings, names=(core_id, ""))
+    kv = _header_number(header, "tube voltage", path)
+    ma = _header_number(header, "tube current", path)
+    live = _header_number(header, "livetime", path)
+    real = _header_number(header, "runtime", path)
+    cps = _header_number(header, "input_count_rate", path)
+    return Spectrum(
+        counts=counts, core=core_id, section="", sample_id=sample, section_top_mm=math.nan, position_mm=math.nan,
+        depth_mm=math.nan, depth_scale=DEPTH_SAMPLE, run=sample_run(sample), replicate=0,
+        tube_kv=math.nan if kv is None else kv, tube_ma=math.nan if ma is None else ma,
+        live_time_s=math.nan if live is None else live, real_time_s=math.nan if real is None else real,
+        total_cps=math.nan if cps is None else cps, date=_iso_date(header), calibration=cal, instrument="itrax",
+        valid=True, source=source or path.name, header="\n".join(r for r in records if r.strip()),
+        warnings=tuple(warnings),
+    )
 
 
 # --------------------------------------------------------------------------- reader
@@ -303,8 +399,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
 
     summed = _SUM_SPECTRUM.match(path.stem)
     if summed and summed.group("sample"):
-        raise NotStored(path, f"ITRAX sum spectrum of the discrete sample {summed.group('sample')!r}, not a scan "
-                              "point: spectra of lab samples are not stored yet")
+        return [_sample_spectrum(path, summed.group("sample").strip(), header, records, counts, calibration, core,
+                                 source)]
     if summed:
         raise NotStored(path, "the section's sum spectrum (Q-Spec's sum of the scan's points), not a scan point: "
                               "not stored; the points themselves are")
@@ -338,7 +434,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
         real = doc.exposure_s
     cps = _header_number(header, "input_count_rate", path)
     valid = True if table is None else bool(table.value(row, "validity") != 0)
-    cal = _calibration(calibration, table, row, ctx, header, path, warnings)  # last: refuses the placeholder
+    cal = _calibration(calibration, table, row, ctx, header, path, warnings,  # last: refuses the placeholder
+                       names=(core_id, section))
 
     depth, scale = on_depth_scale(top, float(position))
     return [Spectrum(
