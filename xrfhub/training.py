@@ -239,12 +239,30 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
     return notes
 
 
-def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
+def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interval: float | None = None,
+            client=None) -> str:
     """Predict every spectrum of the store with a trained run; returns the new prediction run id
     (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid).
 
     ``interval`` (a coverage level such as 0.9) adds conformal lower/upper bounds per spectrum,
-    from the calibration the run stored at training (see :mod:`xrfhub.intervals`)."""
+    from the calibration the run stored at training (see :mod:`xrfhub.intervals`).
+    ``client`` (a dask scheduler address, a ``distributed.Client`` or a ``LocalCluster``) computes
+    the model on that cluster's workers; this process still writes the one run (:mod:`xrfhub.cluster`).
+    """
+    if client is None:
+        return _predict(store, run_dir, progress=progress, wait=wait, interval=interval)
+    from . import cluster
+
+    connected, owned = cluster.connect(client)  # an unreachable scheduler: refused before any work
+    try:
+        with cluster.predicting_on(connected) as session:
+            return _predict(store, run_dir, progress=progress, wait=wait, interval=interval, session=session)
+    finally:
+        if owned:
+            connected.close()
+
+
+def _predict(store, run_dir, *, progress, wait, interval, session=None) -> str:
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
     calibration = None
@@ -256,12 +274,20 @@ def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interva
         calibration.half_width(interval)  # refuse an unreachable level before predicting anything
     result = plugin.predict(store, run_dir, progress=progress)
     results = result if isinstance(result, (list, tuple)) else [result]  # a plugin may predict several groups
+    if session is not None and not session.used:
+        import warnings
+
+        warnings.warn(f"plugin {run['plugin']!r} predicted in this process, not on the dask cluster: it does not "
+                      "apply its model through xrfhub.loaders.predict_spectra", RuntimeWarning, stacklevel=3)
     ids = []
     for r in results:
         bounds, provenance = None, r.provenance
         if calibration is not None:
             bounds, described = _bounds(plugin, run_dir, store, r, calibration, interval)
             provenance = {**provenance, "interval": described}
+        if session is not None and session.used:  # where the values were computed, not what they are
+            provenance = {**provenance, "computed_on": {"dask_workers": len(session.workers),
+                                                        "blocks": session.blocks}}
         ids.append(pred_store.write_run(store, r.values, group=r.group, plugin=run["plugin"], provenance=provenance,
                                         wait=wait, bounds=bounds))
     return ", ".join(ids)
