@@ -198,6 +198,10 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
                              resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal)
+    from xrfhub.ddp import is_writer
+
+    if not is_writer():  # under torchrun: rank 0 reports
+        return
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
