@@ -111,3 +111,24 @@ def test_an_unreachable_scheduler_is_refused_and_nothing_is_written(store, basel
     assert [r["run"] for r in list_runs(hub)] == before
     with pytest.raises(ConfigError, match="expected a dask scheduler address"):
         connect(42)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_runs(store, baseline_run, tmp_path):
+    """Workers in their own processes: the model really travels as bytes to another interpreter
+    (the baseline's scikit-learn model and a torch MAX), and the store is read there."""
+    pytest.importorskip("torch")
+    hub, cores = store
+    out = tmp_path / "max"
+    training.train("max", hub, stage="finetune", out=out, target="CaCO3", config="tiny", epochs=1,
+                   sets={"batch": "16", "width": "32", "depth": "1", "heads": "2"},
+                   holdout_cores=[cores[-1]], progress=False)
+    here = [training.predict(hub, run, progress=False) for run in (baseline_run, out)]
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster:
+        there = [training.predict(hub, run, progress=False, client=cluster.scheduler_address)
+                 for run in (baseline_run, out)]
+    for a, b in zip(here, there):
+        np.testing.assert_array_equal(_values(hub, a), _values(hub, b))
+    assert json.loads(xrfhub.open(hub, "predictions", run=there[0]).attrs["provenance"])["computed_on"][
+        "dask_workers"] >= 1
