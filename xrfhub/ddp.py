@@ -3,8 +3,8 @@
     torchrun --standalone --nproc_per_node 2 -m xrfhub_cli train max --store hub --out run ...
 
 ``torchrun`` starts one process per rank and sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``;
-:func:`start` joins them into one process group (gloo on CPU, NCCL on CUDA, one GPU per local
-rank). Every rank builds the same batches in the same order from the same seed, and the engine
+:func:`start` joins them into one process group (NCCL with one GPU per local rank when there are
+enough GPUs, else gloo). Every rank builds the same batches in the same order from the same seed, and the engine
 gives each rank a disjoint slice of every global batch (:func:`share`), weighting its loss by the
 slice's share so that the averaged gradients are those of the whole batch in one process: the
 same global batch and seed give the same loss curve on 1 or N processes. Only rank 0 writes.
@@ -74,10 +74,11 @@ def start() -> bool:
             raise ConfigError(f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {name} is not set: start distributed "
                               "training with torchrun (e.g. torchrun --standalone --nproc_per_node 2 -m xrfhub_cli "
                               "train ...)")
-    if torch.cuda.is_available():
+    local = _env_int("LOCAL_WORLD_SIZE", _env_int("WORLD_SIZE", 1))
+    if torch.cuda.is_available() and torch.cuda.device_count() >= local:
         torch.cuda.set_device(_env_int("LOCAL_RANK", 0))  # "cuda" then means this rank's GPU
         dist.init_process_group("nccl")
-    else:
+    else:  # CPU, or fewer GPUs than ranks here (NCCL wants one GPU per rank): gloo works with both
         dist.init_process_group("gloo")
     return True
 
