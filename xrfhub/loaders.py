@@ -182,8 +182,8 @@ class BatchStream:
     Iterating yields ``(x, y, rows)``: float32 inputs, targets (or None) and row numbers.
 
     Reads: ``reader="auto"`` decodes the Zarr chunks itself on ``threads`` threads, which also
-    apply the (row-wise) transform, when the array is one :func:`counts_array` made (or a Zarr
-    array) and no ``client`` is given; otherwise, or with ``reader="dask"``, blocks are computed
+    apply the (row-wise) transform, when the array is the hub's Zarr array (:func:`hub_counts`)
+    and no ``client`` is given; otherwise, or with ``reader="dask"``, blocks are computed
     by dask, on ``client`` (a dask.distributed Client, or any executor dask accepts) when given,
     else with ``scheduler``. The two readers yield the same batches for the same seed. Our
     reader keeps its three float32 buffers between epochs (3 x ``buffer_chunks`` blocks: 384 MB
@@ -510,13 +510,21 @@ def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size:
     one voltage, batch by batch (never all spectra in memory); other rows get NaN.
 
     Returns the spectra group predicted and the values over its rows, ready for
-    :class:`xrfhub.registry.Predictions`.
+    :class:`xrfhub.registry.Predictions`. Inside :func:`xrfhub.cluster.predicting_on` the same
+    batches are computed on a dask.distributed cluster instead.
     """
     ds = api.open(store, "spectra", index=False)
     rows = select_rows(ds, tube_kv=tube_kv)
     if len(rows) == 0:
         raise ConfigError(f"the store has no valid {tube_kv:g} kV spectra to predict" if tube_kv is not None
                           else "the store has no valid spectra to predict")
+    from . import cluster
+
+    session = cluster.active()
+    if session is not None:  # `predict --scheduler`: the same batches, computed on the cluster's workers
+        return ds.attrs["group"], cluster.predict_rows(session, predict_block, store, ds.attrs["group"], rows, predict,
+                                                       ds.sizes[layout.SPECTRUM], batch_size=batch_size,
+                                                       progress=progress)
     stream = BatchStream(hub_counts(store, ds.attrs["group"]), rows, batch_size=batch_size, shuffle=False,
                          mode="stream")
     values = np.full(ds.sizes[layout.SPECTRUM], np.nan, dtype=np.float32)
@@ -528,3 +536,15 @@ def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size:
     for x, _y, got in batches:
         values[got] = predict(x)
     return ds.attrs["group"], values
+
+
+def predict_block(store, group: str, rows: np.ndarray, batch_size: int, predict) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, values)`` of ``predict`` over some rows of a spectra group, in the batches
+    :func:`predict_spectra` makes of them: a cluster worker's share of a prediction."""
+    stream = BatchStream(hub_counts(store, group), rows, batch_size=batch_size, shuffle=False, mode="stream",
+                         threads=1)  # on a worker, the worker's threads are the parallelism
+    got_rows, got_values = [rows[:0]], [np.zeros(0, np.float32)]
+    for x, _y, got in stream:
+        got_rows.append(got)
+        got_values.append(np.asarray(predict(x), dtype=np.float32))
+    return np.concatenate(got_rows), np.concatenate(got_values)

@@ -123,10 +123,34 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     kept out of training like held-out cores; a regression run then scores them and stores the
     conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.intervals`).
     Everything is checked before ``out`` is created; a refused run leaves no folder behind.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) the ranks join one process group and train one model
+    with DDP (:mod:`xrfhub.ddp`), if the plugin says it can (``distributed = True``); rank 0
+    alone claims and writes ``out``.
     """
+    from . import ddp
+
+    started = ddp.start()  # under torchrun: join the process group (gloo on CPU)
+    try:
+        return _train(name, store, stage=stage, out=out, plugin_from=plugin_from, config=config, sets=sets,
+                      epochs=epochs, holdout_cores=holdout_cores, target=target, init=init, progress=progress,
+                      resume=resume, keep_flagged=keep_flagged, overwrite=overwrite,
+                      calibration_cores=calibration_cores)
+    finally:
+        if started:
+            ddp.stop()
+
+
+def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, progress,
+           resume, keep_flagged, overwrite, calibration_cores):
     import shutil
 
+    from . import ddp
+
     plugin = registry.load(name, plugin_from)
+    if ddp.active() and not getattr(plugin, "distributed", False):
+        raise ConfigError(f"plugin {name!r} does not train on several processes (torchrun started "
+                          f"{ddp.rank_world()[1]}); run `xrfhub train` without torchrun")
     if stage not in plugin.stages:
         raise ConfigError(f"plugin {name!r} has no stage {stage!r}; stages: {', '.join(plugin.stages)}")
     if target is not None and "*" not in plugin.targets and target not in plugin.targets:
@@ -160,7 +184,9 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
                                          seed=int(getattr(cfg, "seed", 0)), stage=stage)
     elif calibration_cores:
         raise ConfigError(f"--calibration-cores: plugin {name!r} is a classifier; intervals are for regression")
-    existed = claim_run_folder(out, resume=resume, overwrite=overwrite)
+    # rank 0 alone claims the folder (and may replace it); the others wait until it has
+    existed = claim_run_folder(out, resume=resume, overwrite=overwrite) if ddp.is_writer() else True
+    ddp.barrier()
     extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
     from .loaders import qc_policy
     from .qc.command import training_record
@@ -170,6 +196,8 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
         with qc_policy(policy):
             summary = plugin.train(store, stage=stage, out=out, config=cfg, target=target, init=init,
                                    holdout_cores=holdout + calibration, progress=progress, **extra)
+        if not ddp.is_writer():  # the run folder is rank 0's to finish
+            return summary
         run = _read_run(out)
         notes = list(getattr(summary, "warnings", []) or [])
         if calibration:
@@ -185,6 +213,8 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
     run["plugin_source"] = plugin_from
     run["qc"] = training_record(store, policy)
+    if ddp.active():  # how it was trained: N ranks, each a slice of every global batch
+        run["distributed"] = ddp.describe()
     if notes:
         run["warnings"] = notes
         # a plugin whose run.json holds no metrics keeps the ones it returned, with the warnings beside
@@ -239,12 +269,30 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
     return notes
 
 
-def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
+def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interval: float | None = None,
+            client=None) -> str:
     """Predict every spectrum of the store with a trained run; returns the new prediction run id
     (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid).
 
     ``interval`` (a coverage level such as 0.9) adds conformal lower/upper bounds per spectrum,
-    from the calibration the run stored at training (see :mod:`xrfhub.intervals`)."""
+    from the calibration the run stored at training (see :mod:`xrfhub.intervals`).
+    ``client`` (a dask scheduler address, a ``distributed.Client`` or a ``LocalCluster``) computes
+    the model on that cluster's workers; this process still writes the one run (:mod:`xrfhub.cluster`).
+    """
+    if client is None:
+        return _predict(store, run_dir, progress=progress, wait=wait, interval=interval)
+    from . import cluster
+
+    connected, owned = cluster.connect(client)  # an unreachable scheduler: refused before any work
+    try:
+        with cluster.predicting_on(connected) as session:
+            return _predict(store, run_dir, progress=progress, wait=wait, interval=interval, session=session)
+    finally:
+        if owned:
+            connected.close()
+
+
+def _predict(store, run_dir, *, progress, wait, interval, session=None) -> str:
     run = _read_run(run_dir)
     plugin = registry.load(run["plugin"], run.get("plugin_source"))
     calibration = None
@@ -256,12 +304,20 @@ def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interva
         calibration.half_width(interval)  # refuse an unreachable level before predicting anything
     result = plugin.predict(store, run_dir, progress=progress)
     results = result if isinstance(result, (list, tuple)) else [result]  # a plugin may predict several groups
+    if session is not None and not session.used:
+        import warnings
+
+        warnings.warn(f"plugin {run['plugin']!r} predicted in this process, not on the dask cluster: it does not "
+                      "apply its model through xrfhub.loaders.predict_spectra", RuntimeWarning, stacklevel=3)
     ids = []
     for r in results:
         bounds, provenance = None, r.provenance
         if calibration is not None:
             bounds, described = _bounds(plugin, run_dir, store, r, calibration, interval)
             provenance = {**provenance, "interval": described}
+        if session is not None and session.used:  # where the values were computed, not what they are
+            provenance = {**provenance, "computed_on": {"dask_workers": len(session.workers),
+                                                        "blocks": session.blocks}}
         ids.append(pred_store.write_run(store, r.values, group=r.group, plugin=run["plugin"], provenance=provenance,
                                         wait=wait, bounds=bounds))
     return ", ".join(ids)

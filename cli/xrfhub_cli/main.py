@@ -79,9 +79,9 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
     if gain is not None and calibration_file:
         raise click.UsageError("give --gain or --calibration, not both")
     if scheduler:
-        from dask.distributed import Client
+        from xrfhub.cluster import connect
 
-        client = Client(scheduler)
+        client, _ = connect(scheduler)  # an unreachable scheduler: one clear line, not a traceback
     report = xrfhub.ingest(
         [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
         core=core, section_top_mm=section_top,
@@ -198,6 +198,10 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
                              resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal)
+    from xrfhub.ddp import is_writer
+
+    if not is_writer():  # under torchrun: rank 0 reports
+        return
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
@@ -211,12 +215,14 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
 @click.option("--wait", type=float, default=0.0, show_default=True)
 @click.option("--interval", type=float, default=None,
               help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
+@click.option("--scheduler", default=None,
+              help="dask.distributed scheduler address: its workers compute the model, this process writes the run.")
 @_friendly
-def predict(store, run_dir, wait, interval):
+def predict(store, run_dir, wait, interval, scheduler):
     """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
     from xrfhub import training
 
-    run_id = training.predict(store, run_dir, wait=wait, interval=interval)
+    run_id = training.predict(store, run_dir, wait=wait, interval=interval, client=scheduler)
     click.echo(f"wrote prediction run {run_id} into {store}")
     from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
 

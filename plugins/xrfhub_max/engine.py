@@ -15,8 +15,11 @@ length (the schedule is per step). Pre-training batches are raw spectra ``(B, ch
 fine-tuning batches are ``(spectra, targets)`` pairs; numpy arrays or torch tensors either way.
 The engine scales spectra with a ``Transform`` on the device.
 
-Distributed training: wrap the model with ``wrap=`` (e.g. ``lambda m: DDP(m)``) inside a
-``torchrun`` process group; losses are averaged over ranks and only rank 0 writes files.
+Distributed training: wrap the model with ``wrap=`` (e.g. ``xrfhub.ddp.wrap``) inside a
+``torchrun`` process group; losses are averaged over ranks and only rank 0 writes files. With
+``split_batches=True`` every rank is given the same global batches and takes its own slice of
+each (``xrfhub.ddp.share``); its loss is weighted by the slice's share of the batch and the masks
+are drawn for the whole batch, so N ranks reproduce one process's steps (same seed, same batch).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from xrfhub.ddp import share
 from xrfhub.errors import ConfigError
 from xrfhub.torchdata import pick_device
 
@@ -165,6 +169,22 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _local(batch, split: bool):
+    """This rank's part of a global batch: ``(part, rows, n)``; ``rows`` is ``(lo, hi, total)``
+    for the task (None when batches are not split) and ``n`` the rows that count. A rank whose
+    share is empty (a last batch smaller than the world) runs its model on one row weighted 0:
+    DDP needs a backward from every rank."""
+    if not split:
+        return batch, None, None
+    rank, world = _rank_world()
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    total = len(first)
+    lo, hi = share(total, rank, world)
+    part = slice(lo, hi) if hi > lo else slice(0, 1)
+    taken = tuple(b[part] for b in batch) if isinstance(batch, (tuple, list)) else batch[part]
+    return taken, (part.start, part.stop, total), hi - lo
+
+
 def _global_mean(total: torch.Tensor, count: int) -> float:
     """Mean of per-sample losses summed over this rank and, when distributed, all ranks."""
     pair = torch.stack([total.detach().double(), total.new_tensor(count, dtype=torch.float64)])
@@ -186,9 +206,16 @@ class _Reconstruction:
     def spectra(self, batch):
         return batch[0] if isinstance(batch, (tuple, list)) else batch
 
-    def loss(self, net: nn.Module, batch, training: bool, generator=None) -> tuple[Any, int]:
+    def loss(self, net: nn.Module, batch, training: bool, generator=None, rows=None) -> tuple[Any, int]:
         x = self.transform(to_device(self.spectra(batch), self.device))
-        loss, _, _ = net(x, generator=self.generator if training else generator)
+        generator = self.generator if training else generator
+        if rows is None:
+            loss, _, _ = net(x, generator=generator)
+        else:  # a slice of a global batch: its rows of the masks drawn for the whole batch
+            lo, hi, total = rows
+            n = ckpt.unwrap(net).encoder.num_patches
+            noise = torch.rand(total, n, device=x.device, generator=generator)[lo:hi]
+            loss, _, _ = net(x, noise=noise)
         return loss, x.shape[0]
 
     def validation_generator(self) -> torch.Generator:
@@ -205,7 +232,7 @@ class _Regression:
         self.transform, self.device, self.mean, self.std = transform, device, mean, std
         self.generator = None
 
-    def loss(self, net: nn.Module, batch, training: bool, generator=None) -> tuple[Any, int]:
+    def loss(self, net: nn.Module, batch, training: bool, generator=None, rows=None) -> tuple[Any, int]:
         x, y = batch
         x = self.transform(to_device(x, self.device))
         y = (to_device(y, self.device).float().reshape(-1) - self.mean) / self.std
@@ -220,7 +247,7 @@ class _Regression:
 def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
              val: BatchSource | None = None, run_dir: str | Path = "max-run", *,
              transform: Transform | None = None, resume: bool = False, progress: bool = True,
-             wrap: Callable[[nn.Module], nn.Module] | None = None) -> FitResult:
+             wrap: Callable[[nn.Module], nn.Module] | None = None, split_batches: bool = False) -> FitResult:
     """Pre-train a ``MaxAutoencoder`` with the recipe of ``config`` (lr ``config.lr``, warm-up
     ``warmup_epochs(config, "pretrain")``: at most 10 % of the epochs).
 
@@ -234,7 +261,7 @@ def pretrain(model: nn.Module, config: MaxConfig, train: BatchSource,
     device = pick_device(config.device)
     task = _Reconstruction(transform, device, config.seed)
     return _fit(task, model, config, train, val, run_dir, config.lr, warmup_epochs(config, "pretrain"),
-                resume, progress, wrap)
+                resume, progress, wrap, split_batches)
 
 
 def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
@@ -242,7 +269,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
              run_dir: str | Path = "max-finetune", *, transform: Transform | None = None,
              target_stats: dict[str, float] | None = None, resume: bool = False,
              progress: bool = True,
-             wrap: Callable[[nn.Module], nn.Module] | None = None) -> FitResult:
+             wrap: Callable[[nn.Module], nn.Module] | None = None, split_batches: bool = False) -> FitResult:
     """Fine-tune a ``MaxRegressor`` on ``(spectra, target)`` batches (lr ``config.finetune_lr``,
     warm-up ``config.finetune_warmup`` of the epochs).
 
@@ -265,7 +292,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     task = _Regression(transform, device, float(target_stats["mean"]),
                        float(target_stats["std"]))
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
-                  warmup_epochs(config, "finetune"), resume, progress, wrap)
+                  warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches)
     if val is not None:
         result.predictions, result.targets = predict(model, val, transform, target_stats,
                                                      with_targets=True)
@@ -319,8 +346,8 @@ def _prepare_transform(config, transform, run_dir: Path, resume: bool, spectra) 
 
 def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
          val: BatchSource | None, run_dir: Path, base_lr: float, warmup: float, resume: bool,
-         progress: bool, wrap) -> FitResult:
-    rank, _ = _rank_world()
+         progress: bool, wrap, split: bool = False) -> FitResult:
+    rank, world = _rank_world()
     main = rank == 0
     device = task.device
     if main:
@@ -362,10 +389,15 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
                                config.epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            part, rows, share_n = _local(batch, split)
             with autocast(device, config.amp):
-                loss, size = task.loss(net, batch, training=True)
+                loss, size = task.loss(net, part, training=True, rows=rows)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if rows is None:
+                loss.backward()
+            else:  # DDP averages over ranks: weight by this slice's share of the global batch
+                size = share_n
+                (loss * (size * world / rows[2])).backward()
             if config.clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
@@ -377,7 +409,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
                                 spectra_s=f"{seen / (time.perf_counter() - start):.0f}")
         seconds = time.perf_counter() - start
         train_loss = _global_mean(total, seen)
-        val_loss = evaluate(task, net, val, config.amp) if val is not None else None
+        val_loss = evaluate(task, net, val, config.amp, split) if val is not None else None
         row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "val_loss": val_loss,
                "lr": lr, "spectra_per_s": seen / seconds, "seconds": seconds}
         score = val_loss if val is not None else train_loss
@@ -405,14 +437,17 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
 
 
 @torch.no_grad()
-def evaluate(task, net: nn.Module, batches: BatchSource, amp: bool = True) -> float:
-    """Mean validation loss (per spectrum), averaged over ranks when distributed."""
+def evaluate(task, net: nn.Module, batches: BatchSource, amp: bool = True, split: bool = False) -> float:
+    """Mean validation loss (per spectrum), averaged over ranks when distributed; with
+    ``split`` each rank scores its slice of every (global) batch."""
     net.eval()
     generator = task.validation_generator()
     total, seen = torch.zeros((), device=task.device), 0
     for batch in _epoch_batches(batches, 0):
+        part, rows, share_n = _local(batch, split)
         with autocast(task.device, amp):
-            loss, size = task.loss(net, batch, training=False, generator=generator)
+            loss, size = task.loss(net, part, training=False, generator=generator, rows=rows)
+        size = size if rows is None else share_n
         total += loss.detach().float() * size
         seen += size
     net.train()

@@ -88,14 +88,17 @@ class Block(nn.Module):
 
 
 def random_masking(batch: int, n: int, ratio: float, device: torch.device | str,
-                   generator: torch.Generator | None = None):
+                   generator: torch.Generator | None = None, noise: torch.Tensor | None = None):
     """Choose, per spectrum, which patches the encoder sees (MAE's shuffle-and-keep).
 
     Returns ``keep_ids (B, n_keep)``, ``restore_ids (B, n)`` (the inverse permutation) and
     ``mask (B, n)`` with 1 on hidden patches. At least one patch is kept and one hidden.
+    ``noise (B, n)`` given (uniform draws) decides instead of a new draw: a DDP rank passes its
+    rows of the draw for the whole global batch, so that the ranks mask as one process would.
     """
     n_keep = min(max(int(n * (1 - ratio)), 1), n - 1)
-    noise = torch.rand(batch, n, device=device, generator=generator)
+    if noise is None:
+        noise = torch.rand(batch, n, device=device, generator=generator)
     shuffle = noise.argsort(dim=1)
     restore = shuffle.argsort(dim=1)
     mask = torch.ones(batch, n, device=device)
@@ -175,17 +178,18 @@ class MaxAutoencoder(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor, mask_ratio: float | None = None,
-                generator: torch.Generator | int | None = None):
+                generator: torch.Generator | int | None = None, noise: torch.Tensor | None = None):
         """Mask, encode, decode. Returns ``(loss, pred (B, n, patch), mask (B, n))``.
 
         ``mask`` is 1 where a patch was hidden. ``generator`` (a torch.Generator on ``x``'s
         device, or an int seed) makes the masking reproducible; None draws from torch's global RNG.
+        ``noise`` (B, n patches) gives the masking's draws instead (see :func:`random_masking`).
         """
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         if isinstance(generator, int):
             generator = torch.Generator(device=x.device).manual_seed(generator)
         n = self.encoder.num_patches
-        keep_ids, restore_ids, mask = random_masking(x.shape[0], n, ratio, x.device, generator)
+        keep_ids, restore_ids, mask = random_masking(x.shape[0], n, ratio, x.device, generator, noise)
         pred = self.decoder(self.encoder(x, keep_ids), restore_ids)
         return self.loss(x, pred, mask), pred, mask
 

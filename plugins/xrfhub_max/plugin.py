@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import xrfhub
+from xrfhub import ddp
 from xrfhub.errors import ConfigError
 from xrfhub.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
 from xrfhub.metrics import regression_metrics
@@ -68,6 +69,12 @@ class MaxPlugin:
     targets = ("*",)
     config = MaxRunConfig
     presets = {name: cfg.to_dict() for name, cfg in PRESETS.items()}
+    distributed = True  # trains under torchrun (DDP): see xrfhub.ddp; only rank 0 writes
+
+    @staticmethod
+    def _ranks() -> dict:
+        """Engine options under a torchrun process group: DDP, each rank a slice of every batch."""
+        return {"wrap": ddp.wrap, "split_batches": True} if ddp.active() else {}
 
     # ------------------------------------------------------------------ training
 
@@ -87,7 +94,8 @@ class MaxPlugin:
                "holdout_cores": list(holdout_cores), "init": str(init) if init else None,
                "config": dataclasses.asdict(config), "metrics": metrics, "xrfhub_version": xrfhub.__version__,
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+        if ddp.is_writer():
+            (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
         return RunSummary(out, self.name, stage, target, metrics)
 
     def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False,
@@ -116,16 +124,17 @@ class MaxPlugin:
             transform = self._import(model, init, config, out)
         model = model.to(engine.pick_device(config.device))
         result = engine.pretrain(model, config, train, val, out, transform=transform, progress=progress,
-                                 resume=resume)
+                                 resume=resume, **self._ranks())
         shown = np.sort(rng.choice(rows[is_val] if is_val.any() else rows, min(4, len(rows)), replace=False))
         sample = np.asarray(ds["counts"][shown].values, dtype=np.float32)
         names = [f"{c} at {d:g} mm" for c, d in zip(ds["core"].values[shown], ds["depth_mm"].values[shown])]
         # a few epochs make a blurred reconstruction that says little of the model: say so on it
         note = (f"after {config.epochs} epoch(s) only: an early reconstruction, not what the model can do"
                 if config.epochs < SHORT_PRETRAIN_EPOCHS else "")
-        engine.reconstruction_png(model, torch.from_numpy(sample), out / "reconstruction.png",
-                                  ds["energy"].values, transform=self._transform(out), seed=config.seed,
-                                  labels=names, max_kev=float(config.tube_kv), note=note)
+        if ddp.is_writer():
+            engine.reconstruction_png(model, torch.from_numpy(sample), out / "reconstruction.png",
+                                      ds["energy"].values, transform=self._transform(out), seed=config.seed,
+                                      labels=names, max_kev=float(config.tube_kv), note=note)
         return {"best_epoch": result.best_epoch, "best_loss": float(result.best_loss),
                 "n_train_spectra": int((~is_val).sum()), "n_val_spectra": int(is_val.sum())}
 
@@ -144,7 +153,8 @@ class MaxPlugin:
             hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
             if len(hy):
                 metrics["held_out"] = regression_metrics(hy, fitted.predict(hx), fitted.train_mean)
-        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+        if ddp.is_writer():
+            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         return metrics
 
     def fit_pairs(self, x, y, x_val, y_val, *, target, config: MaxRunConfig, out, init=None, progress=False,
@@ -176,7 +186,7 @@ class MaxPlugin:
         # the published head predicts wt% itself: its targets are not z-scored
         stats = {"mean": 0.0, "std": 1.0, "count": int(len(y))} if config.head == "sigmoid100" else None
         result = engine.finetune(model, config, train, val, out, transform=transform, target_stats=stats,
-                                 progress=progress, resume=resume)
+                                 progress=progress, resume=resume, **self._ranks())
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         transform = self._transform(out)
 
@@ -204,8 +214,9 @@ class MaxPlugin:
 
         state, source = published.read_state(init)
         record = published.load_into(model, state, source)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / published.IMPORT_FILE).write_text(json.dumps(published.describe(record, config), indent=1))
+        if ddp.is_writer():
+            out.mkdir(parents=True, exist_ok=True)
+            (out / published.IMPORT_FILE).write_text(json.dumps(published.describe(record, config), indent=1))
         return published.transform_for(config)
 
     @staticmethod
