@@ -125,6 +125,15 @@ def write_cases(folder: Path) -> dict[str, Path]:
     put("bad-gamma", sname, base.replace("head 2 / SDD", "NaI detector").encode("ascii"))
     put("bad-unit", sname, base.replace("$X_Position:\n", "$X_Position:\n12.5furlong\n", 1).replace(
         "12.5furlong\n" + f"{meta.position_mm:.1f}\n", "12.5furlong\n").encode("ascii"))
+    # CRLF files keep their line ends while the counts are parsed: their refusals must still
+    # read as the LF file's, line numbers and quoted text included
+    for case in [c for c in cases if c.startswith("bad-")]:
+        data = cases[case].read_bytes()
+        put(f"{case}-crlf", cases[case].name, data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    put("mixed-line-ends", sname, base.replace("\n", "\r\n", 30).encode("ascii"))
+    put("cr-and-crlf", sname, base.replace("\n", "\r\n").replace("\r\n$DATA:", "\r$DATA:").encode("ascii"))
+    put("crlf-trailing-ortec-blocks", sname, (base + "$ROI:\n0\n$ENER_FIT:\n-0.002 0.0199\n").replace(
+        "\n", "\r\n").encode("ascii"))
     return cases
 
 
