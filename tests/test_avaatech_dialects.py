@@ -81,3 +81,22 @@ def test_fingerprint_is_of_the_bytes_parsed(cases, dialect):
     assert parsed.error is None and parsed.source.sha256 == sha256_of(path.read_bytes())
     assert parsed.source.size == path.stat().st_size
     assert np.array_equal(parsed.records[0].counts, avaatech_spe.read(path)[0].counts)
+
+
+@pytest.mark.parametrize("remark, line", [("NaI(Tl) 3x3", 4), ("CsI", 4), ("BGO crystal", 4), ("LaBr3 probe", 4),
+                                          ("CeBr", 4), ("NGR System 3", 4), ("natural_gamma logger", 4),
+                                          ("natural gamma", 4), ("SDD only", None), ("natural\ngamma", None),
+                                          ("NaIve", None), ("sodium NaI-free", 4)])
+def test_gamma_refusal_by_one_scan_is_the_per_line_one(tmp_path, remark, line):
+    """refuse_gamma_text pre-screens the whole header; refusals still name the line, and a
+    'natural' / 'gamma' split over two lines is still no match."""
+    from xrfhub.errors import InputError
+    from xrfhub.readers.not_xrf import refuse_gamma_text
+
+    header = f"$SPEC_ID:\nx\n$SPEC_REM:\n{remark}\n$DATE_MEA:\n06-14-2012 10:11:12"
+    if line is None:
+        refuse_gamma_text(header, tmp_path / "x.spe")
+        return
+    with pytest.raises(InputError, match="not an XRF spectrum") as err:
+        refuse_gamma_text(header, tmp_path / "x.spe")
+    assert err.value.line == line
