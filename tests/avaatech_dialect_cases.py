@@ -121,6 +121,8 @@ def write_cases(folder: Path) -> dict[str, Path]:
         "\n0 2047\n", "\n0 2048\n").encode("ascii"))
     put("bad-huge-count", sname, base.replace("\n0 2047\n", "\n0 2047\n99999999999\n", 1).replace(
         "\n0 2047\n", "\n0 2048\n").encode("ascii"))
+    put("bad-dollar-in-counts", sname, base.replace("\n0 2047\n", "\n0 2047\n12$3\n", 1).replace(
+        "\n0 2047\n", "\n0 2048\n").encode("ascii"))
     put("bad-text-before-keys", sname, ("hello\n" + base).encode("ascii"))
     put("bad-gamma", sname, base.replace("head 2 / SDD", "NaI detector").encode("ascii"))
     put("bad-unit", sname, base.replace("$X_Position:\n", "$X_Position:\n12.5furlong\n", 1).replace(
