@@ -364,7 +364,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     pos = 0 if text.startswith("$DATA:") else text.find("\n$DATA:") + 1
     if pos == 0 and not text.startswith("$DATA:"):
         raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts")
-    head_text = _lf(text[:pos - 1]) if pos else ""
+    head_text = _lf(text[:pos])[:-1] if pos else ""  # up to its last line end (a CRLF's CR too)
     refuse_gamma_text(head_text, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
     head = head_text.split("\n") if pos else []
     counts, after, after_line = _counts(text, pos, len(head) + 1, path)
