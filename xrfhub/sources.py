@@ -24,8 +24,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask.bag as db
-
 from . import readers
 from .errors import InputError, NotStored, UnknownFormatError
 from .readers import max_dataset
@@ -270,6 +268,8 @@ def parse_all(cands: list[Candidate], *, format_name=None, options=None, client=
     options = options or {}
     if client is None:
         return [parse_one(c, format_name, options) for c in _progress(cands, progress)]
+    import dask.bag as db  # here, not at the top: an in-process ingest never needs dask (0.1 s of start-up)
+
     nparts = max(1, min(len(cands) // 200, 256))
     bag = db.from_sequence(cands, npartitions=nparts).map(parse_one, format_name, options)
     return list(bag.compute(scheduler=client))

@@ -20,13 +20,14 @@ import numpy as np
 from ..errors import InputError
 from ..coreid import is_placeholder, parse_iodp_sample
 from ..records import DEFAULT_CALIBRATION, DEPTH_CORE, DEPTH_SECTION_RELATIVE, Calibration, Spectrum
-from .not_xrf import refuse_gamma
+from .not_xrf import refuse_gamma_text
 
 FORMAT = "avaatech-spe"
 KIND = "spectra"
 DESCRIPTION = "Avaatech raw spectrum (ORTEC-like .spe, $KEY: header)"
 
 _KEY = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*):[ \t]*(.*)$")
+_BOUND = re.compile(r"-?[0-9]{1,18}")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?\d+(?:[.,]\d*)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ%]*)\s*$")
 _RUN_FOLDER = re.compile(r"Run\s*(\d+)", re.IGNORECASE)
 
@@ -41,11 +42,23 @@ def sniff(head: bytes, name: str = "") -> bool:
 
 
 def _decode(raw: bytes) -> str:
+    """The text, with CRLF line ends kept when every CR is one (see :func:`_lf`), else every
+    line end made LF. Rewriting the line ends of the counts cost as much as parsing them (a
+    CRLF file holds ~2,000), and numpy reads a CR as the whitespace it is; so only the short
+    header and tail are rewritten, by :func:`_lf`, and line numbers count LFs either way."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = text.lstrip("\ufeff")
+    if "\r" in text and text.count("\r") != text.count("\r\n"):  # lone CRs (old Mac files)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _lf(text: str) -> str:
+    """A part of a :func:`_decode`d text with LF line ends, as the reader always saw it."""
+    return text.replace("\r\n", "\n") if "\r" in text else text
 
 
 def parse_header(lines: list[str], path) -> tuple[dict[str, list[str]], dict[str, int]]:
@@ -190,10 +203,12 @@ def parse_bang_name(stem: str, path) -> dict:
 
 
 _US_DATE = re.compile(r"(\d{2})([-/])(\d{2})\2(\d{4}) (\d{2}):(\d{2}):(\d{2})")
+#: ``2023-04-01 09-36-35`` (the ``!`` name's date and time fields) or ``... 09:36:35``.
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2})([:-])(\d{2})\5(\d{2})")
 
 
 def _iso_date(text: str, path, field: str) -> str:
-    m = _US_DATE.fullmatch(text.strip())  # the scanners' own format: no strptime needed
+    m = _US_DATE.fullmatch(text.strip())  # the scanners' own formats: no strptime needed
     if m:
         mo, _sep, d, y, hh, mm, ss = m.groups()
         mo, d, y, hh, mm, ss = map(int, (mo, d, y, hh, mm, ss))
@@ -201,6 +216,13 @@ def _iso_date(text: str, path, field: str) -> str:
             return datetime(y, mo, d, hh, mm, ss).isoformat()
         except ValueError:
             pass  # not a valid date this way: let the formats below decide, and say why
+    m = _ISO_DATE.fullmatch(text.strip())  # what the formats below read as %Y-%m-%d %H:%M:%S or %H-%M-%S
+    if m:
+        y, mo, d, hh, _sep, mm, ss = m.groups()
+        try:
+            return datetime(int(y), int(mo), int(d), int(hh), int(mm), int(ss)).isoformat()
+        except ValueError:
+            pass
     for fmt in ("%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H-%M-%S", "%m-%d-%Y",
                 "%d.%m.%Y %H:%M:%S", "%Y%m%d %H%M%S", "%Y-%m-%d"):
         try:
@@ -224,9 +246,9 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
     if nl1 == -1 or not text[nl1 + 1:nl2 if nl2 != -1 else None].strip():
         raise InputError(path, "expected 'first last' channel after $DATA:, found ''", line=line0 + 1,
                          field="$DATA")
-    bounds_text = text[nl1 + 1:nl2 if nl2 != -1 else None]
+    bounds_text = text[nl1 + 1:nl2 if nl2 != -1 else None].rstrip("\r")  # a CRLF file's CR
     bounds = bounds_text.split()
-    if len(bounds) != 2 or not all(re.fullmatch(r"-?[0-9]{1,18}", b) for b in bounds):
+    if len(bounds) != 2 or not all(_BOUND.fullmatch(b) for b in bounds):
         raise InputError(path, f"expected 'first last' channel after $DATA:, found {bounds_text!r}",
                          line=line0 + 1, field="$DATA")
     first, last = int(bounds[0]), int(bounds[1])
@@ -234,8 +256,12 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
     if expected <= 0:
         raise InputError(path, f"channel range {first}..{last} is empty", line=line0 + 1, field="$DATA")
     begin = len(text) if nl2 == -1 else nl2 + 1
-    stop = text.find("\n$", begin - 1)
-    stop = len(text) if stop == -1 else stop + 1
+    # the block ends where a line starts with "$" (ORTEC blocks may follow); a one-character
+    # search runs at memchr speed, a two-character one ("\n$") was a tenth of reading a file
+    stop = text.find("$", begin)
+    while stop != -1 and text[stop - 1] != "\n":
+        stop = text.find("$", stop + 1)
+    stop = len(text) if stop == -1 else stop
     body = text[begin:stop]
     try:
         with warnings.catch_warnings():
@@ -329,26 +355,27 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     ``calibration`` overrides whatever the file says (recorded as source ``"option"``);
     ``core`` and ``section_top_mm_override`` supply what neither header nor name gives.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     if raw is None:
         raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
+    if raw.find(b"\x00", 0, 4096) != -1:
         raise InputError(path, "binary content: expected an ASCII Avaatech .spe file")
     text = _decode(raw)
     pos = 0 if text.startswith("$DATA:") else text.find("\n$DATA:") + 1
     if pos == 0 and not text.startswith("$DATA:"):
         raise InputError(path, "no $DATA: block: expected an Avaatech .spe file with counts")
-    head = text[:pos].split("\n")[:-1] if pos else []
-    refuse_gamma(head, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
+    head_text = _lf(text[:pos])[:-1] if pos else ""  # up to its last line end (a CRLF's CR too)
+    refuse_gamma_text(head_text, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
+    head = head_text.split("\n") if pos else []
     counts, after, after_line = _counts(text, pos, len(head) + 1, path)
     header, where = parse_header(head, path)
-    tail_text = text[after:]
+    tail_text = _lf(text[after:])
     if tail_text.strip():  # ORTEC files may carry $ROI:, $ENER_FIT:, $MCA_CAL: after the counts
         tail, tail_where = parse_header(tail_text.split("\n"), path)
         header.update(tail)
         where.update({k: v + after_line - 1 for k, v in tail_where.items()})
     fields = _Fields(header, where, path)
-    header_text = ("\n".join(head) + "\n" + tail_text).strip()
+    header_text = (head_text + "\n" + tail_text).strip()
 
     warn: list[str] = []
     name = _name_fields(path, fields)
