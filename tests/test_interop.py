@@ -127,10 +127,13 @@ def test_entries_carry_stable_uuids(store):
             assert e["entry_identifier_uuid"][()].decode() == identifiers.scan_uuid("PS75-056-1", scan)
             assert e["sample/core_uuid"][()].decode() == identifiers.core_uuid("PS75-056-1")
             assert e["data/counts"].attrs["interpretation"] == "spectrum"
-        runs = [g for g in core.values() if g.name.split("/")[-1].startswith("prediction_")]
-        assert len(runs) == 1
-        run_id = json.loads(runs[0]["parameters/data"][()])["run_id"]
-        assert runs[0]["run_uuid"][()].decode() == identifiers.run_uuid(run_id)
+        assert not [g for g in core if g.startswith("prediction_")]  # derived data lives in run files
+    runs = sorted((_generation(store) / "runs").glob("*.nxs"))
+    assert len(runs) == 1
+    with h5py.File(runs[0]) as f:
+        run_id = f["entry/entry_identifier"][()].decode()
+        assert f["entry/title"][()].decode() == run_id == runs[0].stem
+        assert f["entry/entry_identifier_uuid"][()].decode() == identifiers.run_uuid(run_id)
 
 
 # ------------------------------------------------------------------------------ Zarr hub

@@ -279,7 +279,9 @@ class BatchStream:
             yield self._emit(self._cache[take], self.rows[take])
 
     def _chunk_plan(self) -> list[np.ndarray]:
-        size = _row_chunk(self.array)
+        # shuffle whole Zarr chunks where we know them (the finest unit a read costs the same
+        # for), dask blocks otherwise: the same order whichever reader then reads the rows
+        size = _row_chunk(self._zarr if self._zarr is not None else self.array)
         chunk_of = self.rows // size
         bounds = np.flatnonzero(np.diff(chunk_of)) + 1
         groups = np.split(self.rows, bounds)

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import identifiers
 from . import layout
 from .nxfields import STR as _STR, text as _text
 
@@ -60,6 +61,9 @@ def write(path: Path, run: RunFile) -> None:
         entry = f.create_group("entry")
         entry.attrs.update({"NX_class": "NXentry", "default": "values"})
         entry.create_dataset("title", data=run.run_id, dtype=_STR)
+        # the run's stable identifiers, as the core files carry theirs (FAIR: F1)
+        entry.create_dataset("entry_identifier", data=run.run_id, dtype=_STR)
+        entry.create_dataset("entry_identifier_uuid", data=identifiers.run_uuid(run.run_id), dtype=_STR)
         proc = entry.create_group("process")
         proc.attrs["NX_class"] = "NXprocess"
         for name, value in (("program", run.program), ("version", run.version), ("date", run.date),
