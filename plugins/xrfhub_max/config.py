@@ -33,7 +33,8 @@ class MaxConfig:
     Recipe: AdamW(``lr``, ``betas``, ``weight_decay``), gradient-norm clip ``clip``, ``batch``
     spectra a step, ``epochs`` epochs, linear warm-up over ``warmup_epochs`` then cosine decay to
     ``min_lr``. Fine-tuning uses ``finetune_lr`` and warms up over ``finetune_warmup`` (a fraction
-    of the epochs), as the paper did. Either warm-up is capped at 10 % of ``epochs``
+    of the epochs), as the paper did; ``layer_decay`` < 1 lowers the rate of deeper-down layers
+    (layer-wise decay, as MAE fine-tunes). Either warm-up is capped at 10 % of ``epochs``
     (``engine.warmup_epochs``), so the schedule scales with short runs.
     """
 
@@ -55,6 +56,9 @@ class MaxConfig:
     # recipe
     lr: float = 1e-4
     finetune_lr: float = 1e-5
+    # layer-wise learning-rate decay of the fine-tune (layer_decay.py): layer i of depth+1 runs at
+    # finetune_lr * layer_decay ** (depth + 1 - i); 1.0 is off
+    layer_decay: float = 1.0
     min_lr: float = 0.0
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
@@ -167,6 +171,8 @@ class MaxConfig:
         for name in ("min_lr", "weight_decay", "clip", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"layer_decay must be in (0, 1] (1 = off), got {self.layer_decay}")
         if not 0.0 <= self.finetune_warmup < 1.0:
             raise ConfigError(f"finetune_warmup is a fraction of the epochs in [0, 1), got "
                               f"{self.finetune_warmup}")
