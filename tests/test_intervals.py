@@ -153,7 +153,8 @@ def test_caco3_coverage_on_held_out_cores_over_seeds_is_near_nominal(store, tmp_
     covered, n, widths = 0.0, 0, []
     for seed in range(8):
         held = normal[seed % len(normal)]
-        s = _train(store, tmp_path / f"s{seed}", "CaCO3", [held], seed, calibration_cores=["auto"])
+        s = _train(store, tmp_path / f"s{seed}", "CaCO3", [held], seed, calibration_cores=["auto"],
+                   interval_method="split-conformal")
         run = json.loads((tmp_path / f"s{seed}" / "run.json").read_text())
         cal = run["calibration_cores"]
         assert held not in cal and run["holdout_cores"] == [held] and len(cal) == 4
@@ -164,6 +165,7 @@ def test_caco3_coverage_on_held_out_cores_over_seeds_is_near_nominal(store, tmp_
         widths.append(iv["mean_width"])
     assert abs(covered / n - LEVEL) <= 0.1, covered / n
     assert all(w > 0 for w in widths)
+    assert s.metrics["calibration"]["method"] == "split-conformal"
 
 
 def test_a_shifted_core_breaks_exchangeability_and_the_run_says_so(store, tmp_path):
@@ -252,7 +254,7 @@ def test_the_evaluation_pools_coverage_over_seeds_and_names_broken_cores(tmp_pat
     assert summary["coverage"].iloc[0] == pytest.approx((cov[0] * 40 + cov[1] * 60) / 100)
     assert summary["coverage_min"].iloc[0] == min(cov) and len(runs) == 2
     text = interval_section(results, tmp_path, EvalConfig().replace(interval="0.9"))
-    assert "| CaCO3 | max | 0.9 | 2 |" in text and (tmp_path / "intervals.csv").is_file()
+    assert "| CaCO3 | max | 0.9 | absolute/pairs | 2 |" in text and (tmp_path / "intervals.csv").is_file()
     assert cov[1] < 0.5 and "held-out core H" in text  # the shifted seed breaks exchangeability and says so
 
 

@@ -114,14 +114,18 @@ def _calibration_cores(store, plugin, asked, inherited, holdout, *, target, seed
 def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, config: str | None = None,
           sets: dict[str, str] | None = None, epochs: int | None = None, holdout_cores=None,
           target: str | None = None, init=None, progress: bool = True, resume: bool = False,
-          keep_flagged: bool = False, overwrite: bool = False, calibration_cores=None):
+          keep_flagged: bool = False, overwrite: bool = False, calibration_cores=None,
+          interval_method: str | None = None):
     """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`.
 
     Spectra that QC flagged bad or suspect are left out of the plugin's loaders unless
     ``keep_flagged``; ``run.json`` records the policy and what it left out (``qc``).
     ``calibration_cores`` (names, or ``["auto"]`` for a seeded quarter of the labelled cores) are
     kept out of training like held-out cores; a regression run then scores them and stores the
-    conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.intervals`).
+    conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.intervals`);
+    ``interval_method`` picks how: ``split-conformal`` (default, the original), ``split-conformal-cores``,
+    or ``cross-conformal-cores`` (no calibration cores: out-of-fold scores of every training core,
+    :mod:`xrfhub.crossconformal`).
     Everything is checked before ``out`` is created; a refused run leaves no folder behind.
 
     Under ``torchrun`` (WORLD_SIZE > 1) the ranks join one process group and train one model
@@ -135,14 +139,14 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
         return _train(name, store, stage=stage, out=out, plugin_from=plugin_from, config=config, sets=sets,
                       epochs=epochs, holdout_cores=holdout_cores, target=target, init=init, progress=progress,
                       resume=resume, keep_flagged=keep_flagged, overwrite=overwrite,
-                      calibration_cores=calibration_cores)
+                      calibration_cores=calibration_cores, interval_method=interval_method)
     finally:
         if started:
             ddp.stop()
 
 
 def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, progress,
-           resume, keep_flagged, overwrite, calibration_cores):
+           resume, keep_flagged, overwrite, calibration_cores, interval_method):
     import shutil
 
     from . import ddp
@@ -184,6 +188,21 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
                                          seed=int(getattr(cfg, "seed", 0)), stage=stage)
     elif calibration_cores:
         raise ConfigError(f"--calibration-cores: plugin {name!r} is a classifier; intervals are for regression")
+    cross = False
+    if interval_method is not None:
+        from .intervals import METHOD_CV, check_method
+
+        check_method(interval_method)
+        cross = interval_method == METHOD_CV
+        if cross and (calibration_cores or inherited_cal):
+            raise ConfigError(f"--interval-method {METHOD_CV} calibrates on every training core, out of fold: "
+                              "drop --calibration-cores (and pre-train without them)")
+        if cross and ddp.active():  # the folds train one after another in this process alone
+            raise ConfigError(f"--interval-method {METHOD_CV} trains its folds in one process: run it without torchrun")
+        if cross and (not spectra_plugin or not target or stage == "pretrain"):
+            raise ConfigError(f"--interval-method {METHOD_CV} is for a regression run with a --target")
+        if not cross and not calibration:
+            raise ConfigError("--interval-method: the run has no calibration cores; add --calibration-cores")
     # rank 0 alone claims the folder (and may replace it); the others wait until it has
     existed = claim_run_folder(out, resume=resume, overwrite=overwrite) if ddp.is_writer() else True
     ddp.barrier()
@@ -200,10 +219,21 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
             return summary
         run = _read_run(out)
         notes = list(getattr(summary, "warnings", []) or [])
+        if cross:
+            from . import crossconformal
+
+            with qc_policy(policy):
+                cal, folds = crossconformal.calibrate(plugin, store, out, stage=stage, config=cfg, target=target,
+                                                      init=init, holdout=holdout, seed=int(getattr(cfg, "seed", 0)))
+            if init is not None:
+                notes.append(f"cross-conformal: every fold fine-tuned from --init {init}, whose pre-training saw "
+                             "the fold cores' spectra (not their lab values): coverage may be optimistic")
+            notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal, {"folds": folds})
         if calibration:
             run["holdout_cores"], run["calibration_cores"] = list(holdout), list(calibration)
             if target and stage != "pretrain":
-                notes += _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal)
+                notes += _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal,
+                                    interval_method)
     except XrfhubError:
         if not existed and not resume:  # a refusal leaves nothing behind
             shutil.rmtree(out, ignore_errors=True)
@@ -225,7 +255,8 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
     return summary
 
 
-def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal) -> list[str]:
+def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal,
+               method=None) -> list[str]:
     """Score the calibration cores with the trained run; store the calibration; rescore held-out
     cores without them (the plugin saw both as cores it must not train on)."""
     from . import intervals
@@ -242,13 +273,27 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
     cx, cy, ccores, _ = labelled_samples(store, target, cores=list(calibration))
     if len(cy) == 0:
         raise ConfigError(f"--calibration-cores {','.join(calibration)}: no labelled {target} pairs to calibrate on")
-    cal = intervals.calibrate(predictor, cx, cy, ccores, target, notes)
+    cal = intervals.calibrate(predictor, cx, cy, ccores, target, notes, method=method or intervals.METHOD)
+    _, ty, _, _ = labelled_samples(store, target, exclude_cores=list(holdout) + list(calibration))
+    extra = regression_metrics(cy, predictor(cx), float(np.mean(ty)))
+    return _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra)
+
+
+def _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra) -> list[str]:
+    """Store a run's calibration, record it in the metrics and score the held-out cores with it."""
+    from . import intervals
+    from .loaders import labelled_samples
+    from .metrics import regression_metrics
+
+    notes = list(cal.notes)
+    predictor = plugin.predictor(out)
     cal.save(out)
     _, ty, _, _ = labelled_samples(store, target, exclude_cores=list(holdout) + list(calibration))
     train_mean = float(np.mean(ty))
     metrics = run.setdefault("metrics", {})
-    metrics["calibration"] = {**regression_metrics(cy, predictor(cx), train_mean), "cores": list(calibration),
-                              "score": cal.score,
+    metrics["calibration"] = {**extra, "cores": list(cal.cores), "n": cal.n,
+                              "method": cal.method, "score": cal.score, "weighting": cal.weighting,
+                              "selection": cal.selection,
                               "half_width_90": cal.half_width(0.9) if cal.n >= intervals.min_pairs(0.9) else None}
     metrics.pop("held_out", None)
     if holdout:
@@ -261,8 +306,8 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
                 metrics["held_out"]["interval_90"] = intervals.coverage(hy, lower, upper)
                 notes += intervals.exchangeability_notes(hy, lower, upper, hcores, 0.9)
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    if len(calibration) < intervals.FEW_CORES:
-        notes.append(f"only {len(calibration)} calibration core(s): the coverage on a new core varies widely with "
+    if len(cal.cores) < intervals.FEW_CORES:
+        notes.append(f"only {len(cal.cores)} calibration core(s): the coverage on a new core varies widely with "
                      f"so few (docs/results.md); {intervals.FEW_CORES} or more are better")
     if cal.n < intervals.min_pairs(0.9):
         notes.append(f"only {cal.n} calibration pairs: a 0.9 interval needs {intervals.min_pairs(0.9)}")

@@ -186,9 +186,15 @@ def plugins_():
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder --out.")
 @click.option("--calibration-cores", default=None,
               help="Whole cores kept out of training to calibrate prediction intervals: 'auto' or names.")
+@click.option("--interval-method", type=click.Choice(["split-conformal", "split-conformal-cores",
+                                                      "cross-conformal-cores"]), default=None,
+              help="How intervals are calibrated: split-conformal (default with --calibration-cores: pooled "
+                   "absolute residual), split-conformal-cores (score and weighting chosen leaving one calibration "
+                   "core out), cross-conformal-cores (no --calibration-cores: 5 extra trainings on folds of whole "
+                   "cores score every training core out of fold).")
 @_friendly
 def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
-          keep_flagged, overwrite, calibration_cores):
+          keep_flagged, overwrite, calibration_cores, interval_method):
     """Train MODEL from the store."""
     from xrfhub import registry, training
 
@@ -197,7 +203,8 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     cal = [c.strip() for c in calibration_cores.split(",") if c.strip()] if calibration_cores else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
-                             resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal)
+                             resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal,
+                             interval_method=interval_method)
     from xrfhub.ddp import is_writer
 
     if not is_writer():  # under torchrun: rank 0 reports

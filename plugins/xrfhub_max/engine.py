@@ -89,10 +89,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, config: MaxConfig, lr: float) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, config: MaxConfig, lr: float,
+                    layer_decay: float = 1.0) -> torch.optim.AdamW:
     """AdamW with the fused kernel where torch has one for the device (fewer passes over
-    the parameters), else the multi-tensor one."""
-    groups = param_groups(model, config.weight_decay)
+    the parameters), else the multi-tensor one; ``layer_decay`` < 1 scales each layer's rate
+    (``layer_decay.py``, fine-tuning only)."""
+    if layer_decay != 1.0:
+        from .layer_decay import decayed_groups
+
+        groups = decayed_groups(model.named_parameters(), config.depth, layer_decay, config.weight_decay)
+    else:
+        groups = param_groups(model, config.weight_decay)
     try:
         return torch.optim.AdamW(groups, lr=lr, betas=config.betas, fused=True)
     except (RuntimeError, TypeError):
@@ -271,7 +278,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
              progress: bool = True,
              wrap: Callable[[nn.Module], nn.Module] | None = None, split_batches: bool = False) -> FitResult:
     """Fine-tune a ``MaxRegressor`` on ``(spectra, target)`` batches (lr ``config.finetune_lr``,
-    warm-up ``config.finetune_warmup`` of the epochs).
+    warm-up ``config.finetune_warmup`` of the epochs, layer-wise decay ``config.layer_decay``).
 
     Targets are z-scored with ``target_stats`` (``{"mean", "std"}``; computed from the training
     batches when None) saved as ``target_stats.json``. Returns the validation predictions of the
@@ -292,7 +299,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     task = _Regression(transform, device, float(target_stats["mean"]),
                        float(target_stats["std"]))
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
-                  warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches)
+                  warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches, config.layer_decay)
     if val is not None:
         result.predictions, result.targets = predict(model, val, transform, target_stats,
                                                      with_targets=True)
@@ -346,7 +353,7 @@ def _prepare_transform(config, transform, run_dir: Path, resume: bool, spectra) 
 
 def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
          val: BatchSource | None, run_dir: Path, base_lr: float, warmup: float, resume: bool,
-         progress: bool, wrap, split: bool = False) -> FitResult:
+         progress: bool, wrap, split: bool = False, layer_decay: float = 1.0) -> FitResult:
     rank, world = _rank_world()
     main = rank == 0
     device = task.device
@@ -354,7 +361,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
         run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     model.to(device)
-    optimizer = build_optimizer(model, config, base_lr)
+    optimizer = build_optimizer(model, config, base_lr, layer_decay)
     generators = {"mask": task.generator} if task.generator is not None else {}
 
     done, step, best_epoch, best_loss = 0, 0, None, None
@@ -388,7 +395,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
             lr = learning_rate(epoch + i / n_steps, base_lr, config.min_lr, warmup,
                                config.epochs)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             part, rows, share_n = _local(batch, split)
             with autocast(device, config.amp):
                 loss, size = task.loss(net, part, training=True, rows=rows)

@@ -204,6 +204,9 @@ class Evaluation:
         from .. import intervals
 
         c = self.config
+        if c.interval_method not in (intervals.METHOD, intervals.METHOD_CORES):
+            raise ConfigError(f"interval_method={c.interval_method}: the evaluation holds calibration cores apart; "
+                              f"use {intervals.METHOD} or {intervals.METHOD_CORES}")
 
         def run(folder: Path) -> dict:
             pairs, split = self.pairs[target], self.splits[target, seed]
@@ -216,7 +219,8 @@ class Evaluation:
             chosen = self.chosen_lr(model, target) if model != "baseline" else None
             start = time.perf_counter()
             fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, None, "interval")
-            calibration = intervals.calibrate(fitted.predict, cal.x, cal.y, cal.cores, target)
+            calibration = intervals.calibrate(fitted.predict, cal.x, cal.y, cal.cores, target,
+                                              method=c.interval_method, level=c.interval)
             pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
             lower, upper = calibration.interval(pred, c.interval)
             return {"n_train": len(train), "n_val": len(val), "n_calibration": len(cal), "lr": chosen,

@@ -1,0 +1,78 @@
+"""Cross-conformal calibration over folds of whole training cores (``--interval-method cross-conformal-cores``).
+
+Why: split conformal holds a quarter of the cores apart (4 of 14 on a 16-core store, 1-2 on a
+small one), and between-core differences, not the number of pairs, set the interval: with so few
+cores the one that happens to be drawn decides (docs/results.md). Here the labelled training
+cores are split (seeded) into ``FOLDS`` groups of whole cores; the plugin is trained once per
+fold without that fold's cores, and those cores are scored by that fold's model. Every training
+core then contributes out-of-fold scores, while the run's own model trains on all of them.
+
+This is the K-fold cross-conformal construction of Vovk (2015, "Cross-conformal predictors") and
+Barber, Candès, Ramdas & Tibshirani (2021, "Predictive inference with the jackknife+"), with groups
+of cores as the folds. Our interval is the full model's prediction plus or minus the quantile of
+the out-of-fold scores (the "CV" interval of Barber et al., not CV+): its guarantee is
+approximate (fold models see 1/FOLDS fewer cores than the full one, so their residuals are, if
+anything, larger), which is why coverage on held-out cores is measured and reported. The score and
+weighting are then chosen leaving one core out, as in :func:`xrfhub.intervals.select`, now over
+every training core. Cost: FOLDS extra trainings.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import intervals
+from .errors import ConfigError
+
+FOLDS = 5
+FOLDS_DIR = "cross-conformal-folds"  # removed once the folds are scored
+
+
+def fold_cores(pool, *, seed: int, folds: int = FOLDS) -> list[list[str]]:
+    """Whole cores in ``min(folds, cores)`` seeded groups of near-equal size."""
+    pool = sorted(set(map(str, pool)))
+    if len(pool) < 3:
+        raise ConfigError(f"--interval-method {intervals.METHOD_CV} needs at least 3 labelled cores outside the "
+                          f"held-out ones; the store has {len(pool)}: {', '.join(pool) or 'none'}")
+    order = np.random.default_rng([int(seed), 13]).permutation(len(pool))
+    k = min(int(folds), len(pool))
+    return [sorted(pool[i] for i in order[j::k]) for j in range(k)]
+
+
+def calibrate(plugin, store, out, *, stage: str, config, target: str, init, holdout, seed: int,
+              notes=(), progress: bool = False) -> tuple[intervals.Calibration, list[list[str]]]:
+    """Train the plugin once per fold (without the fold's cores and the held-out ones), score the
+    fold's labelled pairs with it, and calibrate on all those out-of-fold scores; also the folds."""
+    from .loaders import labelled_samples
+
+    if not hasattr(plugin, "predictor"):
+        raise ConfigError(f"plugin {plugin.name!r} offers no predictor(run_dir); calibrated intervals need one")
+    pool = [c for c in intervals.labelled_cores(store, target) if c not in set(holdout)]
+    folds = fold_cores(pool, seed=seed)
+    root = Path(out) / FOLDS_DIR
+    ys, preds, cores, scales = [], [], [], []
+    try:
+        for i, fold in enumerate(folds):
+            fold_out = root / f"fold{i}"
+            plugin.train(store, stage=stage, out=fold_out, config=config, target=target, init=init,
+                         holdout_cores=tuple(holdout) + tuple(fold), progress=progress)
+            predictor = plugin.predictor(fold_out)
+            x, y, c, _ = labelled_samples(store, target, cores=fold)
+            if len(y) == 0:
+                continue
+            ys.append(y)
+            preds.append(np.asarray(predictor(x), dtype=np.float64))
+            cores.append(c)
+            scale_fn = getattr(predictor, "scale", None)
+            scales.append(None if scale_fn is None else np.asarray(scale_fn(x), dtype=np.float64))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if not ys:
+        raise ConfigError(f"--interval-method {intervals.METHOD_CV}: no labelled {target} pairs outside the "
+                          "held-out cores")
+    scale = None if any(s is None for s in scales) else np.concatenate(scales)
+    cal = intervals.from_predictions(np.concatenate(ys), np.concatenate(preds), np.concatenate(cores), target,
+                                     notes, method=intervals.METHOD_CV, scale=scale)
+    return cal, folds
