@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, identifiers
 from .elements import elements_dataset  # noqa: F401 - kept importable from build
 from .hubplan import HubPlan
 from .records import CoreRecord, Process, SpectraBlock
@@ -101,7 +101,7 @@ def write_generation(store: Store, current: Generation | None, records, changed:
 
     carried = dict(old_manifest.get("runs", {}))
     for run_id, run in (run_files or {}).items():  # rebuild of an old store: runs moved out of core files
-        nxrun.write(gen.path / layout.run_file(run_id), run)
+        nxrun.write(gen.path / layout.run_file(run_id), run, identifiers.run_uuid(run_id))
         carried[run_id] = run_entry(run)
     plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
     per_core_alignment = plan.write(sources, sources if full else None)

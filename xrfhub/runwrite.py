@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from . import __version__
+from . import __version__, identifiers
 from .errors import StoreError
 from .store import layout
 
@@ -55,7 +55,7 @@ def commit_run(store, current, run, make_dataset, total: int, linked=None) -> No
     for part in (layout.NEXUS_DIR, layout.INDEX_DIR, layout.RUNS_DIR, layout.HUB):
         if (current.path / part).exists():
             link_tree(current.path / part, gen.path / part)
-    write(gen.path / layout.run_file(run.run_id), run)
+    write(gen.path / layout.run_file(run.run_id), run, identifiers.run_uuid(run.run_id))
     group = layout.predictions_group(run.run_id)
     rows.write_group(None, gen.hub_path, group, 0, total, lambda _s, _n=None: make_dataset(), row_dim=_row_dim(run),
                      chunked={}, default_rows=layout.COORD_CHUNK_ROWS, attrs={}, linked=linked)

@@ -21,7 +21,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import identifiers
 from . import layout
 from .nxfields import STR as _STR, text as _text
 
@@ -47,8 +46,9 @@ class RunFile:
     inputs: dict[str, str] = field(default_factory=dict)
 
 
-def write(path: Path, run: RunFile) -> None:
-    """Write ``run`` to ``path`` (a new file in an uncommitted generation)."""
+def write(path: Path, run: RunFile, uuid: str) -> None:
+    """Write ``run`` to ``path`` (a new file in an uncommitted generation); ``uuid`` is the run's
+    stable identifier (``identifiers.run_uuid``: derived above the store, which keeps no ids policy)."""
     order = np.argsort(run.keys["core"].to_numpy().astype(str), kind="stable")
     keys = run.keys.iloc[order].reset_index(drop=True)
     cores = keys["core"].to_numpy().astype(str)
@@ -63,7 +63,7 @@ def write(path: Path, run: RunFile) -> None:
         entry.create_dataset("title", data=run.run_id, dtype=_STR)
         # the run's stable identifiers, as the core files carry theirs (FAIR: F1)
         entry.create_dataset("entry_identifier", data=run.run_id, dtype=_STR)
-        entry.create_dataset("entry_identifier_uuid", data=identifiers.run_uuid(run.run_id), dtype=_STR)
+        entry.create_dataset("entry_identifier_uuid", data=uuid, dtype=_STR)
         proc = entry.create_group("process")
         proc.attrs["NX_class"] = "NXprocess"
         for name, value in (("program", run.program), ("version", run.version), ("date", run.date),
