@@ -89,7 +89,8 @@ def main() -> None:
     import zarr
 
     import xrfhub
-    from xrfhub.loaders import SpectrumTransform, spectra_stream
+    from xrfhub.loaders import spectra_stream
+    from xrfhub.transforms import SpectrumTransform
 
     store = args.workdir / f"store-{args.spectra}-{codec_tag()}"
     if not (store / "store.json").exists():

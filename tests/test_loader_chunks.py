@@ -15,7 +15,8 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from xrfhub.errors import StoreError
 from xrfhub.chunkreader import ChunkReader
-from xrfhub.loaders import BatchStream, SpectrumTransform, read_rows
+from xrfhub.loaders import BatchStream, read_rows
+from xrfhub.transforms import SpectrumTransform
 
 N, WIDTH, CHUNK = 5000, 64, 512  # ten chunks, the last one partial
 

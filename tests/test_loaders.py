@@ -4,8 +4,8 @@ import pytest
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import (BatchStream, SpectrumTransform, counts_array, labelled_samples, read_rows,
-                            select_rows, spectra_stream)
+from xrfhub.loaders import BatchStream, counts_array, labelled_samples, read_rows, select_rows, spectra_stream
+from xrfhub.transforms import SpectrumTransform
 
 
 @pytest.fixture

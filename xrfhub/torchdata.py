@@ -21,7 +21,8 @@ import torch  # lazy: only plugins import this module; `import xrfhub` never doe
 from torch.utils.data import IterableDataset, get_worker_info  # lazy: as above
 
 from .errors import ConfigError
-from .loaders import BatchStream, SpectrumTransform, hub_counts
+from .loaders import BatchStream, hub_counts
+from .transforms import SpectrumTransform
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -44,7 +44,7 @@ from xrfhub.torchdata import pick_device
 
 from . import checkpoint as ckpt
 from .config import MaxConfig
-from .transforms import Transform, channel_stats
+from .transforms import Transform
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def _prepare_transform(config, transform, run_dir: Path, resume: bool, spectra) 
     transform = transform or Transform(config.transform)
     if transform.needs_fit:
         log.info("fitting channel statistics on the training spectra")
-        transform.fit(channel_stats(spectra()))
+        transform.fit(spectra())
     return transform
 
 
