@@ -52,10 +52,6 @@ def qc_policy(policy: str):
         _QC_POLICY.reset(token)
 
 
-def current_qc_policy() -> str:
-    return _QC_POLICY.get()
-
-
 def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: float | None = 10.0,
                 valid_only: bool = True, where: dict | None = None, qc: str | None = None) -> np.ndarray:
     """Row numbers of ``ds`` (a spectra or samples dataset) that pass every filter, sorted.
