@@ -11,7 +11,7 @@ from xrfhub.errors import ConfigError, InputError
 from xrfhub_max.config import PRESETS, MaxConfig
 from xrfhub_max.model import (MaxAutoencoder, MaxRegressor, count_parameters, random_masking,
                               sincos_positions)
-from xrfhub.transforms import SpectrumTransform, channel_stats
+from xrfhub.ml.transforms import SpectrumTransform, channel_stats
 from xrfhub_max.transforms import Transform
 
 TINY = MaxConfig.from_preset("tiny")

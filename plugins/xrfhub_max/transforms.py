@@ -1,7 +1,7 @@
 """Input scalings of MAX on the device: the core transform, applied to torch tensors too.
 
 The scalings themselves (instance z-score, channel z-score, log; source document 000, eqs. 1-5),
-their fitting and their serialised form are :class:`xrfhub.transforms.SpectrumTransform`, which
+their fitting and their serialised form are :class:`xrfhub.ml.transforms.SpectrumTransform`, which
 the loaders use as well; a run folder's ``transform.json`` is its ``to_dict``. The MAX engine
 scales batches already on the GPU, so ``Transform`` adds only the same operations in torch,
 with the core object's ``kind``, ``eps`` and fitted statistics (the tests check that both give
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from xrfhub.transforms import SpectrumTransform
+from xrfhub.ml.transforms import SpectrumTransform
 
 
 class Transform(SpectrumTransform):
-    """:class:`~xrfhub.transforms.SpectrumTransform` that also scales torch tensors, on their device."""
+    """:class:`~xrfhub.ml.transforms.SpectrumTransform` that also scales torch tensors, on their device."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

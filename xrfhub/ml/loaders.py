@@ -5,8 +5,9 @@ spectrum (DESIGN section 8). So a stream reads whole chunks, shuffles inside a b
 and cuts batches; when the selection fits in memory it is loaded once and shuffled exactly.
 Chunks of the hub's plain layout are decoded here, straight into numpy buffers, by a small
 thread pool that also applies the transform (:class:`ChunkReader`; the transforms live in
-:mod:`xrfhub.transforms`); other arrays, and any read on a dask.distributed client, go through dask. Nothing here imports torch:
-:mod:`xrfhub.torchdata` wraps these streams as torch datasets.
+:mod:`xrfhub.ml.transforms`); other arrays, and any read on a dask.distributed client, go
+through dask. Nothing here imports torch: :mod:`xrfhub.ml.torchdata` wraps these streams as
+torch datasets.
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import api
+from .. import api
 from .chunkreader import BufferPool, ChunkReader, Inline
-from .errors import ConfigError
-from .store import layout
+from ..errors import ConfigError
+from ..store import layout
 from .transforms import SpectrumTransform
 
 
@@ -41,7 +42,7 @@ _QC_POLICY: contextvars.ContextVar[str] = contextvars.ContextVar("xrfhub_qc_poli
 def qc_policy(policy: str):
     """Within the block, ``select_rows`` leaves out the QC flags of ``policy`` ("exclude": bad and
     suspect, the default; "strict": also indeterminate; "keep": none). ``xrfhub train --keep-flagged``."""
-    from .qc.store import POLICIES
+    from ..qc.store import POLICIES
 
     if policy not in POLICIES:
         raise ConfigError(f"unknown QC policy {policy!r}; policies: {', '.join(POLICIES)}")
@@ -73,7 +74,7 @@ def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: floa
     if valid_only and "valid" in ds.coords:
         keep &= ds["valid"].values.astype(bool)
     if valid_only and "qc_flag" in ds.coords:
-        from .qc.store import left_out
+        from ..qc.store import left_out
 
         keep &= ~left_out(ds["qc_flag"].values, qc or _QC_POLICY.get())
     for name, accepted in (where or {}).items():
@@ -430,7 +431,7 @@ def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size:
     one voltage, batch by batch (never all spectra in memory); other rows get NaN.
 
     Returns the spectra group predicted and the values over its rows, ready for
-    :class:`xrfhub.registry.Predictions`. Inside :func:`xrfhub.cluster.predicting_on` the same
+    :class:`xrfhub.ml.registry.Predictions`. Inside :func:`xrfhub.ml.cluster.predicting_on` the same
     batches are computed on a dask.distributed cluster instead.
     """
     ds = api.open(store, "spectra", index=False)

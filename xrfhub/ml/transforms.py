@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 KINDS = ("instance", "channel", "log", "none")
 EPS = 1e-6
