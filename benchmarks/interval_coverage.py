@@ -2,12 +2,12 @@
 
 Generates small stores (``xrfhub.synth``), and per seed holds out one core, draws a quarter of the
 others for calibration (``intervals.choose_cores``) and trains the linear plugin of
-``tests/test_intervals.py`` through ``xrfhub.training.train`` (the generic path every regression
+``tests/test_intervals.py`` through ``xrfhub.ml.training.train`` (the generic path every regression
 plugin takes). The run is calibrated with ``split-conformal-cores`` (score and weighting chosen by
 leave-one-calibration-core-out coverage: calibration cores only); the same predictions are also
 calibrated with the original ``split-conformal`` (pooled absolute residual). A second run on the
 same split uses ``cross-conformal-cores`` (no core held apart: 5 folds of whole training cores,
-out-of-fold scores, ``xrfhub.crossconformal``). All three are scored on the held-out core. Prints one row per store, seed and method, and the pooled coverage
+out-of-fold scores, ``xrfhub.ml.crossconformal``). All three are scored on the held-out core. Prints one row per store, seed and method, and the pooled coverage
 (held-out pairs of every seed together), the mean over cores and the mean width.
 
     python benchmarks/interval_coverage.py --out /tmp/ivbench            # 16 and 8 cores, CaCO3
@@ -44,8 +44,8 @@ def build(root: Path, spec: dict, corpus_seed: int):
 
 
 def one_seed(hub, plugin_file, out: Path, target: str, held: str, seed: int) -> list[dict]:
-    from xrfhub import intervals, registry, training
-    from xrfhub.loaders import labelled_samples
+    from xrfhub.ml import intervals, registry, training
+    from xrfhub.ml.loaders import labelled_samples
 
     training.train("lin", hub, stage="train", out=out, plugin_from=str(plugin_file), target=target,
                    holdout_cores=[held], sets={"seed": str(seed)}, progress=False, calibration_cores=["auto"],

@@ -2,7 +2,7 @@
 
 (a) baseline: numpy fancy indexing of the whole counts array held in memory, in a random
     order, plus instance normalisation to float32;
-(b) ours, streaming: ``xrfhub.loaders.spectra_stream(mode="stream")`` over the compressed Zarr
+(b) ours, streaming: ``xrfhub.ml.loaders.spectra_stream(mode="stream")`` over the compressed Zarr
     hub (whole chunks decoded and transformed ahead by a thread pool, shuffled in a buffer);
 (c) ours, in memory: the same stream with ``mode="memory"`` (first epoch includes the load).
 ``--with-dask`` adds (b) read through dask, the path a dask.distributed client takes.
@@ -89,7 +89,8 @@ def main() -> None:
     import zarr
 
     import xrfhub
-    from xrfhub.loaders import SpectrumTransform, spectra_stream
+    from xrfhub.ml.loaders import spectra_stream
+    from xrfhub.ml.transforms import SpectrumTransform
 
     store = args.workdir / f"store-{args.spectra}-{codec_tag()}"
     if not (store / "store.json").exists():

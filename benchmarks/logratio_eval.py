@@ -19,9 +19,9 @@ import numpy as np
 
 
 def main(argv=None) -> None:
-    from xrfhub.evaluation.protocol import EvalConfig
-    from xrfhub.evaluation.report import _summarise, run_table
-    from xrfhub.evaluation.run import Evaluation, run_cells
+    from xrfhub.ml.evaluation.protocol import EvalConfig
+    from xrfhub.ml.evaluation.report import _summarise, run_table
+    from xrfhub.ml.evaluation.run import Evaluation, run_cells
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", required=True)

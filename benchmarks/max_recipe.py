@@ -42,7 +42,7 @@ def build(root: Path, kind: str, seed: int):
 
 
 def main(argv=None) -> None:
-    from xrfhub import training
+    from xrfhub.ml import training
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path)

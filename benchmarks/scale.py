@@ -102,11 +102,14 @@ from xrfhub import predictions
 import xarray, zarr, h5py
 store = sys.argv[1]
 t = time.perf_counter()
-if hasattr(__import__("xrfhub.loaders").loaders, "predict_spectra"):
+try:  # the loaders live in xrfhub.ml; a --baseline checkout may predate that
+    from xrfhub.ml import loaders
+except ImportError:
+    from xrfhub import loaders
+if hasattr(loaders, "predict_spectra"):
     # the streaming path every spectra plugin predicts through, with a line ratio for a model
-    from xrfhub.loaders import predict_spectra
-    group, values = predict_spectra(store, lambda x: x[:, 360:380].sum(1) / np.maximum(x.sum(1), 1) * 100,
-                                    tube_kv=None, progress=False)
+    group, values = loaders.predict_spectra(store, lambda x: x[:, 360:380].sum(1) / np.maximum(x.sum(1), 1) * 100,
+                                            tube_kv=None, progress=False)
 else:
     group = "spectra/ch%s" % sys.argv[2]
     values = np.random.default_rng(0).uniform(0, 60, xrfhub.open(store, index=False).sizes["spectrum"])
@@ -152,9 +155,12 @@ core = str(ds["core"].values[len(ds["core"]) // 2])
 t = time.perf_counter(); ds.sel(core=core)["counts"].load(); t_sel = time.perf_counter() - t
 out = {"open_s": t_open, "sel_s": t_sel, "import_s": t_import}
 if sys.argv[2] == "1":
-    from xrfhub.loaders import spectra_stream
+    try:  # as in PREDICT: a --baseline checkout may have the loaders outside xrfhub.ml
+        from xrfhub.ml import loaders
+    except ImportError:
+        from xrfhub import loaders
     t = time.perf_counter(); n = 0
-    for batch in spectra_stream(sys.argv[1], mode="stream", batch_size=256, tube_kv=None, seed=0):
+    for batch in loaders.spectra_stream(sys.argv[1], mode="stream", batch_size=256, tube_kv=None, seed=0):
         n += len(batch[0]) if isinstance(batch, tuple) else len(batch)
     out["epoch_s"] = time.perf_counter() - t
     out["epoch_spectra"] = n

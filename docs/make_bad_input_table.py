@@ -54,10 +54,6 @@ def message(result: subprocess.CompletedProcess, tmp: Path) -> str:
 # ---------------------------------------------------------------------------- the cases
 # Each takes (tmp, corpus, store) and returns the CLI arguments to run (or a callable result).
 
-def _scan_file(corpus, name: str) -> Path:
-    return corpus.scans / "SO264-09-2" / "Run 1 at  10kV" / name
-
-
 def _spe(rng, depth, minute, n=2048, core="SO264-09-2"):
     return spe_text(core, "0000", depth, minute=minute, counts=synthetic_counts(rng, 5, n))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import xrfhub
-from xrfhub.evaluation.classification import evaluate
+from xrfhub.ml.evaluation.classification import evaluate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "xrd"
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "diffraction"

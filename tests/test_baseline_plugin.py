@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import training
+from xrfhub.ml import training
 from xrfhub.errors import ConfigError, InputError
-from xrfhub.loaders import labelled_samples
-from xrfhub.metrics import regression_metrics
+from xrfhub.ml.loaders import labelled_samples
+from xrfhub.ml.metrics import regression_metrics
 
 pytest.importorskip("sklearn")
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import training
-from xrfhub.cluster import block_plan, connect
+from xrfhub.ml import training
+from xrfhub.ml.cluster import block_plan, connect
 from xrfhub.errors import ConfigError
 from xrfhub.predictions import list_runs
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import ddp
+from xrfhub.ml import ddp
 from xrfhub.errors import ConfigError
 
 from conftest import run_cli

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub.loaders import counts_array, select_rows, spectra_stream
+from xrfhub.ml.loaders import counts_array, select_rows, spectra_stream
 
 distributed = pytest.importorskip("distributed")
 

@@ -9,9 +9,9 @@ import pytest
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.evaluation import ALL, EvalConfig, evaluate
-from xrfhub.evaluation.protocol import amounts_for, check_no_leak, make_splits
-from xrfhub.evaluation.report import bootstrap_mean_r2, r2
+from xrfhub.ml.evaluation import ALL, EvalConfig, evaluate
+from xrfhub.ml.evaluation.protocol import amounts_for, check_no_leak, make_splits
+from xrfhub.ml.evaluation.report import bootstrap_mean_r2, r2
 
 from conftest import run_cli
 
@@ -99,7 +99,7 @@ def store(tmp_path_factory):
 
 
 def test_the_same_seed_gives_the_same_numbers(store, tmp_path):
-    from xrfhub.evaluation.run import Evaluation
+    from xrfhub.ml.evaluation.run import Evaluation
 
     hub, cores = store
     config = EvalConfig.quick().replace(seeds="0", amounts="all", fewshot_amounts="10", mask_ratios="0.5",

@@ -20,8 +20,8 @@ from conftest import run_cli
 
 pytest.importorskip("torch")
 
-from xrfhub.evaluation.classification import ClassifyConfig, evaluate  # noqa: E402
-from xrfhub.evaluation.classification_report import paired, ramp_table, run_table  # noqa: E402
+from xrfhub.ml.evaluation.classification import ClassifyConfig, evaluate  # noqa: E402
+from xrfhub.ml.evaluation.classification_report import paired, ramp_table, run_table  # noqa: E402
 
 RAMP_N, TRANSITION = 24, 12
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import intervals, training
+from xrfhub.ml import intervals, training
 from xrfhub.errors import ConfigError
 
 LEVEL = 0.9
@@ -75,8 +75,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xrfhub.loaders import labelled_samples, predict_spectra
-from xrfhub.registry import Predictions, RunSummary
+from xrfhub.ml.loaders import labelled_samples, predict_spectra
+from xrfhub.ml.registry import Predictions, RunSummary
 
 
 @dataclass
@@ -234,8 +234,8 @@ def test_interval_refusals(store, tmp_path):
 def test_the_evaluation_pools_coverage_over_seeds_and_names_broken_cores(tmp_path):
     """The report's interval section from cell results as ``xrfhub evaluate --interval`` writes them:
     coverage pooled over seeds by test pairs, min/max per seed, broken cores listed."""
-    from xrfhub.evaluation.intervals_report import interval_section, interval_table
-    from xrfhub.evaluation.protocol import EvalConfig
+    from xrfhub.ml.evaluation.intervals_report import interval_section, interval_table
+    from xrfhub.ml.evaluation.protocol import EvalConfig
 
     rng = np.random.default_rng(0)
     results = []

@@ -1,5 +1,5 @@
-"""The interval methods beyond the original pooled split conformal (``xrfhub.intervals``,
-``xrfhub.crossconformal``): core-weighted quantiles, relative and log scores, the choice leaving
+"""The interval methods beyond the original pooled split conformal (``xrfhub.ml.intervals``,
+``xrfhub.ml.crossconformal``): core-weighted quantiles, relative and log scores, the choice leaving
 one calibration core out, and cross-conformal calibration over folds of whole cores.
 
 The arithmetic is checked on generated numbers whose truth is known; the store path on the
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from xrfhub import crossconformal, intervals, training
+from xrfhub.ml import crossconformal, intervals, training
 from xrfhub.errors import ConfigError
 
 from test_intervals import LEVEL, _train, store  # noqa: F401  (the module-scoped store fixture)

@@ -14,8 +14,9 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from xrfhub.errors import StoreError
-from xrfhub.chunkreader import ChunkReader
-from xrfhub.loaders import BatchStream, SpectrumTransform, read_rows
+from xrfhub.ml.chunkreader import ChunkReader
+from xrfhub.ml.loaders import BatchStream, read_rows
+from xrfhub.ml.transforms import SpectrumTransform
 
 N, WIDTH, CHUNK = 5000, 64, 512  # ten chunks, the last one partial
 

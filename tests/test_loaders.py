@@ -4,8 +4,8 @@ import pytest
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import (BatchStream, SpectrumTransform, counts_array, labelled_samples, read_rows,
-                            select_rows, spectra_stream)
+from xrfhub.ml.loaders import BatchStream, counts_array, labelled_samples, read_rows, select_rows, spectra_stream
+from xrfhub.ml.transforms import SpectrumTransform
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_stream_from_store_and_labelled_samples(store):
 
 def test_torch_dataset_shares_rows_between_workers_exactly_once(store):
     torch = pytest.importorskip("torch")
-    from xrfhub.torchdata import SpectraDataset
+    from xrfhub.ml.torchdata import SpectraDataset
 
     ds = xrfhub.open(store, index=False)
     rows = select_rows(ds, tube_kv=None)

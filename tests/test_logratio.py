@@ -102,7 +102,7 @@ def test_peak_areas_find_a_peak_at_its_xraylib_energy_and_ignore_a_flat_backgrou
 def test_bad_settings_are_refused_with_the_key():
     with pytest.raises(ConfigError, match="form"):
         LogRatioModel(LINES, form="pls")
-    from xrfhub import registry
+    from xrfhub.ml import registry
 
     plugin = registry.load("logratio")
     with pytest.raises(ConfigError, match="min_detected"):
@@ -174,7 +174,7 @@ def test_denominator_choice_never_uses_the_held_out_cores(tmp_path):
         corpus = write_corpus(tmp_path / f"c{i}", cores=CORES, kv30_core=None)
         _with_lab_values(corpus, {CORES[0]: factor})
         xrfhub.ingest([corpus.scans, corpus.lab], tmp_path / f"h{i}", progress=False)
-        from xrfhub import training
+        from xrfhub.ml import training
 
         summary = training.train("logratio", tmp_path / f"h{i}", stage="train", out=tmp_path / f"r{i}",
                                  target="CaCO3", holdout_cores=[CORES[0]], progress=False)
@@ -187,8 +187,8 @@ def test_denominator_choice_never_uses_the_held_out_cores(tmp_path):
 
 @pytest.mark.slow  # ~30 s; test_evaluate's quick end-to-end run covers the logratio column by default
 def test_evaluate_runs_logratio_cells_beside_the_baseline_on_the_protocol_splits(tmp_path):
-    from xrfhub.evaluation.protocol import EvalConfig
-    from xrfhub.evaluation.run import Evaluation, run_cells
+    from xrfhub.ml.evaluation.protocol import EvalConfig
+    from xrfhub.ml.evaluation.run import Evaluation, run_cells
     from xrfhub.synth import generate_corpus
 
     generate_corpus(tmp_path / "corpus", size="tiny", seed=5)
@@ -250,7 +250,7 @@ def test_real_itrax_core_calibrates_icp_values_through_the_cli(tmp_path):
     lo, hi = table["Ca"].min() / 1e4, table["Ca"].max() / 1e4  # stored in wt%: mg/kg / 10^4
     assert lo / 3 < np.nanmedian(values) < hi * 3
     # the MLC form on every line also trains on this core
-    from xrfhub import training
+    from xrfhub.ml import training
 
     fe = training.train("logratio", store, stage="train", out=tmp_path / "fe", target="Fe", progress=False)
     assert fe.metrics["model"]["form"] == "mlc" and fe.metrics["model"]["denominator"] != "Fe-Ka"
@@ -281,7 +281,7 @@ def _rescan(corpus, core: str, run: int, sections, ca_gain: float, seed: int) ->
 def test_drift_correction_is_fitted_on_replicate_scans_and_fixes_a_head_change(tmp_path):
     """Core A scanned with head 1 and again (one section) with head 2; core C only with head 2,
     held out. The Ca factor of head 2 is measured on A's replicate and undoes C's bias."""
-    from xrfhub import training
+    from xrfhub.ml import training
     from xrfhub_logratio import drift
 
     a, b, c = "PS75-056-1", "SO264-09-2", "PS97-065-2"
@@ -328,7 +328,7 @@ def test_auto_transform_picks_the_part_to_rest_log_ratio_for_a_percentage_by_cro
 
 
 def test_the_evaluation_summary_sets_logratio_beside_max_and_the_baseline():
-    from xrfhub.evaluation.summary import claims, side_by_side
+    from xrfhub.ml.evaluation.summary import claims, side_by_side
 
     rows = [dict(target="CaCO3", model=m, amount=a, n_train=n, r2_mean=r2, r2_ci_low=r2 - 0.05, r2_ci_high=r2 + 0.05,
                  rmse_mean=1.0, val_r2_mean=0.9)

@@ -11,7 +11,8 @@ from xrfhub.errors import ConfigError, InputError
 from xrfhub_max.config import PRESETS, MaxConfig
 from xrfhub_max.model import (MaxAutoencoder, MaxRegressor, count_parameters, random_masking,
                               sincos_positions)
-from xrfhub_max.transforms import Transform, channel_stats
+from xrfhub.ml.transforms import SpectrumTransform, channel_stats
+from xrfhub_max.transforms import Transform
 
 TINY = MaxConfig.from_preset("tiny")
 
@@ -200,7 +201,7 @@ def test_channel_zscore_divides_constant_channels_by_one(tmp_path):
     stats = channel_stats([x[:200], x[200:]])
     assert np.allclose(stats["mean"], x.mean(0), atol=1e-4)
     assert np.allclose(stats["std"], x.std(0), atol=1e-4)
-    t = Transform("channel").fit(stats)
+    t = Transform("channel").fit_stats(stats)
     out = t(torch.from_numpy(x))
     assert torch.allclose(out[:, 2], torch.zeros(500))  # (0 - 0) / 1
     assert torch.allclose(out.mean(0)[[0, 1, 3]], torch.zeros(3), atol=1e-4)
@@ -210,6 +211,32 @@ def test_channel_zscore_divides_constant_channels_by_one(tmp_path):
         Transform("channel")(x)
     with pytest.raises(ConfigError, match="channels"):
         t(np.zeros((1, 9)))
+
+
+def test_torch_and_numpy_scalings_agree_for_every_kind():
+    # one formula: the plugin's torch branch must give what the core (numpy) transform gives
+    x = np.random.default_rng(1).poisson(80, (6, 32)).astype(np.float32)
+    x[2] = 5.0  # a flat spectrum
+    for kind in ("instance", "channel", "log", "none"):
+        core = SpectrumTransform(kind).fit([x])
+        plugin = Transform.from_dict(core.to_dict())
+        assert np.allclose(plugin(torch.from_numpy(x)).numpy(), core(x), atol=1e-5), kind
+        np.testing.assert_array_equal(plugin(x), core(x))
+
+
+def test_transform_dicts_saved_before_the_merge_still_load():
+    # run folders hold transform.json as the MAX plugin wrote it (with eps), and the loaders'
+    # transform wrote no eps; both must load into the one implementation with their old values
+    mean, std = [1.0, 2.0, 3.0], [0.5, 0.0, 2.0]
+    max_saved = {"kind": "channel", "eps": 1e-6, "mean": mean, "std": std}
+    loaders_saved = {"kind": "channel", "mean": mean, "std": [0.5, 1.0, 2.0]}
+    x = np.array([[2.0, 2.0, 7.0]], dtype=np.float32)
+    for saved in (max_saved, loaders_saved):
+        for cls in (Transform, SpectrumTransform):
+            t = cls.from_dict(saved)
+            np.testing.assert_allclose(t(x), [[2.0, 0.0, 2.0]])
+    old_instance = Transform.from_dict({"kind": "instance", "eps": 1e-3, "mean": None, "std": None})
+    assert old_instance.eps == 1e-3 and old_instance.to_dict()["eps"] == 1e-3
 
 
 def test_log_transform_is_log1p_of_counts():

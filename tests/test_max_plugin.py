@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import registry, training
+from xrfhub.ml import registry, training
 from xrfhub.errors import ConfigError
 
 pytest.importorskip("torch")
@@ -106,8 +106,8 @@ from pathlib import Path
 import numpy as np
 
 import xrfhub
-from xrfhub.loaders import labelled_samples, select_rows
-from xrfhub.registry import Predictions, RunSummary
+from xrfhub.ml.loaders import labelled_samples, select_rows
+from xrfhub.ml.registry import Predictions, RunSummary
 
 
 @dataclass

@@ -179,7 +179,7 @@ def test_alignment_keeps_flagged_spectra_when_told_through_the_command_line(qc_s
 
 
 def test_loaders_leave_flagged_spectra_out_unless_told_to_keep_them(qc_store_dir):
-    from xrfhub.loaders import qc_policy, select_rows
+    from xrfhub.ml.loaders import qc_policy, select_rows
 
     store, _root, _out = qc_store_dir
     ds = xrfhub.open(store, index=False)
@@ -326,8 +326,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import xrfhub
-from xrfhub.loaders import select_rows
-from xrfhub.registry import RunSummary
+from xrfhub.ml.loaders import select_rows
+from xrfhub.ml.registry import RunSummary
 
 
 @dataclass
@@ -358,7 +358,7 @@ counter = Counter()
 
 
 def test_training_leaves_flagged_spectra_out_by_default_and_records_what(qc_store_dir, tmp_path):
-    from xrfhub import training
+    from xrfhub.ml import training
 
     store, _root, _out = qc_store_dir
     path = tmp_path / "counter.py"

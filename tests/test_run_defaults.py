@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import training
+from xrfhub.ml import training
 from xrfhub.errors import ConfigError
 
 from test_intervals import LINEAR_PLUGIN

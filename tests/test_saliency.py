@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_corpus
-from xrfhub.saliency import detector_fwhm_kev, name_peak, reference_lines, salient_peaks
+from xrfhub.ml.saliency import detector_fwhm_kev, name_peak, reference_lines, salient_peaks
 
 
 def test_detector_resolution_is_that_of_a_silicon_drift_detector():
@@ -52,7 +52,7 @@ def test_salient_peaks_are_one_per_resolution_element():
 def run(tmp_path_factory):
     pytest.importorskip("torch")
     import xrfhub
-    from xrfhub import training
+    from xrfhub.ml import training
 
     root = tmp_path_factory.mktemp("saliency")
     corpus = write_corpus(root / "corpus")

@@ -111,7 +111,7 @@ def test_a_model_predicts_its_voltage_and_says_which_spectra_it_left(paired_stor
     pytest.importorskip("torch")
     import xrfhub
     from conftest import run_cli
-    from xrfhub import training
+    from xrfhub.ml import training
 
     out = tmp_path / "ft"
     training.train("max", paired_store, stage="finetune", out=out, config="tiny", target="CaCO3", epochs=1,
@@ -125,7 +125,7 @@ def test_a_model_predicts_its_voltage_and_says_which_spectra_it_left(paired_stor
 
 def test_a_model_for_another_voltage_than_the_pairs_is_refused(paired_store, tmp_path):
     pytest.importorskip("torch")
-    from xrfhub import training
+    from xrfhub.ml import training
 
     with pytest.raises(ConfigError, match=r"paired with 10 kV spectra .* this run is for 30 kV.*--align-kv 30"):
         training.train("max", paired_store, stage="finetune", out=tmp_path / "ft30", config="tiny",

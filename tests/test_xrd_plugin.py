@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import registry, training
+from xrfhub.ml import registry, training
 from xrfhub.api import resolve
 from xrfhub.errors import ConfigError
 from xrfhub.predictions import list_runs

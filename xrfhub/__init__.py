@@ -6,7 +6,8 @@
     >>> ds.sel(core="PS75-056-1", depth_mm=slice(100, 500))       # doctest: +SKIP
 
 ``import xrfhub`` stays light (no torch, submodules load on first use): ingest and queries
-work without any ML stack.
+work without any ML stack. The model side (plugins, training, intervals, evaluation) is
+:mod:`xrfhub.ml`, which builds on this package and is never imported by it.
 """
 from __future__ import annotations
 

@@ -169,10 +169,6 @@ class LabTable:
         return [c for c in self.samples.columns if c not in fixed]
 
 
-#: Columns of a SpectraBlock's ``coords`` table besides the layout's per-spectrum coordinates.
-BLOCK_EXTRA_COLUMNS = ("header", "warnings")
-
-
 @dataclass
 class SpectraBlock:
     """Many spectra of one channel count in columnar form: what the store reads and writes.

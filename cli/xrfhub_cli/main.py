@@ -79,7 +79,7 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
     if gain is not None and calibration_file:
         raise click.UsageError("give --gain or --calibration, not both")
     if scheduler:
-        from xrfhub.cluster import connect
+        from xrfhub.ml.cluster import connect
 
         client, _ = connect(scheduler)  # an unreachable scheduler: one clear line, not a traceback
     report = xrfhub.ingest(
@@ -158,7 +158,7 @@ def _key_values(pairs) -> dict[str, str]:
 @_friendly
 def plugins_():
     """Registered model plugins: their stages, targets and config keys."""
-    from xrfhub import registry
+    from xrfhub.ml import registry
 
     broken: dict[str, str] = {}
     for plugin in registry.installed(errors=broken).values():
@@ -196,7 +196,7 @@ def plugins_():
 def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
           keep_flagged, overwrite, calibration_cores, interval_method):
     """Train MODEL from the store."""
-    from xrfhub import registry, training
+    from xrfhub.ml import registry, training
 
     stage = stage or registry.load(model, plugin_from).stages[0]
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
@@ -205,7 +205,7 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
                              sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
                              resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal,
                              interval_method=interval_method)
-    from xrfhub.ddp import is_writer
+    from xrfhub.ml.ddp import is_writer
 
     if not is_writer():  # under torchrun: rank 0 reports
         return
@@ -227,11 +227,11 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
 @_friendly
 def predict(store, run_dir, wait, interval, scheduler):
     """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
-    from xrfhub import training
+    from xrfhub.ml import training
 
     run_id = training.predict(store, run_dir, wait=wait, interval=interval, client=scheduler)
     click.echo(f"wrote prediction run {run_id} into {store}")
-    from xrfhub.voltage import prediction_coverage  # which voltages the run covers, and which not
+    from xrfhub.ml.voltage import prediction_coverage  # which voltages the run covers, and which not
 
     coverage = prediction_coverage(store, run_id) if "," not in run_id else ""
     if coverage:
@@ -261,7 +261,7 @@ def runs(store):
 @_friendly
 def saliency(store, run_dir, out, core):
     """Which energies drive a model: |dMSE/dinput| per channel, with element lines marked."""
-    from xrfhub import training
+    from xrfhub.ml import training
 
     result = training.saliency(store, run_dir, out, cores=list(core) or None)
     click.echo(f"saliency over {result['n_spectra']} spectra: {result['png']} and {result['csv']}")
@@ -293,17 +293,17 @@ def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart,
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
     sets = _key_values(sets)
     if interval is not None:
-        from xrfhub.intervals import check_level
+        from xrfhub.ml.intervals import check_level
 
         check_level(interval)
         sets["interval"] = str(interval)
     if target == "spectra":
-        from xrfhub.evaluation import evaluate as run_evaluation
+        from xrfhub.ml.evaluation import evaluate as run_evaluation
 
         summary = run_evaluation(store, cores, out, quick=quick, sets=sets, reference=reference,
                                  restart=restart, keep_flagged=keep_flagged)
     else:
-        from xrfhub.evaluation.classification import evaluate as run_classification
+        from xrfhub.ml.evaluation.classification import evaluate as run_classification
 
         summary = run_classification(store, cores, out, quick=quick, target=target, sets=sets,
                                      restart=restart)

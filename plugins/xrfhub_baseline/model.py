@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xrfhub import modelfiles
+from xrfhub.ml import modelfiles
 from xrfhub.errors import InputError
-from xrfhub.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
+from xrfhub.ml.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
 
 FORMAT = "xrfhub-baseline-nmf-svr/1"
 FLOOR_WT = 0.01  # a lab value <= 0 is below detection; ln needs a positive number (as in Lee et al.)

@@ -20,10 +20,10 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import labelled_samples, predict_spectra, split_pairs
-from xrfhub.voltage import check_pair_voltage
-from xrfhub.metrics import regression_metrics
-from xrfhub.registry import FittedRegressor, Predictions, RunSummary
+from xrfhub.ml.loaders import labelled_samples, predict_spectra, split_pairs
+from xrfhub.ml.voltage import check_pair_voltage
+from xrfhub.ml.metrics import regression_metrics
+from xrfhub.ml.registry import FittedRegressor, Predictions, RunSummary
 
 from .model import ARRAYS_FILE, NmfSvr
 

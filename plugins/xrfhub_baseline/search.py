@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xrfhub.errors import ConfigError
-from xrfhub.metrics import regression_metrics
+from xrfhub.ml.metrics import regression_metrics
 
 from .model import NmfSvr, log_target, rbf_decision
 

@@ -124,7 +124,7 @@ def table_pairs(store, target: str, *, lines=(), window_mm: float = 5.0, cores=N
 
     import xrfhub
     from xrfhub.align import align_samples
-    from xrfhub.loaders import select_rows
+    from xrfhub.ml.loaders import select_rows
 
     el = xrfhub.open(store, "elements", index=False)
     samples = xrfhub.open(store, "samples", index=False)

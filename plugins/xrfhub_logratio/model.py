@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xrfhub import modelfiles
+from xrfhub.ml import modelfiles
 from xrfhub.errors import ConfigError, InputError
-from xrfhub.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
+from xrfhub.ml.modelfiles import ARRAYS_FILE, PARAMS_FILE  # noqa: F401 - the run folder's names
 
 from .features import alr, replace_zeros, zero_floors
 

@@ -22,8 +22,8 @@ import numpy as np
 
 import xrfhub
 from xrfhub.errors import ConfigError
-from xrfhub.metrics import regression_metrics
-from xrfhub.registry import FittedRegressor, Predictions, RunSummary
+from xrfhub.ml.metrics import regression_metrics
+from xrfhub.ml.registry import FittedRegressor, Predictions, RunSummary
 
 from .features import DEFAULT_ELEMENTS, PeakAreas, table_pairs
 from .model import ARRAYS_FILE, FORMS, TRANSFORMS, LogRatioModel
@@ -119,7 +119,7 @@ def _pairs(store, target, config, source, *, cores=None, exclude_cores=None):
     if source == "elements":
         return table_pairs(store, target, lines=config.elements, window_mm=config.window_mm, cores=cores,
                            exclude_cores=exclude_cores)
-    from xrfhub.loaders import labelled_samples
+    from xrfhub.ml.loaders import labelled_samples
 
     x, y, core, _ = labelled_samples(store, target, cores=cores, exclude_cores=exclude_cores)
     samples = xrfhub.open(store, "samples", index=False)
@@ -283,7 +283,7 @@ class LogRatioPlugin:
             ok = el["valid"].values.astype(bool) if "valid" in el.coords else np.ones(len(areas), bool)
             values[ok] = model.predict(areas[ok])
             return Predictions(GROUP, {run["target"]: values}, provenance)
-        from xrfhub.loaders import predict_spectra
+        from xrfhub.ml.loaders import predict_spectra
 
         peaks = PeakAreas(xrfhub.open(store, "spectra", index=False)["energy"].values,
                           config.elements or DEFAULT_ELEMENTS, config.half_width_kev)

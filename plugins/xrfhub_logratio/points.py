@@ -37,7 +37,7 @@ def point_intensities(store, config, source: str, lines=None, *, progress: bool 
         if "valid" in points:
             areas[~points["valid"].to_numpy(bool)] = np.nan
         return areas, points, use, "elements"
-    from xrfhub.loaders import BatchStream, hub_counts, select_rows
+    from xrfhub.ml.loaders import BatchStream, hub_counts, select_rows
 
     ds = xrfhub.open(store, "spectra", index=False)
     peaks = PeakAreas(ds["energy"].values, config.elements or DEFAULT_ELEMENTS, config.half_width_kev)
@@ -60,7 +60,7 @@ def point_intensities(store, config, source: str, lines=None, *, progress: bool 
 def paired(store, target, areas, points: pd.DataFrame, *, window_mm: float, cores=None, exclude_cores=None):
     """Mean (corrected) point intensities of the lab samples within ``window_mm`` of their mid-depth."""
     from xrfhub.align import align_samples
-    from xrfhub.loaders import select_rows
+    from xrfhub.ml.loaders import select_rows
 
     samples = xrfhub.open(store, "samples", index=False)
     if target not in samples:

@@ -15,10 +15,10 @@ length (the schedule is per step). Pre-training batches are raw spectra ``(B, ch
 fine-tuning batches are ``(spectra, targets)`` pairs; numpy arrays or torch tensors either way.
 The engine scales spectra with a ``Transform`` on the device.
 
-Distributed training: wrap the model with ``wrap=`` (e.g. ``xrfhub.ddp.wrap``) inside a
+Distributed training: wrap the model with ``wrap=`` (e.g. ``xrfhub.ml.ddp.wrap``) inside a
 ``torchrun`` process group; losses are averaged over ranks and only rank 0 writes files. With
 ``split_batches=True`` every rank is given the same global batches and takes its own slice of
-each (``xrfhub.ddp.share``); its loss is weighted by the slice's share of the batch and the masks
+each (``xrfhub.ml.ddp.share``); its loss is weighted by the slice's share of the batch and the masks
 are drawn for the whole batch, so N ranks reproduce one process's steps (same seed, same batch).
 """
 from __future__ import annotations
@@ -38,13 +38,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from xrfhub.ddp import share
+from xrfhub.ml.ddp import share
 from xrfhub.errors import ConfigError
-from xrfhub.torchdata import pick_device
+from xrfhub.ml.torchdata import pick_device
 
 from . import checkpoint as ckpt
 from .config import MaxConfig
-from .transforms import Transform, channel_stats
+from .transforms import Transform
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def _prepare_transform(config, transform, run_dir: Path, resume: bool, spectra) 
     transform = transform or Transform(config.transform)
     if transform.needs_fit:
         log.info("fitting channel statistics on the training spectra")
-        transform.fit(channel_stats(spectra()))
+        transform.fit(spectra())
     return transform
 
 

@@ -199,10 +199,6 @@ class MaxAutoencoder(nn.Module):
         per_patch = (pred.float() - target.float()).pow(2).mean(dim=-1)
         return (per_patch * mask).sum() / mask.sum()
 
-    def unpatchify(self, pred: torch.Tensor) -> torch.Tensor:
-        """``(B, n, patch)`` -> ``(B, channels)``."""
-        return pred.reshape(pred.shape[0], -1)
-
 
 class MaxRegressor(nn.Module):
     """The fine-tuning model: the unmasked encoder, cls token -> Linear(width, 1)."""

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 import xrfhub
-from xrfhub import ddp
+from xrfhub.ml import ddp
 from xrfhub.errors import ConfigError
-from xrfhub.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
-from xrfhub.metrics import regression_metrics
-from xrfhub.registry import FittedRegressor, Predictions, RunSummary
+from xrfhub.ml.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
+from xrfhub.ml.metrics import regression_metrics
+from xrfhub.ml.registry import FittedRegressor, Predictions, RunSummary
 
 from .config import PRESETS, MaxConfig
 
@@ -69,7 +69,7 @@ class MaxPlugin:
     targets = ("*",)
     config = MaxRunConfig
     presets = {name: cfg.to_dict() for name, cfg in PRESETS.items()}
-    distributed = True  # trains under torchrun (DDP): see xrfhub.ddp; only rank 0 writes
+    distributed = True  # trains under torchrun (DDP): see xrfhub.ml.ddp; only rank 0 writes
 
     @staticmethod
     def _ranks() -> dict:
@@ -140,7 +140,7 @@ class MaxPlugin:
 
     def _finetune(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress,
                   resume=False) -> dict:
-        from xrfhub.voltage import check_pair_voltage
+        from xrfhub.ml.voltage import check_pair_voltage
 
         check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, _cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,

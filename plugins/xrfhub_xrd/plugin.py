@@ -30,7 +30,7 @@ import numpy as np
 import xrfhub
 from xrfhub.diffraction import PATTERN_COLUMNS
 from xrfhub.errors import ConfigError
-from xrfhub.registry import Predictions, RunSummary
+from xrfhub.ml.registry import Predictions, RunSummary
 
 from . import report
 from .config import CONFIGS, BinnedLearnedConfig, BinnedVoteConfig, MultiTaskConfig, Spectra1DConfig

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xrfhub.errors import ConfigError
-from xrfhub.torchdata import pick_device  # noqa: F401 - shared by the plugins, used as module.pick_device
+from xrfhub.ml.torchdata import pick_device  # noqa: F401 - shared by the plugins, used as module.pick_device
 
 from .binned import BinnedLearned, BinnedVote, believability
 from .multitask import positive_weights, tailored_bce

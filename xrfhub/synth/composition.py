@@ -138,17 +138,6 @@ class CoreHistory:
         hi = np.clip(np.rint(bottom_mm - self.depth_mm[0]).astype(int), lo + 1, self.depth_mm.size)
         return (c[hi] - c[lo]) / (hi - lo)[:, None]
 
-    def element_weights(self, dry: np.ndarray, water: np.ndarray) -> np.ndarray:
-        return element_weights(dry, water)
-
-    @property
-    def caco3_pct(self) -> np.ndarray:
-        return 100.0 * self.dry[:, 0]
-
-    @property
-    def toc_pct(self) -> np.ndarray:
-        return 100.0 * ORGANIC_CARBON * self.dry[:, 2]
-
 
 def element_weights(dry: np.ndarray, water: np.ndarray) -> np.ndarray:
     """Element mass fractions (n, len(ELEMENTS)) of the wet sediment."""

@@ -214,7 +214,7 @@ def _anode_transmission(anode_z: int, kv: float, energy: np.ndarray,
     Photons are generated down to about a third of the Kanaya-Okayama electron range; on their
     way out (take-off angle ~20 deg) the anode absorbs the soft part of the spectrum.
     """
-    a, rho = xrl.AtomicWeight(anode_z), xrl.ElementDensity(anode_z)
+    a = xrl.AtomicWeight(anode_z)
     range_g_cm2 = 2.76e-6 * a * kv ** 1.67 / anode_z ** 0.889   # Kanaya-Okayama, g/cm2
     depth = range_g_cm2 / 3.0 / math.sin(math.radians(takeoff_deg))
     chi = np.array([_mu(anode_z, e) for e in energy]) * depth

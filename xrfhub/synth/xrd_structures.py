@@ -44,7 +44,6 @@ RHENIUM = ("P6_3/mmc", 2.761, 4.456, [("Re", (1 / 3, 2 / 3, 0.25))])
 #: three-fold axes (2b, 2c, 2d) with C-O 1.28 A; the triangles around 2c point the other way,
 #: which is what doubles c (with all triangles alike the cell would be P-62m with c/2).
 #: Peak positions are right (they follow the cell); relative intensities are only indicative.
-BASTNAESITE_APPROXIMATE = True
 _R_CO = 1.28 / 7.12  # C-O distance in fractions of a
 BASTNAESITE = ("P-62c", 7.12, 9.76, [
     ("La", (0.34, 0.0, 0.0)),

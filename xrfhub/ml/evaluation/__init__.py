@@ -34,7 +34,7 @@ def evaluate(store, holdout_cores, out, *, config: EvalConfig | None = None, qui
     settings = {"store": str(store), "holdout_cores": list(holdout_cores), "config": config.to_dict()}
     out = claim_folder(out, settings, restart)
     from ..loaders import qc_policy
-    from ..qc.command import write_record
+    from ...qc.command import write_record
 
     policy = "keep" if keep_flagged else "exclude"
     write_record(out / "qc.json", store, policy)

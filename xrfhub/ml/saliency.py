@@ -102,7 +102,7 @@ def plot_saliency(energy: np.ndarray, saliency: np.ndarray, path, *, top: int = 
 
     ``max_kev`` (the tube voltage) bounds the plot: no fluorescence exists above it.
     """
-    from .plots import pyplot, save_figure
+    from ..plots import pyplot, save_figure
 
     energy, saliency = np.asarray(energy, dtype=float), np.asarray(saliency, dtype=float)
     if max_kev is not None:

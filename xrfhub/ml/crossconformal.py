@@ -13,7 +13,7 @@ of cores as the folds. Our interval is the full model's prediction plus or minus
 the out-of-fold scores (the "CV" interval of Barber et al., not CV+): its guarantee is
 approximate (fold models see 1/FOLDS fewer cores than the full one, so their residuals are, if
 anything, larger), which is why coverage on held-out cores is measured and reported. The score and
-weighting are then chosen leaving one core out, as in :func:`xrfhub.intervals.select`, now over
+weighting are then chosen leaving one core out, as in :func:`xrfhub.ml.intervals.select`, now over
 every training core. Cost: FOLDS extra trainings.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import intervals
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FOLDS = 5
 FOLDS_DIR = "cross-conformal-folds"  # removed once the folds are scored

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 ALL = "all"  # a data amount: every pair of the training part
 
@@ -79,7 +79,7 @@ class EvalConfig(Settings):
     protocol_seed: int = 0
     interval: float = 0.0  # a coverage level (e.g. 0.9) adds calibrated-interval runs per model and seed; 0: none
     calibration_fraction: float = 0.25  # of the training cores, held apart to calibrate those intervals
-    interval_method: str = "split-conformal"  # or "split-conformal-cores" (xrfhub.intervals)
+    interval_method: str = "split-conformal"  # or "split-conformal-cores" (xrfhub.ml.intervals)
 
     @classmethod
     def quick(cls) -> "EvalConfig":

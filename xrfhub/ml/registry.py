@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 GROUP = "xrfhub.plugins"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import api
-from .errors import ConfigError, StoreError
+from .. import api
+from ..errors import ConfigError, StoreError
 
 
 def pair_voltage(store) -> float | None:

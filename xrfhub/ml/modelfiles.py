@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 ARRAYS_FILE = "model.npz"
 PARAMS_FILE = "model.json"

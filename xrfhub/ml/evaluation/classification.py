@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import api, training
-from ..errors import ConfigError
+from ... import api
+from .. import training
+from ...errors import ConfigError
 from .protocol import Settings
 from .run import Cell, claim_folder, run_cells
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plots import pyplot, save_figure
+from ...plots import pyplot, save_figure
 from .protocol import ALL
 
 COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey", "logratio": "tab:green"}

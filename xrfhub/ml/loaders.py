@@ -1,12 +1,13 @@
-"""Feeding models from the store: row selection, transforms and chunk-wise batch streams.
+"""Feeding models from the store: row selection and chunk-wise batch streams.
 
 Random single-row reads from Zarr cost ~0.5 ms each, whole-chunk reads are 50-100x cheaper per
 spectrum (DESIGN section 8). So a stream reads whole chunks, shuffles inside a buffer of chunks,
 and cuts batches; when the selection fits in memory it is loaded once and shuffled exactly.
 Chunks of the hub's plain layout are decoded here, straight into numpy buffers, by a small
-thread pool that also applies the transform (:class:`ChunkReader`); other arrays, and any read
-on a dask.distributed client, go through dask. Nothing here imports torch:
-:mod:`xrfhub.torchdata` wraps these streams as torch datasets.
+thread pool that also applies the transform (:class:`ChunkReader`; the transforms live in
+:mod:`xrfhub.ml.transforms`); other arrays, and any read on a dask.distributed client, go
+through dask. Nothing here imports torch: :mod:`xrfhub.ml.torchdata` wraps these streams as
+torch datasets.
 """
 from __future__ import annotations
 
@@ -23,13 +24,11 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import api
+from .. import api
 from .chunkreader import BufferPool, ChunkReader, Inline
-from .errors import ConfigError
-from .store import layout
-
-EPS = 1e-6
-TRANSFORMS = ("instance", "channel", "log", "none")
+from ..errors import ConfigError
+from ..store import layout
+from .transforms import SpectrumTransform
 
 
 # ---------------------------------------------------------------------------- selection
@@ -43,7 +42,7 @@ _QC_POLICY: contextvars.ContextVar[str] = contextvars.ContextVar("xrfhub_qc_poli
 def qc_policy(policy: str):
     """Within the block, ``select_rows`` leaves out the QC flags of ``policy`` ("exclude": bad and
     suspect, the default; "strict": also indeterminate; "keep": none). ``xrfhub train --keep-flagged``."""
-    from .qc.store import POLICIES
+    from ..qc.store import POLICIES
 
     if policy not in POLICIES:
         raise ConfigError(f"unknown QC policy {policy!r}; policies: {', '.join(POLICIES)}")
@@ -52,10 +51,6 @@ def qc_policy(policy: str):
         yield
     finally:
         _QC_POLICY.reset(token)
-
-
-def current_qc_policy() -> str:
-    return _QC_POLICY.get()
 
 
 def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: float | None = 10.0,
@@ -79,7 +74,7 @@ def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: floa
     if valid_only and "valid" in ds.coords:
         keep &= ds["valid"].values.astype(bool)
     if valid_only and "qc_flag" in ds.coords:
-        from .qc.store import left_out
+        from ..qc.store import left_out
 
         keep &= ~left_out(ds["qc_flag"].values, qc or _QC_POLICY.get())
     for name, accepted in (where or {}).items():
@@ -91,83 +86,7 @@ def select_rows(ds: xr.Dataset, *, cores=None, exclude_cores=None, tube_kv: floa
     return np.flatnonzero(keep)
 
 
-# ---------------------------------------------------------------------------- transforms
-
-
-@dataclass
-class SpectrumTransform:
-    """Input transform of a model (DESIGN section 6), fitted on training rows only.
-
-    ``instance``: per-spectrum z-score with an epsilon (a flat spectrum gives zeros, not NaN);
-    ``channel``: per-channel z-score with training statistics (std 0 -> divide by 1);
-    ``log``: log1p of counts; ``none``: counts as float32.
-    """
-
-    kind: str = "instance"
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-
-    def __post_init__(self):
-        if self.kind not in TRANSFORMS:
-            raise ConfigError(f"unknown transform {self.kind!r}; choose one of {', '.join(TRANSFORMS)}")
-
-    def fit(self, batches) -> "SpectrumTransform":
-        """Channel statistics from an iterable of raw batches (only needed for ``channel``)."""
-        if self.kind != "channel":
-            return self
-        n, s, ss = 0, None, None
-        for batch in batches:
-            b = np.asarray(batch, dtype=np.float64)
-            s = b.sum(0) if s is None else s + b.sum(0)
-            ss = (b * b).sum(0) if ss is None else ss + (b * b).sum(0)
-            n += b.shape[0]
-        if not n:
-            raise ConfigError("cannot fit channel statistics on an empty selection")
-        mean = s / n
-        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
-        self.mean, self.std = mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
-        return self
-
-    def __call__(self, counts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The transformed rows as float32; written into ``out`` (float32, same shape) when given.
-
-        With ``out`` the stream's readers transform each piece of a decoded chunk straight into
-        their buffer: no float32 temporary and no extra copy. Same operations, same values.
-        """
-        if out is not None:
-            np.copyto(out, counts, casting="unsafe")
-            x = out
-        else:
-            x = np.asarray(counts, dtype=np.float32)
-        if self.kind == "instance":
-            if x is counts:
-                x = x.copy()
-            x -= x.mean(axis=1, keepdims=True)
-            var = np.einsum("ij,ij->i", x, x) / x.shape[1]  # one pass, no temporary array
-            x /= (np.sqrt(var) + EPS)[:, None]
-            return x
-        if self.kind == "channel":
-            if self.mean is None:
-                raise ConfigError("the channel transform must be fitted on the training rows first")
-            if out is None:
-                return (x - self.mean) / self.std
-            return np.divide(np.subtract(x, self.mean, out=x), self.std, out=x)
-        if self.kind == "log":
-            return np.log1p(x, out=x if x is not counts else None)
-        return x
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "mean": None if self.mean is None else self.mean.tolist(),
-                "std": None if self.std is None else self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SpectrumTransform":
-        arr = (lambda v: None if v is None else np.asarray(v, dtype=np.float32))
-        return cls(d["kind"], arr(d.get("mean")), arr(d.get("std")))
-
-
 # ---------------------------------------------------------------------------- batch streams
-
 
 
 @dataclass
@@ -512,7 +431,7 @@ def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size:
     one voltage, batch by batch (never all spectra in memory); other rows get NaN.
 
     Returns the spectra group predicted and the values over its rows, ready for
-    :class:`xrfhub.registry.Predictions`. Inside :func:`xrfhub.cluster.predicting_on` the same
+    :class:`xrfhub.ml.registry.Predictions`. Inside :func:`xrfhub.ml.cluster.predicting_on` the same
     batches are computed on a dask.distributed cluster instead.
     """
     ds = api.open(store, "spectra", index=False)

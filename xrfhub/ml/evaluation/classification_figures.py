@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import pyplot, save_figure
+from ...plots import pyplot, save_figure
 from .run import CELLS, HELD_OUT_FILE
 
 

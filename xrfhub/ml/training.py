@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import predictions as pred_store
+from .. import predictions as pred_store
 from . import registry
-from .errors import ConfigError, StoreError, XrfhubError
+from ..errors import ConfigError, StoreError, XrfhubError
 
 RUN_FILE = "run.json"
 
@@ -33,7 +33,7 @@ _RUN_MARKERS = (RUN_FILE, "checkpoint.safetensors", "model.safetensors", "best.s
 
 def known_cores(store) -> list[str]:
     """Cores the store holds spectra or lab samples of."""
-    from . import api
+    from .. import api
 
     found = set()
     for kind in ("spectra", "samples"):
@@ -116,20 +116,20 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
           target: str | None = None, init=None, progress: bool = True, resume: bool = False,
           keep_flagged: bool = False, overwrite: bool = False, calibration_cores=None,
           interval_method: str | None = None):
-    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.registry.RunSummary`.
+    """Train plugin ``name`` on ``store``; returns the plugin's :class:`~xrfhub.ml.registry.RunSummary`.
 
     Spectra that QC flagged bad or suspect are left out of the plugin's loaders unless
     ``keep_flagged``; ``run.json`` records the policy and what it left out (``qc``).
     ``calibration_cores`` (names, or ``["auto"]`` for a seeded quarter of the labelled cores) are
     kept out of training like held-out cores; a regression run then scores them and stores the
-    conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.intervals`);
+    conformal calibration that ``predict(interval=...)`` uses (see :mod:`xrfhub.ml.intervals`);
     ``interval_method`` picks how: ``split-conformal`` (default, the original), ``split-conformal-cores``,
     or ``cross-conformal-cores`` (no calibration cores: out-of-fold scores of every training core,
-    :mod:`xrfhub.crossconformal`).
+    :mod:`xrfhub.ml.crossconformal`).
     Everything is checked before ``out`` is created; a refused run leaves no folder behind.
 
     Under ``torchrun`` (WORLD_SIZE > 1) the ranks join one process group and train one model
-    with DDP (:mod:`xrfhub.ddp`), if the plugin says it can (``distributed = True``); rank 0
+    with DDP (:mod:`xrfhub.ml.ddp`), if the plugin says it can (``distributed = True``); rank 0
     alone claims and writes ``out``.
     """
     from . import ddp
@@ -208,7 +208,7 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
     ddp.barrier()
     extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
     from .loaders import qc_policy
-    from .qc.command import training_record
+    from ..qc.command import training_record
 
     policy = "keep" if keep_flagged else "exclude"
     try:
@@ -320,9 +320,9 @@ def predict(store, run_dir, *, progress: bool = True, wait: float = 0.0, interva
     (ids, comma-separated, when the plugin predicts several groups, e.g. every diffraction grid).
 
     ``interval`` (a coverage level such as 0.9) adds conformal lower/upper bounds per spectrum,
-    from the calibration the run stored at training (see :mod:`xrfhub.intervals`).
+    from the calibration the run stored at training (see :mod:`xrfhub.ml.intervals`).
     ``client`` (a dask scheduler address, a ``distributed.Client`` or a ``LocalCluster``) computes
-    the model on that cluster's workers; this process still writes the one run (:mod:`xrfhub.cluster`).
+    the model on that cluster's workers; this process still writes the one run (:mod:`xrfhub.ml.cluster`).
     """
     if client is None:
         return _predict(store, run_dir, progress=progress, wait=wait, interval=interval)
@@ -353,7 +353,7 @@ def _predict(store, run_dir, *, progress, wait, interval, session=None) -> str:
         import warnings
 
         warnings.warn(f"plugin {run['plugin']!r} predicted in this process, not on the dask cluster: it does not "
-                      "apply its model through xrfhub.loaders.predict_spectra", RuntimeWarning, stacklevel=3)
+                      "apply its model through xrfhub.ml.loaders.predict_spectra", RuntimeWarning, stacklevel=3)
     ids = []
     for r in results:
         bounds, provenance = None, r.provenance
@@ -391,7 +391,7 @@ def _bounds(plugin, run_dir, store, result, calibration, level):
 def saliency(store, run_dir, out, *, cores=None, top: int = 8) -> dict:
     """Per-channel saliency of a run as data (CSV next to ``out``) and a PNG with element lines;
     ``peaks`` are ``(keV, line name or None)``: named only within the detector resolution."""
-    from . import api
+    from .. import api
     from .saliency import write_saliency
 
     run = _read_run(run_dir)

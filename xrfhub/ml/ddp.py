@@ -10,13 +10,13 @@ slice's share so that the averaged gradients are those of the whole batch in one
 same global batch and seed give the same loss curve on 1 or N processes. Only rank 0 writes.
 
 Reading env variables needs no torch; everything else imports it lazily, so ``import xrfhub``
-(and :mod:`xrfhub.training`) stay free of torch.
+(and :mod:`xrfhub.ml.training`) stay free of torch.
 """
 from __future__ import annotations
 
 import os
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def launched() -> bool:

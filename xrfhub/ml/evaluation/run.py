@@ -4,7 +4,7 @@ A *cell* is one training run of the protocol: a pre-training, a learning-rate ca
 a data-amount curve, a few-shot run or a sweep run. Each writes ``cells/<key>/result.json`` when
 done; an interrupted evaluation started again skips finished cells and resumes the unfinished one
 from its last epoch (the MAX engine checkpoints every epoch). Plugins are reached through the
-registry: pre-training runs through ``xrfhub.training.train`` as ``xrfhub train`` does, fine-tunes
+registry: pre-training runs through ``xrfhub.ml.training.train`` as ``xrfhub train`` does, fine-tunes
 through each plugin's ``fit_pairs`` on the protocol's splits.
 """
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import api, registry, training
-from ..errors import ConfigError
+from ... import api
+from .. import registry, training
+from ...errors import ConfigError
 from ..loaders import labelled_samples
 from ..metrics import regression_metrics
 from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_splits

@@ -29,7 +29,7 @@ residuals sets the width for all (docs/results.md: 0.98 coverage at 0.9 on 4 cal
 pairs, or every core weighing the same) on the calibration cores alone: each calibration core in
 turn is scored with the interval calibrated on the others, and the candidate whose mean coverage
 over cores lies closest to the level wins (ties to the narrower). The held-out cores play no part.
-``cross-conformal-cores`` (:mod:`xrfhub.crossconformal`) makes the same choice on out-of-fold scores
+``cross-conformal-cores`` (:mod:`xrfhub.ml.crossconformal`) makes the same choice on out-of-fold scores
 of every training core, so that many cores, not a quarter of them, calibrate. Measured coverage of
 all three: docs/results.md.
 
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 CALIBRATION_FILE = "calibration.json"
 #: The original method: one conformal quantile over every calibration pair (score ``absolute``, or
@@ -54,7 +54,7 @@ CALIBRATION_FILE = "calibration.json"
 METHOD = "split-conformal"
 #: The default since: score and weighting chosen by leave-one-calibration-core-out coverage.
 METHOD_CORES = "split-conformal-cores"
-#: Cross-conformal over folds of whole training cores (``xrfhub.crossconformal``): every training
+#: Cross-conformal over folds of whole training cores (``xrfhub.ml.crossconformal``): every training
 #: core is scored by a model that did not train on it, so no core is held apart and many more
 #: cores calibrate; score and weighting chosen as for ``split-conformal-cores``.
 METHOD_CV = "cross-conformal-cores"
@@ -399,7 +399,7 @@ def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION) -
 
 def labelled_cores(store, target: str | None = None) -> list[str]:
     """Cores with matched lab pairs (of ``target``, or of any property when None)."""
-    from . import api
+    from .. import api
 
     ds = api.open(store, "samples", index=False)
     ok = ds["match_status"].values == "matched"

@@ -2,7 +2,7 @@
 
 ``xrfhub predict --scheduler ADDRESS`` (or ``training.predict(..., client=...)``) runs the
 plugin's own ``predict`` here, unchanged; only the model applications that
-:func:`xrfhub.loaders.predict_spectra` makes are sent out. The selected rows are cut into blocks
+:func:`xrfhub.ml.loaders.predict_spectra` makes are sent out. The selected rows are cut into blocks
 of whole prediction batches (so every batch holds the same spectra as in one process, and a model
 whose output depends on its batch, e.g. an NMF solved per batch, gives the same values); the
 plugin's predictor is pickled once (cloudpickle), scattered to every worker once, and unpickled
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-#: The client that :func:`xrfhub.loaders.predict_spectra` sends its batches to, when one is set.
+#: The client that :func:`xrfhub.ml.loaders.predict_spectra` sends its batches to, when one is set.
 _ACTIVE: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("xrfhub_cluster", default=None)
 
 
@@ -70,7 +70,7 @@ def connect(where, *, timeout: float | None = None):
 
 @contextlib.contextmanager
 def predicting_on(client):
-    """Send the model applications of :func:`xrfhub.loaders.predict_spectra` to ``client``
+    """Send the model applications of :func:`xrfhub.ml.loaders.predict_spectra` to ``client``
     inside this block; yields the :class:`Session` (what went through it)."""
     session = Session(client)
     token = _ACTIVE.set(session)
@@ -137,7 +137,7 @@ def predict_rows(session: Session, apply, store, group: str, rows: np.ndarray, p
     ``n_rows`` rows of the group (NaN where not predicted).
 
     ``apply(store, group, block_rows, batch_size, predict) -> (rows, values)`` is what a worker
-    runs on its block (:func:`xrfhub.loaders.predict_block`: it reads and batches as in one process).
+    runs on its block (:func:`xrfhub.ml.loaders.predict_block`: it reads and batches as in one process).
     """
     import cloudpickle
     from distributed import as_completed

@@ -20,8 +20,9 @@ import numpy as np
 import torch  # lazy: only plugins import this module; `import xrfhub` never does
 from torch.utils.data import IterableDataset, get_worker_info  # lazy: as above
 
-from .errors import ConfigError
-from .loaders import BatchStream, SpectrumTransform, hub_counts
+from ..errors import ConfigError
+from .loaders import BatchStream, hub_counts
+from .transforms import SpectrumTransform
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -44,7 +45,7 @@ def _rank_world() -> tuple[int, int]:
 class SpectraDataset(IterableDataset):
     """Batches of rows of a spectra group, transformed to float32 tensors.
 
-    ``rows`` come from :func:`xrfhub.loaders.select_rows`; ``targets`` (one per row of the
+    ``rows`` come from :func:`xrfhub.ml.loaders.select_rows`; ``targets`` (one per row of the
     group) make each item an ``(x, y)`` pair. ``mode`` is the :class:`BatchStream` mode.
     """
 
@@ -53,7 +54,7 @@ class SpectraDataset(IterableDataset):
                  chunks_per_block: int = 4):
         super().__init__()
         if group is None:  # resolved here, in the parent: workers should only read counts
-            from . import api
+            from .. import api
 
             group = api.open(store, "spectra", index=False).attrs["group"]
         self.store, self.group = str(store), group

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from .errors import StoreError
+from ..errors import StoreError
 
 #: Rows transformed at a time inside a decoded chunk: 1 MB of float32 at 2048 channels, which
 #: stays in L2 while the transform's passes run over it (measured on one thread: 64 rows 5.9,
