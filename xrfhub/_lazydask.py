@@ -1,16 +1,20 @@
-"""Keep xarray from importing dask just to learn that an array is not a dask array.
+"""Keep xarray from importing dask and pint just to learn that an array is neither.
 
-xarray asks "is this a dask array?" of every array it wraps (``array_type("dask")``,
-``is_dask_collection``) and answers by importing ``dask.array`` (0.6-1.2 s of every ingest on
-the project's machine, a third of a one-file ingest) whenever dask is installed. No object can
-be a dask array or collection while dask was never imported, so until it is, the answer is
-"no" without the import; once anything imports dask (``xrfhub.open`` with chunks, a cluster),
-xarray's own answer is used again. Installed by :mod:`xrfhub.store.hub` (the write path);
-a no-op if xarray's internals are not the ones this was written against.
+xarray asks "is this a dask array? a pint quantity? a sparse or cupy array?" of the arrays it
+wraps (``array_type(name)``, ``is_dask_collection``) and answers by importing that package
+whenever it is installed: ``dask.array`` and ``pint`` cost 0.6-1.2 s each on the project's
+machine, as much as the rest of a one-file ingest. No object can be an instance of a class of a
+package that was never imported, so until it is, the answer is "no" without the import; once
+anything imports it (``xrfhub.open`` with chunks, a cluster, a user's pint), xarray's own
+answer is used again. Installed by :mod:`xrfhub.store.hub` (the write path); a no-op if
+xarray's internals are not the ones this was written against.
 """
 from __future__ import annotations
 
 import sys
+
+#: xarray's duck-array package -> the module that defines the classes it tests against
+_DEFINING = {"dask": "dask.array", "pint": "pint", "cupy": "cupy", "sparse": "sparse", "cubed": "cubed"}
 
 
 def install() -> None:
@@ -19,8 +23,10 @@ def install() -> None:
     except ImportError:  # pragma: no cover - another xarray layout: leave it alone
         return
     cache = getattr(pycompat, "_cached_duck_array_modules", None)
-    if isinstance(cache, dict) and "dask" not in cache and hasattr(pycompat, "DuckArrayModule"):
-        cache["dask"] = _DaskWhenImported(pycompat, cache)
+    if isinstance(cache, dict) and hasattr(pycompat, "DuckArrayModule"):
+        for name, defining in _DEFINING.items():
+            if name not in cache:
+                cache[name] = _WhenImported(pycompat, cache, name, defining)
     original = getattr(utils, "is_dask_collection", None)
     if original is not None and not getattr(original, "_xrfhub_lazy", False):
         def is_dask_collection(x):
@@ -32,21 +38,21 @@ def install() -> None:
         utils.is_dask_collection = is_dask_collection
 
 
-class _DaskWhenImported:
-    """Stands in for xarray's cached ``DuckArrayModule("dask")`` until dask.array is imported."""
+class _WhenImported:
+    """Stands in for xarray's cached ``DuckArrayModule(name)`` until the package is imported."""
 
-    def __init__(self, pycompat, cache):
-        self._pycompat, self._cache = pycompat, cache
+    def __init__(self, pycompat, cache, name: str, defining: str):
+        self._pycompat, self._cache, self._name, self._defining = pycompat, cache, name, defining
 
     def _real(self):
-        real = self._pycompat.DuckArrayModule("dask")
-        self._cache["dask"] = real  # from now on xarray asks the real one
+        real = self._pycompat.DuckArrayModule(self._name)
+        self._cache[self._name] = real  # from now on xarray asks the real one
         return real
 
     @property
     def type(self):
         # the only attribute array_type() reads: the classes an array must be an instance of
-        return self._real().type if "dask.array" in sys.modules else ()
+        return self._real().type if self._defining in sys.modules else ()
 
-    def __getattr__(self, name):  # module, version, available: xarray's own answers
-        return getattr(self._real(), name)
+    def __getattr__(self, attr):  # module, version, available: xarray's own answers
+        return getattr(self._real(), attr)
