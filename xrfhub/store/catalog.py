@@ -24,6 +24,7 @@ only the changed ones, so the bytes written grow with the change, not the store.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,7 +40,21 @@ INDEX_VERSION = 1
 
 def source_bucket(name: str) -> str:
     """The index file of a source name: a digest of its parent folder (files of a core share one)."""
-    parent = str(PurePosixPath(name).parent)
+    return _folder_bucket(_parent(name))
+
+
+def _parent(name: str) -> str:
+    """``str(PurePosixPath(name).parent)``; plain names ("a/b/c.spe") by string splitting, as
+    an ingest asks this of every source name several times and pathlib parsing dominated it."""
+    head, sep, tail = name.rpartition("/")
+    if tail and tail not in (".", "..") and "//" not in name and not name.startswith("./") \
+            and "/./" not in name and not name.startswith("/"):
+        return head if sep else "."
+    return str(PurePosixPath(name).parent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_bucket(parent: str) -> str:
     return hashlib.sha256(parent.encode()).hexdigest()[:16]
 
 
