@@ -12,7 +12,6 @@ the same bytes, which is the test that the incremental path is right.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -104,37 +103,23 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     for run_id, run in (run_files or {}).items():  # rebuild of an old store: runs moved out of core files
         nxrun.write(gen.path / layout.run_file(run_id), run)
         carried[run_id] = run_entry(run)
+    plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
+    per_core_alignment = plan.write(sources, sources if full else None)
     items = sorted(changed & present)
+    if progress and len(items) > 1:
+        from tqdm import tqdm
 
-    def write_file(core, rec):
-        if full and current is not None and (current.path / files[core]).exists() and core not in rewrite:
-            link_or_copy(current.path / files[core], gen.path / files[core])
-        else:
-            nexus.write_core(gen.path / files[core], rec)
-
-    # The NeXus files of cores without lab samples do not depend on the hub (only aligned cores
-    # get an alignment process from it): they are written in a thread while this one writes the
-    # hub, as gzip, blosc and file I/O release the GIL. Records are taken from ``records`` here,
-    # so a lazily read one is read by this thread only.
-    ahead = {core: records[core] for core in items if not summaries[core].get("n_samples")}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xrfhub-nexus") as pool:
-        early = pool.submit(_write_files, write_file, ahead, progress)
-        try:
-            plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
-            per_core_alignment = plan.write(sources, sources if full else None)
-        except BaseException:
-            _wait_quietly(early)
-            raise
-        early.result()
+        items = tqdm(items, desc="write NeXus", unit="core")
     for core in items:
-        if core in ahead:
-            continue
         rec = records[core]
         if core in per_core_alignment:
             rec.processes = [p for p in rec.processes if p.name != "alignment"]
             rec.processes.append(Process("alignment", "xrfhub", __version__, stamp, asdict(align),
                                          per_core_alignment[core]))
-        write_file(core, rec)
+        if full and current is not None and (current.path / files[core]).exists() and core not in rewrite:
+            link_or_copy(current.path / files[core], gen.path / files[core])
+        else:
+            nexus.write_core(gen.path / files[core], rec)
     hub.finalize(gen.hub_path, summaries)  # core/run UUIDs, consolidated metadata: after every hub write
     # hints, verified against the index when read; a first write of an old store hints them all
     catalog.write_identity_hints(store.root, {**(parent.all_sources() if full and parent.path else {}), **sources})
@@ -158,24 +143,6 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
                "cores": sorted(changed), "date": stamp})
     return gen
-
-
-def _write_files(write_file, recs: dict, progress: bool) -> None:
-    items = sorted(recs)
-    if progress and len(items) > 1:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="write NeXus", unit="core")
-    for core in items:
-        write_file(core, recs[core])
-
-
-def _wait_quietly(future) -> None:
-    """Let the NeXus thread finish before an error in the hub write propagates (nothing writes after)."""
-    try:
-        future.result()
-    except Exception:  # the hub's error is the one raised; the generation is not committed anyway
-        pass
 
 
 def _placement(rec: CoreRecord) -> int:
