@@ -383,3 +383,22 @@ def test_identity_hints_of_older_stores_are_still_read(tmp_path):
     again = xrfhub.ingest([parent], hub)
     assert again.generation is None and len(again.unchanged) == 2 and not again.added
     assert any("same content as XRF/" in w for w in again.warnings)
+
+
+def test_identity_hints_fall_back_to_files_where_sqlite_fails(tmp_path, monkeypatch):
+    """A file system SQLite cannot lock: hints go to one file per identity, and still count."""
+    from xrfhub.store import catalog, layout
+
+    def refuse(root, create):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(catalog, "_hints", refuse)
+    parent = tmp_path / "iodp"
+    copy_real(parent / "XRF")
+    hub = tmp_path / "hub"
+    xrfhub.ingest([parent / "XRF"], hub)
+    assert not (hub / layout.IDENTITIES / catalog.HINTS_DB).exists()
+    assert len([p for p in (hub / layout.IDENTITIES).rglob("*") if p.is_file()]) == 2
+    again = xrfhub.ingest([parent], hub)
+    assert again.generation is None and len(again.unchanged) == 2 and not again.added
+    assert any("same content as XRF/" in w for w in again.warnings)

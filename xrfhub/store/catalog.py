@@ -82,16 +82,27 @@ def _hints(root, create: bool) -> sqlite3.Connection | None:
 
 
 def write_identity_hints(root, sources: dict[str, dict]) -> None:
-    """One hint per new identity (the first source stored with it keeps it), in one transaction."""
+    """One hint per new identity (the first source stored with it keeps it), in one transaction.
+
+    Where SQLite cannot work (a file system without the locks it needs), the hints go to one
+    file per identity as older stores kept them, which are still read.
+    """
     rows = [(info["identity"], name) for name, info in sources.items() if info.get("identity")]
     if not rows:
         return
-    con = _hints(root, create=True)
     try:
-        with con:  # OR IGNORE: an identity already hinted keeps its first source, as a file did
-            con.executemany("INSERT OR IGNORE INTO hint (identity, source) VALUES (?, ?)", rows)
-    finally:
-        con.close()
+        con = _hints(root, create=True)
+        try:
+            with con:  # OR IGNORE: an identity already hinted keeps its first source, as a file did
+                con.executemany("INSERT OR IGNORE INTO hint (identity, source) VALUES (?, ?)", rows)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        for ident, name in rows:
+            path = identity_hint(root, ident)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(name, encoding="utf-8")
 
 
 class _HintReader:
@@ -99,19 +110,22 @@ class _HintReader:
 
     def __init__(self, root: Path):
         self.root = root
-        self.con = _hints(root, create=False)
+        try:
+            self.con = _hints(root, create=False)
+        except sqlite3.Error:  # hints are only hints
+            self.con = None
         folder = root / layout.IDENTITIES
         # older stores' files sit in two-character folders; without any, no file is looked for
         self.files = folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
 
     def get(self, identity: str) -> str | None:
         if self.con is not None:
-            try:
-                row = self.con.execute("SELECT source FROM hint WHERE identity = ?", (identity,)).fetchone()
-            except sqlite3.DatabaseError:  # a damaged table: hints are only hints
-                row = None
-            if row is not None:
-                return row[0]
+            try:  # fetchall: the statement is finished, so no read lock outlives the lookup
+                rows = self.con.execute("SELECT source FROM hint WHERE identity = ?", (identity,)).fetchall()
+            except sqlite3.Error:  # a damaged or unreadable table: hints are only hints
+                rows = []
+            if rows:
+                return rows[0][0]
         if self.files:
             hint = identity_hint(self.root, identity)
             if hint.exists():
