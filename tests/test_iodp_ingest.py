@@ -7,6 +7,7 @@ bAXIL model beside it) and on files the tests write, so the rule is general.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -359,3 +360,45 @@ def test_sections_table_places_element_table_points_too(fixtures_dir, tmp_path):
     tops.write_text("core,section,top_cm\nZUG18-7,5,100\n")
     with pytest.raises(InputError, match="section '0' is not in the sections table"):
         xrfhub.ingest([export], tmp_path / "hub2", sections=tops)
+
+
+def test_identity_hints_of_older_stores_are_still_read(tmp_path):
+    """Stores written before the hint table kept one file per identity: a copy is still recognised."""
+    from xrfhub.store import catalog, layout
+
+    parent = tmp_path / "iodp"
+    copy_real(parent / "XRF")
+    hub = tmp_path / "hub"
+    xrfhub.ingest([parent / "XRF"], hub)
+    table = hub / layout.IDENTITIES / catalog.HINTS_DB
+    con = sqlite3.connect(table)
+    rows = con.execute("SELECT identity, source FROM hint").fetchall()
+    con.close()
+    assert len(rows) == 2
+    table.unlink()  # the store as an older xrfhub left it: one file per identity
+    for identity, source in rows:
+        hint = catalog.identity_hint(hub, identity)
+        hint.parent.mkdir(parents=True, exist_ok=True)
+        hint.write_text(source, encoding="utf-8")
+    again = xrfhub.ingest([parent], hub)
+    assert again.generation is None and len(again.unchanged) == 2 and not again.added
+    assert any("same content as XRF/" in w for w in again.warnings)
+
+
+def test_identity_hints_fall_back_to_files_where_sqlite_fails(tmp_path, monkeypatch):
+    """A file system SQLite cannot lock: hints go to one file per identity, and still count."""
+    from xrfhub.store import catalog, layout
+
+    def refuse(root, create):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(catalog, "_hints", refuse)
+    parent = tmp_path / "iodp"
+    copy_real(parent / "XRF")
+    hub = tmp_path / "hub"
+    xrfhub.ingest([parent / "XRF"], hub)
+    assert not (hub / layout.IDENTITIES / catalog.HINTS_DB).exists()
+    assert len([p for p in (hub / layout.IDENTITIES).rglob("*") if p.is_file()]) == 2
+    again = xrfhub.ingest([parent], hub)
+    assert again.generation is None and len(again.unchanged) == 2 and not again.added
+    assert any("same content as XRF/" in w for w in again.warnings)

@@ -8,11 +8,14 @@ commit (39 MB at 60 cores). So a generation keeps, beside a small ``manifest.jso
 * ``index/sources/<bucket>.json``: the sources whose names share a parent folder (a core's
   files usually sit in one folder), name -> sha256, format, kind, size, path, date, generation;
 
-Beside the generations, ``identities/<ab>/<identity>`` holds one tiny file per content identity
-naming the source first stored with it: ingest finds "the same data under another path" with
-one file lookup per incoming source. These files are hints, written once and shared by every
-generation (never linked or rewritten, so their cost is the change): a hint counts only when the
-current generation's index still holds that source with those bytes.
+Beside the generations, ``identities/hints.sqlite`` holds one row per content identity naming
+the source first stored with it: ingest finds "the same data under another path" with one keyed
+lookup per incoming source. These rows are hints, written once and shared by every generation
+(never linked or rewritten, so their cost is the change): a hint counts only when the current
+generation's index still holds that source with those bytes. Stores written before kept one tiny
+file per identity, ``identities/<ab>/<identity>``; those are still read. (One file per identity
+cost a file creation per ingested spectrum, 0.3-1 ms each on the project's disk: as much as
+parsing the file; one table takes a whole ingest's hints in one transaction.)
 
 A write hard-links every index file it does not change from the parent generation and writes
 only the changed ones, so the bytes written grow with the change, not the store. Old stores
@@ -21,9 +24,11 @@ only the changed ones, so the bytes written grow with the change, not the store.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path, PurePosixPath
 
 from . import layout
@@ -35,26 +40,97 @@ INDEX_VERSION = 1
 
 def source_bucket(name: str) -> str:
     """The index file of a source name: a digest of its parent folder (files of a core share one)."""
-    parent = str(PurePosixPath(name).parent)
+    return _folder_bucket(_parent(name))
+
+
+def _parent(name: str) -> str:
+    """``str(PurePosixPath(name).parent)``; plain names ("a/b/c.spe") by string splitting, as
+    an ingest asks this of every source name several times and pathlib parsing dominated it."""
+    head, sep, tail = name.rpartition("/")
+    if tail and tail not in (".", "..") and "//" not in name and not name.startswith("./") \
+            and "/./" not in name and not name.startswith("/"):
+        return head if sep else "."
+    return str(PurePosixPath(name).parent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_bucket(parent: str) -> str:
     return hashlib.sha256(parent.encode()).hexdigest()[:16]
 
 
+#: the table of identity hints under ``identities/``
+HINTS_DB = "hints.sqlite"
+
+
 def identity_hint(root, identity: str) -> Path:
-    """The hint file of a content identity (``<sha256>:<16 hex>``) under a store's root."""
+    """The hint file of a content identity (``<sha256>:<16 hex>``) in stores written before the table."""
     return Path(root) / layout.IDENTITIES / identity[:2] / identity.replace(":", "_")
 
 
+def _hints(root, create: bool) -> sqlite3.Connection | None:
+    path = Path(root) / layout.IDENTITIES / HINTS_DB
+    if not create and not path.exists():
+        return None
+    if create:
+        path.parent.mkdir(exist_ok=True)
+    con = sqlite3.connect(path)
+    if create:
+        with con:
+            con.execute("CREATE TABLE IF NOT EXISTS hint (identity TEXT PRIMARY KEY, source TEXT NOT NULL) "
+                        "WITHOUT ROWID")
+    return con
+
+
 def write_identity_hints(root, sources: dict[str, dict]) -> None:
-    """One hint per new identity (the first source stored with it keeps it)."""
-    for name, info in sources.items():
-        ident = info.get("identity")
-        if not ident:
-            continue
-        path = identity_hint(root, ident)
-        if path.exists():
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name, encoding="utf-8")
+    """One hint per new identity (the first source stored with it keeps it), in one transaction.
+
+    Where SQLite cannot work (a file system without the locks it needs), the hints go to one
+    file per identity as older stores kept them, which are still read.
+    """
+    rows = [(info["identity"], name) for name, info in sources.items() if info.get("identity")]
+    if not rows:
+        return
+    try:
+        con = _hints(root, create=True)
+        try:
+            with con:  # OR IGNORE: an identity already hinted keeps its first source, as a file did
+                con.executemany("INSERT OR IGNORE INTO hint (identity, source) VALUES (?, ?)", rows)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        for ident, name in rows:
+            path = identity_hint(root, ident)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(name, encoding="utf-8")
+
+
+class _HintReader:
+    """Looks identities up in a store's hint table, then in the per-identity files of older stores."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        try:
+            self.con = _hints(root, create=False)
+        except sqlite3.Error:  # hints are only hints
+            self.con = None
+        folder = root / layout.IDENTITIES
+        # older stores' files sit in two-character folders; without any, no file is looked for
+        self.files = folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
+
+    def get(self, identity: str) -> str | None:
+        if self.con is not None:
+            try:  # fetchall: the statement is finished, so no read lock outlives the lookup
+                rows = self.con.execute("SELECT source FROM hint WHERE identity = ?", (identity,)).fetchall()
+            except sqlite3.Error:  # a damaged or unreadable table: hints are only hints
+                rows = []
+            if rows:
+                return rows[0][0]
+        if self.files:
+            hint = identity_hint(self.root, identity)
+            if hint.exists():
+                return hint.read_text(encoding="utf-8")
+        return None
 
 
 def core_key(summary: dict) -> str:
@@ -109,6 +185,7 @@ class Catalog:
         self._legacy: dict | None = None
         self._cores: dict[str, dict] | None = None
         self._buckets: dict[str, dict] = {}
+        self._hint_reader: _HintReader | None = None
         if self.path is not None:
             self.manifest = _read_json(self.path / layout.MANIFEST)
             if "index" not in self.manifest:
@@ -152,10 +229,11 @@ class Catalog:
             return None
         if self._legacy is not None:
             return next((n for n, v in self._legacy.get("sources", {}).items() if v.get("identity") == identity), None)
-        hint = identity_hint(self.path.parent.parent, identity)
-        if not hint.exists():
+        if self._hint_reader is None:
+            self._hint_reader = _HintReader(self.path.parent.parent)
+        name = self._hint_reader.get(identity)
+        if name is None:
             return None
-        name = hint.read_text(encoding="utf-8")
         held = self.source(name)  # a hint of a write that never committed, or of a replaced source: no
         return name if held is not None and held.get("identity") == identity else None
 

@@ -295,14 +295,40 @@ def read_pointer(root) -> dict:
 
 
 def _sync_tree(path: Path) -> None:
-    """fsync every file and folder under ``path`` so that the commit survives power loss."""
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            if os.stat(os.path.join(folder, name)).st_nlink > 1:
+    """fsync every file and folder under ``path`` so that the commit survives power loss.
+
+    The fsyncs run in a few threads: each one waits on the disk with the GIL released, and the
+    file system commits the journal once for fsyncs that arrive together, so a generation of a
+    hundred-odd files and folders syncs in a fraction of the time one after the other took.
+    Every one of them is done (and any error raised) before this returns, as before.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    files, folders = [], []
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            if os.stat(full).st_nlink > 1:
                 continue  # a hard link of a committed file: synced when its generation was committed
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(folder))
+            files.append(full)
+        folders.append(folder)
+    if len(files) + len(folders) < 8:
+        for p in files + folders:
+            _fsync_path(p)
+        return
+    with ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="xrfhub-fsync") as pool:
+        # files first, then the folders that name them (list() raises the first error)
+        list(pool.map(_fsync_path, files))
+        list(pool.map(_fsync_path, folders))
+
+
+#: threads for the commit's fsyncs (they wait on the disk, not the CPU)
+_SYNC_THREADS = 8
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

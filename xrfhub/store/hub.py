@@ -17,9 +17,12 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from .. import _lazydask
 from ..errors import StoreError
 from ..records import SpectraBlock
 from . import layout
+
+_lazydask.install()
 
 _ZSTD = ZstdCodec(level=3)
 #: Row-chunked numeric arrays (counts, mean spectra, diffraction intensities): LZ4 behind a byte
