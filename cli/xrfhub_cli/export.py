@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from .main import _friendly, cli
+from .common import friendly
 
 
-@cli.command("export")
+@click.command("export")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "format_", type=click.Choice(["pangaea", "ro-crate"]), required=True)
 @click.option("--out", required=True, type=click.Path(), help="FILE.tab (pangaea) or a folder (ro-crate).")
@@ -15,7 +15,7 @@ from .main import _friendly, cli
 @click.option("--author", "authors", multiple=True, help="Author 'Name <email>' or 'Name' (repeatable).")
 @click.option("--identifiers", "identifiers_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV core,igsn,doi (a row 'dataset' gives the store's DOI).")
-@_friendly
+@friendly
 def export_(store, format_, out, citation, licence, authors, identifiers_file):
     """Write STORE as a PANGAEA-ready table (--format pangaea) or an RO-Crate (--format ro-crate)."""
     if format_ == "pangaea":

@@ -1,28 +1,16 @@
 """The ``xrfhub`` command line: parses options and calls the library, nothing more."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
 import xrfhub
-from xrfhub.errors import XrfhubError
 
-
-def _friendly(fn):
-    """Print our own errors as one clear line and exit non-zero, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except XrfhubError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
+from .common import friendly, key_values
+from .export import export_ as _export_command
+from .qc import qc as _qc_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,7 +55,7 @@ def cli():
               help="Lab tables: unit of depth columns whose header gives none.")
 @click.option("--units", default=None,
               help="Lab tables: unit of element/oxide columns without one: 'ppm', or per column 'Ca=ppm,Fe=wt%'.")
-@_friendly
+@friendly
 def ingest(inputs, store, init, sections, calibration_file, format_, core_map, skip_bad, replace, wait, core, section_top,
            gain, offset, align_method, window, tolerance, align_kv, composite, scheduler, wavelength, scan_coord, labels,
            depth_mm, depth_unit, units):
@@ -96,7 +84,7 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
 @cli.command()
 @click.argument("store", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_friendly
+@friendly
 def info(store, as_json):
     """Kinds, cores, spectra, depth ranges, scan settings, lab samples, matches, warnings."""
     from xrfhub.summary import format_info
@@ -107,7 +95,7 @@ def info(store, as_json):
 
 @cli.command()
 @click.argument("store", type=click.Path(exists=True))
-@_friendly
+@friendly
 def validate(store):
     """Check NeXus files against our application definition and the hub against them."""
     report = xrfhub.validate(store)
@@ -127,7 +115,7 @@ def validate(store):
 @click.option("--units-as", "units", type=click.Choice(["suffix", "row", "none"]), default="suffix",
               show_default=True, help="Units in CSV/Parquet: in column names (CaCO3_wt%), a row under the "
                                       "header (CSV), or none. NetCDF keeps them as attributes.")
-@_friendly
+@friendly
 def query(store, kind, core, depth, section, counts, out, units):
     """Write the selected spectra (or samples) with their coordinates, one row each."""
     cores = list(core) if len(core) > 1 else (core[0] if core else None)
@@ -137,25 +125,15 @@ def query(store, kind, core, depth, section, counts, out, units):
 
 @cli.command()
 @click.argument("store", type=click.Path(exists=True))
-@_friendly
+@friendly
 def rebuild(store):
     """Regenerate the Zarr hub from the store's NeXus files (the source of truth)."""
     gen = xrfhub.rebuild(store, progress=True)
     click.echo(f"rebuilt the hub from NeXus: generation {gen.name}")
 
 
-def _key_values(pairs) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--set")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
 @cli.command("plugins")
-@_friendly
+@friendly
 def plugins_():
     """Registered model plugins: their stages, targets and config keys."""
     from xrfhub.ml import registry
@@ -192,7 +170,7 @@ def plugins_():
                    "absolute residual), split-conformal-cores (score and weighting chosen leaving one calibration "
                    "core out), cross-conformal-cores (no --calibration-cores: 5 extra trainings on folds of whole "
                    "cores score every training core out of fold).")
-@_friendly
+@friendly
 def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, resume,
           keep_flagged, overwrite, calibration_cores, interval_method):
     """Train MODEL from the store."""
@@ -202,7 +180,7 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()] if holdout_cores is not None else None
     cal = [c.strip() for c in calibration_cores.split(",") if c.strip()] if calibration_cores else None
     summary = training.train(model, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
-                             sets=_key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
+                             sets=key_values(sets), epochs=epochs, holdout_cores=cores, target=target, init=init,
                              resume=resume, keep_flagged=keep_flagged, overwrite=overwrite, calibration_cores=cal,
                              interval_method=interval_method)
     from xrfhub.ml.ddp import is_writer
@@ -224,7 +202,7 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
               help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
 @click.option("--scheduler", default=None,
               help="dask.distributed scheduler address: its workers compute the model, this process writes the run.")
-@_friendly
+@friendly
 def predict(store, run_dir, wait, interval, scheduler):
     """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
     from xrfhub.ml import training
@@ -240,7 +218,7 @@ def predict(store, run_dir, wait, interval, scheduler):
 
 @cli.command()
 @click.argument("store", type=click.Path(exists=True))
-@_friendly
+@friendly
 def runs(store):
     """Prediction runs held in the store."""
     from xrfhub.predictions import list_runs
@@ -258,7 +236,7 @@ def runs(store):
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(), help="PNG to write (a CSV of the data goes beside it).")
 @click.option("--core", multiple=True, help="Restrict to these cores (repeatable).")
-@_friendly
+@friendly
 def saliency(store, run_dir, out, core):
     """Which energies drive a model: |dMSE/dinput| per channel, with element lines marked."""
     from xrfhub.ml import training
@@ -286,12 +264,12 @@ def saliency(store, run_dir, out, core):
 @click.option("--keep-flagged", is_flag=True, help="Keep spectra QC flagged bad or suspect (spectra; see qc.json).")
 @click.option("--interval", type=float, default=None,
               help="Also report coverage and width of calibrated intervals at this level (e.g. 0.9), per model.")
-@_friendly
+@friendly
 def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart, keep_flagged, interval):
     """Evaluate models on held-out cores: the MAX paper's protocol for spectra, or diffraction
     classifiers compared (accuracy, F1 per class/phase, confusion, ramp confidence and boundary)."""
     cores = [c.strip() for c in holdout_cores.split(",") if c.strip()]
-    sets = _key_values(sets)
+    sets = key_values(sets)
     if interval is not None:
         from xrfhub.ml.intervals import check_level
 
@@ -314,7 +292,7 @@ def evaluate(store, holdout_cores, out, target, quick, sets, reference, restart,
 @click.option("--out", default="demo-output", show_default=True, type=click.Path(), help="Work folder.")
 @click.option("--size", default="demo", show_default=True, help="Corpus size: tiny, demo or benchmark.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@_friendly
+@friendly
 def demo(out, size, seed):
     """Generate a synthetic corpus, ingest it, show info, a query and pictures."""
     from xrfhub.demo import run_demo
@@ -322,10 +300,8 @@ def demo(out, size, seed):
     run_demo(out, size=size, seed=seed, echo=click.echo)
 
 
-from .qc import qc as _qc_command  # noqa: E402  (a command in its own module)
-
-cli.add_command(_qc_command)
-from . import export as _export  # noqa: E402,F401  (registers `xrfhub export`)
+cli.add_command(_qc_command)  # commands kept in their own modules
+cli.add_command(_export_command)
 
 
 def main():  # pragma: no cover - console entry point

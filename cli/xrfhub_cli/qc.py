@@ -21,7 +21,7 @@ def qc(store, out, sets, alignment, wait):
     from xrfhub.qc.params import QCParams
     from xrfhub.qc.command import run
 
-    from .main import _key_values
+    from .common import key_values as _key_values
 
     try:
         params = QCParams.from_options(_key_values(sets))
