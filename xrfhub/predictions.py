@@ -64,6 +64,10 @@ def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
                     continue
                 values[bound] = theirs if bound not in values else xr.where(predicted, theirs, values[bound],
                                                                               keep_attrs=True)
+    for bound in [b for b in values if b.endswith(("_lower", "_upper")) and b.rsplit("_", 1)[0] in values]:
+        if not bool(values[bound].notnull().any()):  # later runs without intervals replaced every value
+            del values[bound]
+            sources.pop(bound, None)
     merged = xr.Dataset(values, coords=last.coords)
     merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
     return merged
