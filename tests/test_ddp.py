@@ -124,3 +124,12 @@ def test_a_plugin_that_cannot_train_distributed_is_refused_under_torchrun(store,
     assert result.returncode != 0
     assert "plugin 'baseline' does not train on several processes" in result.stderr
     assert not (tmp_path / "bl").exists()
+
+
+def test_one_process_never_imports_torch_to_learn_it_is_alone():
+    # every `xrfhub train` calls ddp.start(): a torch-free plugin (baseline, log-ratio) must not
+    # pay for, or need, torch when no torchrun launched it
+    code = ("import sys; from xrfhub.ml import ddp; assert ddp.start() is False; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -62,10 +62,12 @@ def active() -> bool:
 def start() -> bool:
     """Join torchrun's process group (once); returns whether this call started it (and so
     :func:`stop` should end it)."""
+    if not launched():  # one process: nothing to join, and torch-free plugins never import torch
+        return False
     import torch
     import torch.distributed as dist
 
-    if not launched() or (dist.is_available() and dist.is_initialized()):
+    if dist.is_available() and dist.is_initialized():
         return False
     if not dist.is_available():
         raise ConfigError("torchrun started several ranks but this torch has no torch.distributed")
