@@ -30,7 +30,8 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path) -> None:
+    """Flush a file's or a folder's entry to disk (a folder: the names it holds)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -49,7 +50,7 @@ def write_json_atomic(path: Path, content: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync_path(path.parent)
 
 
 @dataclass(frozen=True)
@@ -325,10 +326,3 @@ def _sync_tree(path: Path) -> None:
 #: threads for the commit's fsyncs (they wait on the disk, not the CPU)
 _SYNC_THREADS = 8
 
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
