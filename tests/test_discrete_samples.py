@@ -222,3 +222,19 @@ def test_written_sections_table_leaves_sample_spectra_alone(tmp_path):
     got = sorted(zip(ds["depth_scale"].values.astype(str), ds["depth_mm"].values.tolist()))
     assert got == [("core", 1010.0), ("core", 1020.0), ("sample", 335.0)]
     assert xrfhub.validate(store).ok
+
+
+def test_real_folder_ingested_bare_names_the_table_and_leaves_no_store(real, tmp_path):
+    """The whole real folder with no option: a lab table whose depth column has no name is refused
+    (guessing its unit would store a guess); the message names the file and what to write, says
+    nothing was stored and how to store the rest (--skip-bad), and no empty store is left behind."""
+    from click.testing import CliRunner
+
+    from xrfhub_cli.main import cli
+
+    store = tmp_path / "store"
+    result = CliRunner().invoke(cli, ["ingest", str(real), "--store", str(store)])
+    assert result.exit_code == 2, result.output
+    assert "CD166_19_benchtop.csv" in result.output and "depth_cm" in result.output
+    assert "nothing was stored" in result.output and "--skip-bad" in result.output
+    assert not store.exists()

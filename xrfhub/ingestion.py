@@ -8,6 +8,7 @@ follows, so a refused or crashed ingest leaves the store as it was.
 """
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -273,19 +274,25 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.generation = gen.name
         return
 
-    with store.writer(wait=wait):
-        batches = _batches(cands, BATCH_FILES)
-        start = store.current()
-        store.pinned = start.name if (start is not None and len(batches) > 1) else None
-        try:
-            for i, part in enumerate(batches):
-                one_batch(part, composite_table if i == len(batches) - 1 else None)
-        except BaseException:
-            if len(batches) > 1:  # refused (or interrupted) half way: the store as it was before
-                store.roll_back(start)
-            raise
-        finally:
-            store.pinned = None
+    fresh_folder = not store.root.exists()
+    try:
+        with store.writer(wait=wait):
+            batches = _batches(cands, BATCH_FILES)
+            start = store.current()
+            store.pinned = start.name if (start is not None and len(batches) > 1) else None
+            try:
+                for i, part in enumerate(batches):
+                    one_batch(part, composite_table if i == len(batches) - 1 else None)
+            except BaseException:
+                if len(batches) > 1:  # refused (or interrupted) half way: the store as it was before
+                    store.roll_back(start)
+                raise
+            finally:
+                store.pinned = None
+    except BaseException:
+        if fresh_folder and store.current() is None:  # a refused first ingest leaves no empty store behind
+            shutil.rmtree(store.root, ignore_errors=True)
+        raise
     return report
 
 

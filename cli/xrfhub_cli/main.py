@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
 
 import xrfhub
+
+from xrfhub.errors import InputError
 
 from .common import friendly, key_values
 from .export import export_ as _export_command
@@ -70,14 +73,23 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
         from xrfhub.ml.cluster import connect
 
         client, _ = connect(scheduler)  # an unreachable scheduler: one clear line, not a traceback
-    report = xrfhub.ingest(
-        [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
-        core=core, section_top_mm=section_top,
-        calibration=Calibration(gain, offset, "option") if gain is not None else calibration_file,
-        sections=sections, init=init,
-        align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
-        wavelength=wavelength, scan_coord=scan_coord, depth_mm=depth_mm, depth_unit=depth_unit, units=units,
-        progress=True)
+    try:
+        report = xrfhub.ingest(
+            [*inputs, *labels], store, format=format_, core_map=core_map, skip_bad=skip_bad, replace=replace, wait=wait,
+            core=core, section_top_mm=section_top,
+            calibration=Calibration(gain, offset, "option") if gain is not None else calibration_file,
+            sections=sections, init=init,
+            align=AlignParams(align_method, window, tolerance, align_kv), composite_table=composite, client=client,
+            wavelength=wavelength, scan_coord=scan_coord, depth_mm=depth_mm, depth_unit=depth_unit, units=units,
+            progress=True)
+    except InputError as exc:
+        # one bad file refuses the whole ingest, so nothing half-stored; say how to store the rest
+        click.echo(f"error: {exc}", err=True)
+        missing_input = exc.path in {str(p) for p in (*inputs, *labels)} and not os.path.exists(exc.path)
+        if not skip_bad and not missing_input:
+            click.echo("nothing was stored: fix that file, or add --skip-bad to store the other files "
+                       "and list the bad ones", err=True)
+        sys.exit(exc.exit_code)
     click.echo(report.summary())
 
 
