@@ -222,6 +222,9 @@ def test_large_ingest_goes_in_batches_of_folders_with_the_same_result_and_refusa
     sa, sb = xrfhub.open(whole, "samples", index=False), xrfhub.open(batched, "samples", index=False)
     np.testing.assert_array_equal(sa["match_count"].values, sb["match_count"].values)
     assert xrfhub.validate(batched, nxcheck=False).ok
+    # each batch's log entry names the files that batch added, once (not every batch's so far)
+    logged = [e["added"] for e in Store(batched).read_log() if e.get("action") == "ingest"]
+    assert len(logged) == 4 and sorted(n for batch in logged for n in batch) == sorted(report.added)
 
     # a file that cannot be read, in the last folder: refused, and the store is back as it was
     more = write_corpus(tmp_path / "m", cores=("GeoB4", "GeoB5"), n_channels=64, kv30_core=None, seed=3)

@@ -125,7 +125,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
     def one_batch(part, composite_part) -> None:
         """Ingest one batch of candidates as one generation (the whole ingest when it is small)."""
         nonlocal cmap
-        first_warning = len(report.warnings)
+        # where this batch's entries start in the report's lists: each batch's log entry says only
+        # what that batch did (a corpus of many batches would otherwise log every name again each time)
+        first_warning, first_skipped, first_noted = len(report.warnings), len(report.skipped), len(report.noted)
         current = store.current()
         # the index, not the NeXus files: sources by folder, one small summary per core
         index = Catalog(current.path if current else None)
@@ -268,8 +270,10 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         gen = write_generation(store, current, records, changed, fresh_sources, history=history,
                                align=align or AlignParams(),
                                core_map=cmap.pairs, warnings=report.warnings[first_warning:],
-                               event={"action": "ingest", "added": report.added, "replaced": report.replaced,
-                                      "skipped": report.skipped, "not_stored": report.noted, "date": stamp},
+                               event={"action": "ingest", "added": [p.source.name for p in new],
+                                      "replaced": [p.source.name for p in replaced],
+                                      "skipped": report.skipped[first_skipped:], "not_stored": report.noted[first_noted:],
+                                      "date": stamp},
                                progress=progress)
         report.generation = gen.name
         return
