@@ -9,6 +9,8 @@ import xarray as xr
 import xrfhub
 from xrfhub.errors import InputError, StoreError, StoreLockedError
 from xrfhub.readers import avaatech_spe
+from xrfhub.store import layout
+from xrfhub.store.catalog import Catalog
 from xrfhub.store.generations import Store
 
 from conftest import spe_stem, spe_text, synthetic_counts, write_corpus
@@ -321,3 +323,83 @@ def test_parse_on_forked_workers_stores_the_same(corpus, tmp_path, monkeypatch):
     assert {n: [v.get(k) for k in kept] for n, v in src_a.items()} == \
         {n: [v.get(k) for k in kept] for n, v in src_b.items()}
     assert xrfhub.validate(forked, nxcheck=False).ok
+
+
+def _nexus_fields(store) -> dict:
+    """Every NeXus dataset of the current generation, by file and path, as bytes (ingest time and
+    the ingest run's uuid left out: they differ between two ingests by design)."""
+    import h5py
+
+    out = {}
+    for f in sorted((Store(store).current().path / layout.NEXUS_DIR).glob("*.nxs")):
+        with h5py.File(f, "r") as h5:
+            def visit(name, obj, f=f):
+                if isinstance(obj, h5py.Dataset) and not name.endswith(("/date", "/run_uuid")):
+                    value = obj[()]
+                    out[f.name, name] = value.tobytes() if isinstance(value, np.ndarray) and value.dtype != object \
+                        else repr(value)
+            h5.visititems(visit)
+    return out
+
+
+def _with_plain_cores(corpus, tmp_path) -> list[str]:
+    """The corpus (two cores with lab samples) and two more cores with none."""
+    more = write_corpus(tmp_path / "more", cores=("GeoB1", "GeoB2"), seed=4, kv30_core=None)
+    return [str(corpus.scans), str(more.scans), str(corpus.files["pangaea"])]
+
+
+def test_nexus_files_written_beside_the_hub_are_the_same(corpus, tmp_path):
+    """With a second process allowed, the NeXus files of cores without lab samples are written by a
+    forked child while the hub is written: the same files (every dataset), the same hub."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, xrfhub\n"
+        "from xrfhub import build\n"
+        "real = build._nexus_beside\n"
+        "def spy(*a):\n"
+        "    child, cores = real(*a)\n"
+        "    print(child is not None, sorted(cores))\n"
+        "    return child, cores\n"
+        "build._nexus_beside = spy\n"
+        "xrfhub.ingest(sys.argv[1:-1], sys.argv[-1])\n")
+    inputs = _with_plain_cores(corpus, tmp_path)
+    stores, said = {}, {}
+    for count in ("1", "2"):
+        stores[count] = tmp_path / f"w{count}"
+        done = subprocess.run([sys.executable, "-c", script, *inputs, str(stores[count])], check=True, capture_output=True, text=True,
+                              env={**os.environ, "XRFHUB_WRITE_PROCESSES": count})
+        said[count] = done.stdout.strip()
+    cores = Catalog(Store(stores["2"]).current().path).cores()
+    plain = sorted(c for c, s in cores.items() if not s.get("n_samples") and s.get("scans"))
+    assert plain == ["GeoB1", "GeoB2"]  # cores with lab samples stay with the parent (alignment first)
+    assert said == {"1": "False []", "2": f"True {plain}"}
+    assert _nexus_fields(stores["1"]) == _nexus_fields(stores["2"])
+    a, b = xrfhub.open(stores["1"], index=False), xrfhub.open(stores["2"], index=False)
+    for name in a.variables:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    assert xrfhub.validate(stores["2"]).ok
+
+
+def test_a_failing_writer_beside_fails_the_ingest_and_stores_nothing(corpus, tmp_path):
+    """The forked NeXus writer's error comes back to the ingest: non-zero, the store as it was."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    script = (
+        "import sys, xrfhub\n"
+        "from xrfhub.store import nexus\n"
+        "from xrfhub import forking\n"
+        "real = nexus.write_core\n"
+        "def broken(path, rec, **k):\n"
+        "    if forking._PARENT is not None:\n"
+        "        raise OSError(28, 'No space left on device')\n"
+        "    return real(path, rec, **k)\n"
+        "nexus.write_core = broken\n"
+        "xrfhub.ingest(sys.argv[1:-1], sys.argv[-1])\n")
+    done = subprocess.run([sys.executable, "-c", script, *_with_plain_cores(corpus, tmp_path), str(store)],
+                          capture_output=True, text=True, env={**os.environ, "XRFHUB_WRITE_PROCESSES": "2"})
+    assert done.returncode != 0 and "No space left on device" in done.stderr, done.stderr[-2000:]
+    assert not store.exists() or Store(store).current() is None

@@ -103,23 +103,37 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     for run_id, run in (run_files or {}).items():  # rebuild of an old store: runs moved out of core files
         nxrun.write(gen.path / layout.run_file(run_id), run, identifiers.run_uuid(run_id))
         carried[run_id] = run_entry(run)
-    plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
-    per_core_alignment = plan.write(sources, sources if full else None)
     items = sorted(changed & present)
-    if progress and len(items) > 1:
-        from tqdm import tqdm
+    linked = {c for c in items if full and current is not None and (current.path / files[c]).exists()
+              and c not in rewrite}
+    # cores without lab samples need nothing from the hub write (alignment): their NeXus files
+    # can be written by a second process meanwhile
+    beside, early = _nexus_beside(gen, records, files, [c for c in items if c not in linked
+                                                        and not summaries[c].get("n_samples")], summaries)
+    try:
+        plan = HubPlan(gen, current, records, summaries, old_summaries, changed, full, align, carried, progress)
+        per_core_alignment = plan.write(sources, sources if full else None)
+        items = [c for c in items if c not in early]
+        if progress and len(items) > 1:
+            from tqdm import tqdm
 
-        items = tqdm(items, desc="write NeXus", unit="core")
-    for core in items:
-        rec = records[core]
-        if core in per_core_alignment:
-            rec.processes = [p for p in rec.processes if p.name != "alignment"]
-            rec.processes.append(Process("alignment", "xrfhub", __version__, stamp, asdict(align),
-                                         per_core_alignment[core]))
-        if full and current is not None and (current.path / files[core]).exists() and core not in rewrite:
-            link_or_copy(current.path / files[core], gen.path / files[core])
-        else:
-            nexus.write_core(gen.path / files[core], rec)
+            items = tqdm(items, desc="write NeXus", unit="core")
+        for core in items:
+            rec = records[core]
+            if core in per_core_alignment:
+                rec.processes = [p for p in rec.processes if p.name != "alignment"]
+                rec.processes.append(Process("alignment", "xrfhub", __version__, stamp, asdict(align),
+                                             per_core_alignment[core]))
+            if core in linked:
+                link_or_copy(current.path / files[core], gen.path / files[core])
+            else:
+                nexus.write_core(gen.path / files[core], rec)
+    except BaseException:
+        if beside is not None:
+            beside.cancel()
+        raise
+    if beside is not None:
+        beside.join()
     hub.finalize(gen.hub_path, summaries)  # core/run UUIDs, consolidated metadata: after every hub write
     # hints, verified against the index when read; a first write of an old store hints them all
     catalog.write_identity_hints(store.root, {**(parent.all_sources() if full and parent.path else {}), **sources})
@@ -143,6 +157,35 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
                "cores": sorted(changed), "date": stamp})
     return gen
+
+
+#: spectra below which a second NeXus writer costs more than it saves (a fork of a large
+#: process takes tens of ms; a core file ~0.45 ms per spectrum)
+BESIDE_MIN_SPECTRA = 500
+
+
+def _nexus_beside(gen: Generation, records, files: dict[str, str], cores: list[str], summaries: dict):
+    """Start writing ``cores``' NeXus files in a forked child, to overlap the hub write.
+
+    Returns the child (None when it would not pay, see ``forking.usable_processes``;
+    ``XRFHUB_WRITE_PROCESSES=1`` forbids it) and the cores it writes. The files are the bytes
+    this process would write: same records, same writer.
+    """
+    from .forking import Beside, usable_processes
+
+    n = sum(int(s["n"]) for c in cores for s in summaries[c].get("scans", {}).values())
+    if not cores or usable_processes(n, BESIDE_MIN_SPECTRA, "XRFHUB_WRITE_PROCESSES") < 2:
+        return None, set()
+    return Beside(_write_cores, gen.path, records, files, cores), set(cores)
+
+
+def _write_cores(root: Path, records, files: dict[str, str], cores: list[str]) -> None:
+    from .forking import orphaned
+
+    for core in cores:
+        if orphaned():  # the writer was killed: its generation will never be committed
+            raise SystemExit(1)
+        nexus.write_core(root / files[core], records[core])
 
 
 def _placement(rec: CoreRecord) -> int:

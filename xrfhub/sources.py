@@ -289,27 +289,9 @@ def parse_all(cands: list[Candidate], *, format_name=None, options=None, client=
 
 def _local_workers(n_files: int) -> int:
     """How many processes parse ``n_files`` here: 1 (this one) when forking would not pay or is unsafe."""
-    import multiprocessing
-    import threading
+    from .forking import usable_processes
 
-    wanted = os.environ.get("XRFHUB_PARSE_PROCESSES", "").strip()
-    if wanted:
-        count = max(1, int(wanted))
-    else:
-        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if n_files < POOL_MIN_FILES:
-            return 1
-        # other jobs already keep every core busy: a second process then only adds its own cost
-        # (measured on the project's 2-core machine: under a load of 5-6 the split parse took
-        # 4.1-4.4 s against 3.4-3.7 s in-process; at a load of 1, a whole 8,000-file ingest
-        # 5.9 s against 6.5-7.0 s)
-        if hasattr(os, "getloadavg") and os.getloadavg()[0] >= count:
-            return 1
-    # fork copies only the calling thread: with other threads running (a zarr event loop, a
-    # notebook's), a lock one of them held would stay held in the child forever
-    if count > 1 and ("fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1):
-        return 1
-    return min(count, n_files)
+    return usable_processes(n_files, POOL_MIN_FILES, "XRFHUB_PARSE_PROCESSES")
 
 
 def _parse_chunk(args) -> list[Parsed]:
