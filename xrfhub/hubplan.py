@@ -11,7 +11,7 @@ are written from their first changed row (``store.rows``); whole groups (``eleme
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
@@ -20,8 +20,6 @@ import zarr
 from . import kinds
 from .hubrows import Layout, first_change, hub_order, starts
 from .kinds.base import exists
-from .kinds.predictions import KEPT_COORDS, spectra_run_dataset  # noqa: F401 - kept importable from hubplan
-from .kinds.spectra import spectra_raw  # noqa: F401 - kept importable from hubplan
 from .store import layout, rows
 
 
@@ -42,7 +40,7 @@ class RowLayout:
     first: int  # the first row at which the new group differs from the parent's (0: no parent)
     total: int
     old_total: int
-    has_old: bool = field(default=False)
+    has_old: bool = False
 
 
 class HubPlan:

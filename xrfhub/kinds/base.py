@@ -33,6 +33,9 @@ class Kind(Protocol):
     #: the ``KIND`` of the readers whose parsed records this kind stores
     reader_kinds: tuple[str, ...]
 
+    def owns(self, group: str) -> bool:
+        """Whether hub group ``group`` is this kind's."""
+
     def reader_options(self, options: dict) -> dict:
         """The ingest options a reader of this kind takes."""
 
