@@ -58,7 +58,8 @@ class BaseKind:
 
     name = ""
     reader_kinds: tuple[str, ...] = ()
-    #: options only lab readers take: every other reader is refused them
+    #: options only lab readers take: every other reader is refused them (``units`` also serves
+    #: element tables, e.g. pXRF)
     LAB_ONLY = frozenset({"depth_unit"})
 
     def reader_options(self, options: dict) -> dict:
