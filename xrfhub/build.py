@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, identifiers
+from . import __version__, identifiers, kinds
 from .elements import elements_dataset  # noqa: F401 - kept importable from build
 from .hubplan import HubPlan
 from .records import CoreRecord, Process, SpectraBlock
@@ -143,7 +143,7 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     manifest = {
         "generation": gen.name, "parent": current.name if current else None, "created": stamp,
         "xrfhub_version": __version__, "index": catalog.INDEX_VERSION,
-        "n_cores": len(summaries), "kinds": hub.groups(gen.hub_path), "alignment": asdict(align),
+        "n_cores": len(summaries), "kinds": hub.groups(gen.hub_path, kinds.names()), "alignment": asdict(align),
         "alignment_summary": plan.alignment_summary if plan.alignment_summary is not None
         else old_manifest.get("alignment_summary", {}),
         "core_map": core_map or old_manifest.get("core_map", {}),
@@ -155,7 +155,7 @@ def write_generation(store: Store, current: Generation | None, records, changed:
     write_json_atomic(gen.path / layout.MANIFEST, manifest)
     store.commit(gen)
     store.log({**(event or {}), "generation": gen.name, "xrfhub_version": __version__,
-               "cores": sorted(changed), "date": stamp})
+               "cores": sorted(changed), "hub_groups": sorted(plan.changed_groups), "date": stamp})
     return gen
 
 

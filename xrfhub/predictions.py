@@ -6,8 +6,8 @@ their spectra when the store later grows) and the hub group ``predictions/<run>`
 of the store is touched: the archival core files are never rewritten to add derived data, and
 the rest of the generation is hard-linked. ``xrfhub rebuild`` places every run's values onto the
 hub's rows from the run files. Opening ``predictions`` without ``run=`` gives, per target, the
-most recent run. Runs over diffraction patterns are keyed by (series, pattern id): see
-``predictions_diffraction``. Stores written before run files existed kept runs as NXprocesses
+most recent run (``kinds.predictions``, which also places runs in the hub). Runs over
+diffraction patterns are keyed by (series, pattern id): see ``predictions_diffraction``. Stores written before run files existed kept runs as NXprocesses
 ``prediction_<run>`` in the core files; ``migrate_runs`` moves them out on ``rebuild``.
 """
 from __future__ import annotations
@@ -16,67 +16,16 @@ import json
 from datetime import datetime, timezone
 
 import numpy as np
-import xarray as xr
 
 from . import __version__, runwrite
 from .errors import StoreError
-from .hubplan import KEPT_COORDS  # noqa: F401 - coordinates copied from the spectra group
+from .kinds.predictions import KEPT_COORDS, spectra_run_dataset
+from .kinds.predictions import latest_per_target  # noqa: F401 - kept importable from predictions
 from .runwrite import new_run_id  # noqa: F401 - kept importable from predictions
 from .store import layout
 
 #: how stores written before run files named a run kept in a core file
 PREFIX = "prediction_"
-
-
-def latest_per_target(hub_path, groups: list[str]) -> xr.Dataset:
-    """One dataset with, per target and per spectrum, the value of the most recent run that predicted it.
-
-    Runs that predicted different rows complement each other (a model per tube voltage: the 10 kV
-    run's values stay where the later 30 kV run has none); where two runs predicted the same
-    row, the later wins. A value's interval bounds come from the run its value comes from.
-    ``attrs["runs"]`` lists, per variable, the runs it draws on, oldest first.
-    """
-    from .store import hub
-
-    runs = sorted((hub.open_group(hub_path, g) for g in groups), key=lambda d: d.attrs["created"])
-    if not runs:
-        raise StoreError("the store holds no predictions")
-    last = runs[-1]
-    values: dict[str, xr.DataArray] = {}
-    sources: dict[str, list[str]] = {}
-    for ds in runs:  # oldest first: each later run's values overwrite where it predicted
-        if _rows_of(ds) != _rows_of(last):  # another spectra group, or diffraction patterns
-            continue
-        for name in ds.data_vars:
-            if name.endswith(("_lower", "_upper")) and name.rsplit("_", 1)[0] in ds.data_vars:
-                continue  # bounds go with their target, below
-            new = ds[name]
-            predicted = new.notnull() if new.dtype.kind == "f" else xr.ones_like(new, dtype=bool)
-            values[name] = new if name not in values else xr.where(predicted, new, values[name], keep_attrs=True)
-            sources.setdefault(name, []).append(ds.attrs["run"])
-            for bound in (f"{name}_lower", f"{name}_upper"):  # never another run's bounds around a value
-                if bound in ds.data_vars:
-                    theirs = ds[bound]
-                    sources.setdefault(bound, []).append(ds.attrs["run"])
-                elif bound in values:
-                    theirs = xr.full_like(new, np.nan, dtype=np.float32)
-                else:
-                    continue
-                values[bound] = theirs if bound not in values else xr.where(predicted, theirs, values[bound],
-                                                                              keep_attrs=True)
-    for bound in [b for b in values if b.endswith(("_lower", "_upper")) and b.rsplit("_", 1)[0] in values]:
-        if not bool(values[bound].notnull().any()):  # later runs without intervals replaced every value
-            del values[bound]
-            sources.pop(bound, None)
-    merged = xr.Dataset(values, coords=last.coords)
-    merged.attrs = {"kind": "predictions", "runs": json.dumps(sources, sort_keys=True)}
-    return merged
-
-
-def _rows_of(ds: xr.Dataset) -> tuple:
-    """What a run's rows are: (row dimension, count, the group they belong to)."""
-    dim = next((d for d in (layout.SPECTRUM, layout.PATTERN, layout.POINT) if d in ds.dims), layout.SPECTRUM)
-    return dim, ds.sizes.get(dim, 0), ds.attrs.get("diffraction_group", ds.attrs.get("elements_group", ""))
 
 
 def list_runs(store) -> list[dict]:
@@ -125,7 +74,6 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
                                   run_id=run_id, wait=wait)
     import pandas as pd
 
-    from .hubplan import KEPT_COORDS, spectra_run_dataset
     from .store import catalog
     from .store.generations import Store
     from .store.nxrun import RunFile

@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import readers
+from . import kinds, readers
 from .errors import InputError, NotStored, UnknownFormatError
 from .readers import max_dataset
 from .records import SourceFile
@@ -145,17 +145,10 @@ def _read(cand: Candidate) -> bytes:
     return cand.path.read_bytes()
 
 
-#: Ingest options for lab readers (the rest describe spectra) and options lab readers never get.
-LAB_OPTIONS = frozenset({"core", "depth_unit", "units"})
-_LAB_ONLY = frozenset({"depth_unit"})  # units also serve element tables (pxrf)
-
-
 def reader_options(kind: str, options: dict) -> dict:
-    """The ingest options a reader of ``kind`` takes: lab readers take core, depth unit and
-    units; spectrum and pattern readers everything else."""
-    if kind == "samples":
-        return {k: v for k, v in options.items() if k in LAB_OPTIONS}
-    return {k: v for k, v in options.items() if k not in _LAB_ONLY}
+    """The ingest options a reader of ``kind`` takes, as the store kind it feeds says (lab
+    readers take core, depth unit and units; spectrum and pattern readers everything else)."""
+    return (kinds.for_reader(kind) or kinds.BaseKind()).reader_options(options)
 
 
 def sha256_of(raw: bytes) -> str:
@@ -348,12 +341,6 @@ def content_identity(p: Parsed) -> str:
     """
     if p.records is None:  # recognised but not stored (a sum spectrum, a superseded table)
         return ""
-    if p.kind in ("spectra", "spectra+samples"):
-        spectra = p.records if p.kind == "spectra" else p.records.spectra
-        where = repr([(s.core, s.section, s.run, s.tube_kv, s.replicate, round(s.position_mm, 6)) for s in spectra])
-    elif p.kind == "elements":
-        cols = [c for c in ("core", "section", "run", "replicate", "position_mm") if c in p.records.points]
-        where = repr(p.records.points[cols].to_numpy().tolist())
-    else:
-        return p.source.sha256
-    return p.source.sha256 + ":" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:16]
+    kind = kinds.for_reader(p.kind)
+    where = kind.identity(p) if kind is not None else None
+    return p.source.sha256 if where is None else f"{p.source.sha256}:{where}"

@@ -139,7 +139,7 @@ def hub_datasets(records: dict[str, CoreRecord], spectra: dict, spectra_ds: dict
 def core_spectra_rows(rec: CoreRecord, block) -> dict[str, np.ndarray]:
     """One core's rows of ``qc/spectra_ch<N>`` (its rows of the spectra group, in ``block``'s order).
 
-    The hub writes these core by core (``hubplan``), so an append computes the rows of the new
+    The hub writes these core by core (``kinds.qc``), so an append computes the rows of the new
     cores only; a core that arrived after the last ``xrfhub qc`` is ``indeterminate``/``not_checked``.
     """
     got = spectra_flags({rec.core: rec}, block)

@@ -195,14 +195,17 @@ def finalize(hub_path, cores=None) -> None:
 # ---------------------------------------------------------------------------- reading
 
 
-def groups(hub) -> dict[str, list[str]]:
-    """Kinds present in a hub and their groups, e.g. ``{"spectra": ["spectra/ch2048"]}``."""
+def groups(hub, kinds=layout.KINDS) -> dict[str, list[str]]:
+    """Kinds present in a hub and their groups, e.g. ``{"spectra": ["spectra/ch2048"]}``.
+
+    ``kinds``: the kind names to look for (``xrfhub.kinds.names()`` adds registered ones).
+    """
     try:
         root = zarr.open_group(hub, mode="r")
     except FileNotFoundError:
         raise StoreError(f"{hub}: the Zarr hub is missing; run `xrfhub rebuild`") from None
     found: dict[str, list[str]] = {}
-    for kind in layout.KINDS:
+    for kind in kinds:
         if kind not in root:
             continue
         node = root[kind]

@@ -48,6 +48,7 @@ NEXUS_SUFFIX = ".nxs"
 INDEX_DIR = "index"
 RUNS_DIR = "runs"
 
+#: the kinds, each one module of ``xrfhub.kinds`` (whose registry, in this order, is the order of the writes)
 KINDS = ("spectra", "elements", "samples", "predictions", "diffraction", "qc")
 
 # dimension names

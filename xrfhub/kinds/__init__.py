@@ -1,0 +1,51 @@
+"""The store's kinds, one module each behind one protocol (``kinds.base.Kind``), in one registry.
+
+The registry's order is the order of the hub writes (and of ``xrfhub.store.layout.KINDS``):
+spectra first, since the groups that follow its rows (runs over spectra, QC flags, samples'
+matched spectra) read its row layout and link its coordinates. Nothing else depends on the
+order: a kind never reads another kind's new group, only the plan it is handed.
+"""
+from __future__ import annotations
+
+from .base import BaseKind, Kind
+from .diffraction import KIND as DIFFRACTION
+from .elements import KIND as ELEMENTS
+from .predictions import KIND as PREDICTIONS
+from .qc import KIND as QC
+from .samples import KIND as SAMPLES
+from .spectra import KIND as SPECTRA
+
+__all__ = ["BaseKind", "Kind", "get", "names", "register", "registry", "unregister", "for_reader"]
+
+_REGISTRY: dict[str, Kind] = {k.name: k for k in (SPECTRA, ELEMENTS, SAMPLES, PREDICTIONS, DIFFRACTION, QC)}
+
+
+def registry() -> dict[str, Kind]:
+    """Every kind by name, in write order (a copy: change it with ``register``)."""
+    return dict(_REGISTRY)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Kind | None:
+    return _REGISTRY.get(name)
+
+
+def register(kind: Kind) -> None:
+    """Add a kind (written after the others). Its hub groups are ``<name>`` or ``<name>/<id>``."""
+    if not isinstance(kind, Kind):
+        raise TypeError(f"{kind!r} does not follow xrfhub.kinds.Kind")
+    if kind.name in _REGISTRY:
+        raise ValueError(f"a kind {kind.name!r} is registered already")
+    _REGISTRY[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def for_reader(reader_kind: str) -> Kind | None:
+    """The kind that stores what a reader of ``reader_kind`` parses (the first in write order)."""
+    return next((k for k in _REGISTRY.values() if reader_kind in k.reader_kinds), None)
