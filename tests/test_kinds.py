@@ -74,12 +74,17 @@ def test_every_registered_kind_follows_the_protocol_in_the_layout_s_order():
 
 
 def test_open_dispatches_through_the_registry_to_a_kind_registered_here(tmp_path):
-    """A kind that no module names (no branch anywhere) is written by the plan and opened by name."""
+    """A kind that no module names (no branch anywhere) is merged into by the ingest, written by the
+    plan and opened by name."""
 
     class Notes(BaseKind):
         """One row per core: how many spectra it holds (read from the index, as a kind would)."""
 
         name = "notes"
+
+        def merge(self, records, batch):  # called after the built-in kinds merged theirs
+            self.merged.append((len(batch.parsed), len(batch.spectra), sorted(records)))
+            return set()
 
         def changed(self, plan):
             return {self.name} if plan.changed_or_gone else set()
@@ -92,7 +97,7 @@ def test_open_dispatches_through_the_registry_to_a_kind_registered_here(tmp_path
             self.written.append(sorted(groups))
 
     notes = Notes()
-    notes.written = []
+    notes.written, notes.merged = [], []
     corpus = write_corpus(tmp_path / "c", n_channels=64)
     kinds.register(notes)
     try:
@@ -101,6 +106,8 @@ def test_open_dispatches_through_the_registry_to_a_kind_registered_here(tmp_path
         xrfhub.ingest([corpus.scans], tmp_path / "hub")
         ds = xrfhub.open(tmp_path / "hub", "notes")
         assert ds.attrs["group"] == "notes" and notes.written == [["notes"]]
+        # the ingest merged its batch through every registered kind: the spectra kind first
+        assert notes.merged == [(corpus.n_spectra, corpus.n_spectra, ["PS75-056-1", "SO264-09-2"])]
         assert dict(zip(ds["core"].values, ds["n_spectra"].values.tolist())) == {"PS75-056-1": 40, "SO264-09-2": 20}
         assert "notes" in xrfhub.api.manifest(tmp_path / "hub")["kinds"]
         assert xrfhub.open(tmp_path / "hub").attrs["kind"] == "spectra"  # the default is still spectra

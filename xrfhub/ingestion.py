@@ -13,16 +13,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from . import __version__, coreid, diffraction
+from . import __version__, coreid, diffraction, kinds
 from .build import AlignParams, write_generation
+from .kinds import samples as kinds_samples
 from .calibrate import apply_folder_models, default_warning, record_calibration
 from .depth import (composite_depth, place_positions, place_spectra, place_stored_scans, read_affine_table,
                     read_sections_table, section_relative_warnings)
 from .discrete import place_sample_spectra
 from .errors import InputError
-from .records import Calibration, CoreRecord, ElementTable, LabTable, Process, SpectraBlock, Spectrum
+from .records import Calibration, CoreRecord, LabTable, Process, SpectraBlock, Spectrum
 from .sources import Parsed, content_identity, find, parse_all
 from .store.catalog import Catalog
 from .store.cores import LazyRecords
@@ -199,20 +199,12 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         if not new and not replaced and composite_part is None and section_table is None:
             return
 
-        changed = _merge_spectra(records, spectra)
-        if section_table is not None:
-            changed |= place_stored_scans(records, section_table)
-        element_parsed = [p for p in new + replaced if p.kind == "elements"]
-        if section_table is not None:
-            element_parsed = _place_element_points(element_parsed, section_table, skip_bad, report)
+        if section_table is not None:  # element points placed by the table (or refused) before they merge
+            element_parsed = _place_element_points([p for p in new + replaced if p.kind == "elements"],
+                                                   section_table, skip_bad, report)
             kept = {p.source.name for p in element_parsed}
             new = [p for p in new if p.kind != "elements" or p.source.name in kept]
             replaced = [p for p in replaced if p.kind != "elements" or p.source.name in kept]
-        changed |= _merge_elements(records, element_parsed)
-        changed |= diffraction.merge_patterns(records, [p for p in new + replaced if p.kind == "diffraction"], core)
-        labels = [p for p in new + replaced if p.kind == "diffraction-labels"]
-        if labels:  # only the series holding patterns can own labels: read just those
-            changed |= diffraction.merge_labels(_series(records), labels)
         tables = [(p, t) for p in new + replaced for t in _tables_of(p)]
         for p in new + replaced:
             report.warnings.extend(f"{p.source.name}: {w}" for w in p.warnings)
@@ -224,7 +216,15 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                                        if p.records.metadata.get(k))
             if p.kind == "spectra+samples":  # a MAX data set: its provided pairs vs the +-5 mm rule
                 report.warnings.extend(f"{p.source.name}: {w}" for w in p.records.check_paired())
-        changed |= _merge_lab(records, tables, cmap, report)
+        # every kind joins its part of the batch to the core records (spectra first: lab tables
+        # match their cores against the scanned ones)
+        batch = kinds.Batch(parsed=new + replaced, spectra=spectra, tables=tables, core=core, cmap=cmap,
+                            warnings=report.warnings)
+        changed = set()
+        for kind in kinds.registry().values():
+            changed |= kind.merge(records, batch)
+        if section_table is not None:
+            changed |= place_stored_scans(records, section_table)
         model_sources = {p.source.name: p.source for p in parsed if p.kind == "calibration" and p.error is None}
         if model is not None:
             calibrated = {model.source: [s.source for s in spectra]}
@@ -316,15 +316,6 @@ class _Known:
         return found
 
 
-def _scan_cores(records) -> list[str]:
-    """Cores holding scans; from the index for cores whose files were not read."""
-    if isinstance(records, LazyRecords):
-        loaded = records.loaded
-        return sorted(c for c in records if (records[c].scans if c in loaded
-                                             else records.summaries[c].get("n_spectra", 0)))
-    return sorted(c for c, r in records.items() if r.scans)
-
-
 def _lab_only(records) -> list[str]:
     if isinstance(records, LazyRecords):
         loaded = records.loaded
@@ -332,15 +323,6 @@ def _lab_only(records) -> list[str]:
                                              else (not records.summaries[c].get("n_spectra", 0)
                                                    and records.summaries[c].get("n_samples", 0))))
     return sorted(c for c, r in records.items() if not r.scans and not r.lab.empty)
-
-
-def _series(records) -> dict:
-    """The records that hold diffraction patterns (from the index for files not read)."""
-    if isinstance(records, LazyRecords):
-        loaded = records.loaded
-        return {c: records[c] for c in records if (c in loaded and records[c].diffraction)
-                or (c not in loaded and records.summaries[c].get("diffraction"))}
-    return records
 
 
 def _holding(records, names: set[str]) -> list[str]:
@@ -491,43 +473,6 @@ def _existing_scan(records, key) -> SpectraBlock | None:
     return rec.scans.get(scan_name(key)) if rec is not None else None
 
 
-def _merge_spectra(records: dict[str, CoreRecord], spectra: list[Spectrum]) -> set[str]:
-    from .records import scan_name
-
-    groups: dict[tuple, list[Spectrum]] = defaultdict(list)
-    for s in spectra:
-        groups[s.scan_key].append(s)
-    changed = set()
-    for key, points in groups.items():
-        rec = records.setdefault(key[0], CoreRecord(key[0]))
-        block = SpectraBlock.from_spectra(points)
-        name = scan_name(key)
-        if name in rec.scans:
-            block = SpectraBlock.concat([rec.scans[name], block])
-        order = np.argsort(block.coords["depth_mm"].to_numpy(), kind="stable")
-        rec.scans[name] = SpectraBlock(block.counts[order], block.coords.iloc[order].reset_index(drop=True))
-        changed.add(key[0])
-    return changed
-
-
-def _merge_elements(records: dict[str, CoreRecord], parsed: list[Parsed]) -> set[str]:
-    """Split each element table by core and attach the parts to the core records."""
-    changed = set()
-    for p in parsed:
-        table = p.records
-        cores = table.points["core"].astype(str).to_numpy()
-        for core_id in sorted(set(cores)):
-            sel = cores == core_id
-            part = ElementTable(table.source, table.points[sel].reset_index(drop=True), list(table.lines),
-                                {q: np.asarray(v)[sel] for q, v in table.values.items()},
-                                None if table.flags is None else np.asarray(table.flags)[sel], dict(table.metadata))
-            rec = records.setdefault(core_id, CoreRecord(core_id))
-            rec.elements.append(part)
-            rec.sources.append(p.source)
-            changed.add(core_id)
-    return changed
-
-
 def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict) -> list[dict]:
     """Remove what replaced sources contributed; return the history entries to record."""
     history = []
@@ -565,44 +510,9 @@ def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict)
 # ---------------------------------------------------------------------------- lab tables
 
 
-def _merge_lab(records: dict[str, CoreRecord], tables: list[tuple[Parsed, LabTable]], cmap, report) -> set[str]:
-    """Attach lab samples to the store's cores, matching ids by normalisation or the user's map."""
-    changed = set()
-    scan_cores = _scan_cores(records)
-    for parsed, table in tables:
-        samples = table.samples.copy()
-        flags = table.flags.copy()
-        written = samples["core"].astype(str).to_numpy()
-        result = coreid.match_cores(sorted(set(written)), scan_cores, cmap)
-        target = np.array([result.cores.get(c) or c for c in written], dtype=object)
-        for c in result.unmatched:
-            report.warnings.append(f"{parsed.source.name}: lab core {c!r} matches no scanned core; kept as a "
-                                   "lab-only core (give --core-map to map it)")
-        samples.insert(0, "lab_core", written)
-        samples["core"] = target
-        samples["source"] = parsed.source.name
-        for core_id in sorted(set(target)):
-            sel = target == core_id
-            rec = records.setdefault(core_id, CoreRecord(core_id))
-            _append_lab(rec, samples[sel], flags[sel], table.units)
-            rec.sources.append(parsed.source)
-            changed.add(core_id)
-    return changed
-
-
-def _append_lab(rec: CoreRecord, samples: pd.DataFrame, flags: pd.DataFrame, units: dict) -> None:
-    rec.lab = pd.concat([rec.lab, samples], ignore_index=True) if not rec.lab.empty else samples.reset_index(drop=True)
-    rec.lab_flags = (pd.concat([rec.lab_flags, flags], ignore_index=True) if not rec.lab_flags.empty
-                     else flags.reset_index(drop=True))
-    for prop, unit in units.items():
-        rec.lab_units.setdefault(prop, unit)
-    for prop in rec.lab_flags.columns:
-        rec.lab_flags[prop] = rec.lab_flags[prop].fillna("").astype(object)
-
-
 def _rehome_lab_only(records: dict[str, CoreRecord], cmap) -> set[str]:
     """Lab samples that arrived before their scans move to the scanned core once it exists."""
-    scan_cores = _scan_cores(records)
+    scan_cores = kinds_samples.scan_cores(records)
     lab_only = _lab_only(records)
     if not lab_only or not scan_cores:
         return set()
@@ -614,7 +524,7 @@ def _rehome_lab_only(records: dict[str, CoreRecord], cmap) -> set[str]:
             src = records.pop(core_id)
             lab = src.lab.copy()
             lab["core"] = target
-            _append_lab(records[target], lab, src.lab_flags, src.lab_units)
+            kinds_samples.append_lab(records[target], lab, src.lab_flags, src.lab_units)
             records[target].sources.extend(src.sources)
             records[target].processes.extend(src.processes)
             changed |= {target}

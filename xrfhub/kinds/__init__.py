@@ -7,7 +7,7 @@ order: a kind never reads another kind's new group, only the plan it is handed.
 """
 from __future__ import annotations
 
-from .base import BaseKind, Kind
+from .base import BaseKind, Batch, Kind
 from .diffraction import KIND as DIFFRACTION
 from .elements import KIND as ELEMENTS
 from .predictions import KIND as PREDICTIONS
@@ -15,7 +15,7 @@ from .qc import KIND as QC
 from .samples import KIND as SAMPLES
 from .spectra import KIND as SPECTRA
 
-__all__ = ["BaseKind", "Kind", "get", "names", "register", "registry", "unregister", "for_reader"]
+__all__ = ["BaseKind", "Batch", "Kind", "get", "names", "register", "registry", "unregister", "for_reader"]
 
 _REGISTRY: dict[str, Kind] = {k.name: k for k in (SPECTRA, ELEMENTS, SAMPLES, PREDICTIONS, DIFFRACTION, QC)}
 

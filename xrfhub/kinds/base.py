@@ -4,7 +4,8 @@ A *kind* (spectra, elements, samples, predictions, diffraction, qc) is one modul
 ``xrfhub.kinds`` holding one object that says, for its part of the store:
 
 - which parsed sources it takes (``reader_kinds``) and with which ingest options
-  (``reader_options``), and what of a parsed source makes it the same data (``identity``);
+  (``reader_options``), what of a parsed source makes it the same data (``identity``), and how
+  an ingest batch's parsed sources join the core records (``merge``);
 - which of its hub groups a write changes (``changed``), and how it writes them (``write``);
 - how ``xrfhub.open`` picks one of its groups and opens it (``open``).
 
@@ -16,12 +17,31 @@ is adding a module and one line in ``xrfhub.kinds``, not a branch in six modules
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import xarray as xr
 import zarr
 
 from ..store import hub
+
+
+@dataclass
+class Batch:
+    """What one ingest batch brings, ready to merge: its new and replaced sources (parsed), the
+    spectra they hold once placed and checked, the lab tables with their sources, the ``--core``
+    override, the core-id map, and the list where merges say what they assumed."""
+
+    parsed: list = field(default_factory=list)
+    spectra: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+    core: str | None = None
+    cmap: object = None
+    warnings: list = field(default_factory=list)
+
+    def of(self, kind) -> list:
+        """The batch's parsed sources that ``kind`` stores."""
+        return [p for p in self.parsed if p.kind in kind.reader_kinds]
 
 
 @runtime_checkable
@@ -41,6 +61,9 @@ class Kind(Protocol):
 
     def identity(self, parsed) -> str | None:
         """What, beyond its bytes, makes a parsed source of this kind new data (None: its bytes only)."""
+
+    def merge(self, records, batch: Batch) -> set[str]:
+        """Join the batch's sources of this kind to ``records`` (core id -> CoreRecord); the cores changed."""
 
     def changed(self, plan) -> set[str]:
         """The groups of this kind that the write ``plan`` changes (written, rewritten or removed)."""
@@ -70,6 +93,9 @@ class BaseKind:
 
     def owns(self, group: str) -> bool:
         return group.split("/", 1)[0] == self.name
+
+    def merge(self, records, batch: Batch) -> set[str]:
+        return set()
 
     def changed(self, plan) -> set[str]:
         return set()

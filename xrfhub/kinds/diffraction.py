@@ -23,9 +23,31 @@ def touched(plan) -> bool:
                             or (plan.old_summaries.get(c) or {}).get("diffraction") for c in plan.changed_or_gone)
 
 
+def holding_patterns(records) -> dict:
+    """The records that hold diffraction patterns (from the index for core files not read)."""
+    from ..store.cores import LazyRecords
+
+    if isinstance(records, LazyRecords):
+        loaded = records.loaded
+        return {c: records[c] for c in records if (c in loaded and records[c].diffraction)
+                or (c not in loaded and records.summaries[c].get("diffraction"))}
+    return records
+
+
 class Diffraction(BaseKind):
     name = "diffraction"
     reader_kinds = ("diffraction", "diffraction-labels")
+
+    def merge(self, records, batch) -> set[str]:
+        """Patterns join their series; labels the series that hold the patterns they name."""
+        from .. import diffraction
+
+        mine = batch.of(self)
+        changed = diffraction.merge_patterns(records, [p for p in mine if p.kind == "diffraction"], batch.core)
+        labels = [p for p in mine if p.kind == "diffraction-labels"]
+        if labels:  # only the series holding patterns can own labels: read just those
+            changed |= diffraction.merge_labels(holding_patterns(records), labels)
+        return changed
 
     def changed(self, plan) -> set[str]:
         if not touched(plan):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 
+import numpy as np
+
+from ..records import CoreRecord, ElementTable
 from ..store import hub
 from .base import BaseKind, indexed, open_group
 
@@ -43,6 +46,24 @@ class Elements(BaseKind):
         cols = [c for c in ("core", "section", "run", "replicate", "position_mm") if c in points]
         where = repr(points[cols].to_numpy().tolist())
         return hashlib.sha256(where.encode("utf-8")).hexdigest()[:16]
+
+    def merge(self, records, batch) -> set[str]:
+        """Each element table split by core, the parts attached to the core records."""
+        changed = set()
+        for p in batch.of(self):
+            table = p.records
+            cores = table.points["core"].astype(str).to_numpy()
+            for core_id in sorted(set(cores)):
+                sel = cores == core_id
+                part = ElementTable(table.source, table.points[sel].reset_index(drop=True), list(table.lines),
+                                    {q: np.asarray(v)[sel] for q, v in table.values.items()},
+                                    None if table.flags is None else np.asarray(table.flags)[sel],
+                                    dict(table.metadata))
+                rec = records.setdefault(core_id, CoreRecord(core_id))
+                rec.elements.append(part)
+                rec.sources.append(p.source)
+                changed.add(core_id)
+        return changed
 
     def changed(self, plan) -> set[str]:
         return {GROUP} if touched(plan) else set()

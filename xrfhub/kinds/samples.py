@@ -65,12 +65,62 @@ def _moved(plan, n_ch, cores) -> set[str]:
     return {c for c in cores if lay.new_starts.get(c) != lay.old_starts.get(c, lay.new_starts.get(c))}
 
 
+def scan_cores(records) -> list[str]:
+    """Cores holding scans; from the index for cores whose files were not read."""
+    from ..store.cores import LazyRecords
+
+    if isinstance(records, LazyRecords):
+        loaded = records.loaded
+        return sorted(c for c in records if (records[c].scans if c in loaded
+                                             else records.summaries[c].get("n_spectra", 0)))
+    return sorted(c for c, r in records.items() if r.scans)
+
+
+def append_lab(rec, samples: pd.DataFrame, flags: pd.DataFrame, units: dict) -> None:
+    """Add lab rows (and their value flags and units) to a core record."""
+    rec.lab = pd.concat([rec.lab, samples], ignore_index=True) if not rec.lab.empty else samples.reset_index(drop=True)
+    rec.lab_flags = (pd.concat([rec.lab_flags, flags], ignore_index=True) if not rec.lab_flags.empty
+                     else flags.reset_index(drop=True))
+    for prop, unit in units.items():
+        rec.lab_units.setdefault(prop, unit)
+    for prop in rec.lab_flags.columns:
+        rec.lab_flags[prop] = rec.lab_flags[prop].fillna("").astype(object)
+
+
 class Samples(BaseKind):
     name = "samples"
     reader_kinds = ("samples", "spectra+samples")
 
     def reader_options(self, options: dict) -> dict:
         return {k: v for k, v in options.items() if k in LAB_OPTIONS}
+
+    def merge(self, records, batch) -> set[str]:
+        """Lab samples join the store's cores, ids matched by normalisation or the user's core map;
+        a lab core matching no scanned core is kept as a lab-only core, and the batch says so."""
+        from .. import coreid
+        from ..records import CoreRecord
+
+        changed = set()
+        scanned = scan_cores(records)
+        for parsed, table in batch.tables:
+            samples = table.samples.copy()
+            flags = table.flags.copy()
+            written = samples["core"].astype(str).to_numpy()
+            result = coreid.match_cores(sorted(set(written)), scanned, batch.cmap)
+            target = np.array([result.cores.get(c) or c for c in written], dtype=object)
+            for c in result.unmatched:
+                batch.warnings.append(f"{parsed.source.name}: lab core {c!r} matches no scanned core; kept as a "
+                                      "lab-only core (give --core-map to map it)")
+            samples.insert(0, "lab_core", written)
+            samples["core"] = target
+            samples["source"] = parsed.source.name
+            for core_id in sorted(set(target)):
+                sel = target == core_id
+                rec = records.setdefault(core_id, CoreRecord(core_id))
+                append_lab(rec, samples[sel], flags[sel], table.units)
+                rec.sources.append(parsed.source)
+                changed.add(core_id)
+        return changed
 
     def changed(self, plan) -> set[str]:
         lab_new = _lab_cores(plan)

@@ -44,6 +44,27 @@ class Spectra(BaseKind):
 
     # ------------------------------------------------------------------ write
 
+    def merge(self, records, batch) -> set[str]:
+        """Each scan's new spectra join its block (a new scan is a new block), sorted by depth."""
+        from collections import defaultdict
+
+        from ..records import CoreRecord, scan_name
+
+        by_scan: dict[tuple, list] = defaultdict(list)
+        for s in batch.spectra:
+            by_scan[s.scan_key].append(s)
+        changed = set()
+        for key, points in by_scan.items():
+            rec = records.setdefault(key[0], CoreRecord(key[0]))
+            block = SpectraBlock.from_spectra(points)
+            name = scan_name(key)
+            if name in rec.scans:
+                block = SpectraBlock.concat([rec.scans[name], block])
+            order = np.argsort(block.coords["depth_mm"].to_numpy(), kind="stable")
+            rec.scans[name] = SpectraBlock(block.counts[order], block.coords.iloc[order].reset_index(drop=True))
+            changed.add(key[0])
+        return changed
+
     def changed(self, plan) -> set[str]:
         out = set()
         for n_ch, lay in plan.layouts.items():
