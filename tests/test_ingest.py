@@ -403,3 +403,25 @@ def test_a_failing_writer_beside_fails_the_ingest_and_stores_nothing(corpus, tmp
                           capture_output=True, text=True, env={**os.environ, "XRFHUB_WRITE_PROCESSES": "2"})
     assert done.returncode != 0 and "No space left on device" in done.stderr, done.stderr[-2000:]
     assert not store.exists() or Store(store).current() is None
+
+
+def test_fork_rule_allows_tqdm_s_monitor_and_no_other_thread():
+    """Commands draw progress bars, and tqdm's monitor thread must not switch forking off for good;
+    any other thread (a zarr event loop, a user's) does."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, time\n"
+        "from tqdm import tqdm\n"
+        "from xrfhub.forking import fork_is_safe\n"
+        "assert fork_is_safe()\n"
+        "bar = tqdm(total=3, disable=False, file=open('/dev/null', 'w'))\n"
+        "bar.update(1)\n"
+        "assert any(type(t).__name__ == 'TMonitor' for t in threading.enumerate()), threading.enumerate()\n"
+        "assert fork_is_safe()\n"
+        "stop = threading.Event()\n"
+        "threading.Thread(target=stop.wait, daemon=True).start()\n"
+        "assert not fork_is_safe()\n"
+        "stop.set()\n")
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "XRFHUB_WRITE_PROCESSES": ""})

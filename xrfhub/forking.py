@@ -38,8 +38,15 @@ def usable_processes(n_items: int, min_items: int, env: str) -> int:
 
 def fork_is_safe() -> bool:
     """Fork copies only the calling thread: with other threads running (a zarr event loop, a
-    notebook's), a lock one of them held would stay held in the child forever."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    notebook's), a lock one of them held would stay held in the child forever.
+
+    tqdm's monitor thread (started by the first progress bar, so in every command) is the one
+    exception: it only ever takes tqdm's own lock, and no forked child of ours draws a bar.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    return all(type(t).__name__ == "TMonitor" and type(t).__module__.startswith("tqdm") for t in others)
 
 
 class Beside:
