@@ -18,6 +18,7 @@ from xrfhub.errors import ConfigError, InputError
 
 TRANSFORMS = ("instance", "channel", "log")
 HEADS = ("linear", "sigmoid100")
+POOLS = ("cls", "mean")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -53,6 +54,10 @@ class MaxConfig:
     # regressor output: "linear" predicts the z-scored target; "sigmoid100" is the head of the
     # published MAX regressor, 100 * sigmoid(linear), wt% directly (set by --init FILE.pth)
     head: str = "linear"
+    # what the regressor's head reads: the cls token (the published MAX) or the mean of the patch
+    # tokens ("global pool", the default of MAE's fine-tuning code; the MAE paper found the two alike
+    # on images). Chosen per preset on validation (docs/results.md, issue 16)
+    pool: str = "cls"
     # recipe
     lr: float = 1e-4
     finetune_lr: float = 1e-5
@@ -159,6 +164,8 @@ class MaxConfig:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.head not in HEADS:
             raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.transform not in TRANSFORMS:
             raise ConfigError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
         if self.device not in DEVICES:
