@@ -77,8 +77,8 @@ def main(argv=None) -> None:
     ap.add_argument("--corpora", default="demo:0,benchmark:0", help="kind:generator-seed, comma-separated")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--pretrain-epochs", type=int, default=5)
-    ap.add_argument("--finetune-epochs", default="demo:60,benchmark:20,c10:60",
-                    help="kind:epochs (the benchmark has 8x the demo's pairs: 20 epochs are ~3x its steps)")
+    ap.add_argument("--finetune-epochs", default="demo:60,benchmark:10,c10:60",
+                    help="kind:epochs (the benchmark has 8x the demo's pairs: 10 epochs are ~1.3x its steps)")
     ap.add_argument("--pretrain-spectra", default="benchmark:8000",
                     help="kind:spectra pre-trained on at most (a seeded draw; the CPU budget)")
     ap.add_argument("--candidates", default=",".join(CANDIDATES).replace(",", ";"),
@@ -121,17 +121,24 @@ def main(argv=None) -> None:
                 if name == "after" and sorted(_run(pre)["calibration_cores"]) == sorted(plain):
                     pretrained["before"] = pre  # the same draw: one pre-training serves both
                     break
-            fits = [("before", pretrained["before"], BEFORE)] + [
-                ("after " + ",".join(f"{k}={v}" for k, v in c.items()), pretrained["after"], c) for c in candidates]
+            # candidates first: "before" is then often one of them (same pre-training, same settings)
+            fits = [("after " + ",".join(f"{k}={v}" for k, v in c.items()), pretrained["after"], c)
+                    for c in candidates] + [("before", pretrained["before"], BEFORE)]
             for model, pre, sets in fits:
+                key = [str(pre), sorted([k, str(v)] for k, v in sets.items())]
+                same = next((r for r in rows if r["corpus"] == corpus and r["seed"] == seed
+                             and r.get("run_key") == key and "same_run_as" not in r), None)
                 if (corpus, seed, model) in done:
                     continue
-                folder = runs / ("ft-" + model.replace(" ", "_").replace(",", "+").replace("=", "-")
-                                 .replace("(", "").replace(")", ""))
+                if same is not None:  # the very same commands ran under another name: one run, two rows
+                    record({**same, "model": model, "same_run_as": same["model"]})
+                    continue
+                folder = runs / ("ft-" + model.replace(" ", "_").replace(",", "+").replace("=", "-"))
                 start = time.perf_counter()
                 s = training.train("max", hub, stage="finetune", target="CaCO3", init=pre, epochs=ft_epochs[kind],
                                    out=folder, sets=dict(sets), progress=False, overwrite=folder.exists())
                 record({"corpus": corpus, "seed": seed, "model": model, "sets": sets, "held_out_cores": held,
+                        "run_key": key,
                         "calibration_cores": _run(pre)["calibration_cores"], "pretrain": pre.name,
                         "finetune_epochs": ft_epochs[kind], "pool": _run(folder)["config"]["pool"],
                         "validation": s.metrics["validation"], "calibration": _calibration(s.metrics),
