@@ -160,6 +160,7 @@ def main(argv=None) -> None:
             for n in (int(v) for v in args.few.split(",") if v):
                 few_labels(record, done, corpus, seed, hub, held, pretrained["after"], n, runs / f"few{n}")
     table(rows)
+    summary(rows)
 
 
 def few_labels(record, done, corpus, seed, hub, held, pre, n, folder: Path) -> None:
@@ -219,6 +220,40 @@ def table(rows) -> None:
         rmse = f"{r['held_out']['rmse']:.2f}" if r.get("held_out") else "-"
         print(f"| {r['corpus']} | {r['seed']} | {r['model']} | {r2(r, 'validation')} | {r2(r, 'calibration')} | "
               f"{r2(r, 'held_out')} | {rmse} |")
+
+
+def summary(rows) -> None:
+    """Held-out R2 (RMSE) per corpus and seed: MAX before and after (the candidate equal to the
+    ``tiny`` preset's defaults), the baseline on each draw, and MAX after minus the baseline after;
+    then the few-label pairs."""
+    from xrfhub_max.config import PRESETS
+
+    after = f"after pool={PRESETS['tiny'].pool}"
+
+    def cell(r):
+        return "-" if r is None or not r.get("held_out") else f"{r['held_out']['r2']:.3f} ({r['held_out']['rmse']:.1f})"
+
+    print(f"\n| corpus | seed | MAX before | MAX after ({after[6:]}) | baseline, before draw | baseline, after draw | "
+          "after - baseline (R2) | RMSE ratio after/baseline |")
+    print("|---|---|---|---|---|---|---|---|")
+    for corpus, seed in sorted({(r["corpus"], r["seed"]) for r in rows}):
+        g = {r["model"]: r for r in rows if r["corpus"] == corpus and r["seed"] == seed}
+        a, b = g.get(after), g.get("baseline (after)")
+        bb = g.get("baseline (before)", b if g.get("before", {}).get("pretrain") == (a or {}).get("pretrain") else None)
+        diff = ratio = "-"
+        if a and b and a.get("held_out") and b.get("held_out"):
+            diff = f"{a['held_out']['r2'] - b['held_out']['r2']:+.3f}"
+            ratio = f"{a['held_out']['rmse'] / b['held_out']['rmse']:.2f}"
+        print(f"| {corpus} | {seed} | {cell(g.get('before'))} | {cell(a)} | {cell(bb)} | {cell(b)} | {diff} | {ratio} |")
+    few = sorted({(r["corpus"], r["seed"], r["n_pairs"]) for r in rows if "n_pairs" in r})
+    if few:
+        print("\n| corpus | seed | labelled pairs | MAX held-out R2 (RMSE) | baseline held-out R2 (RMSE) | RMSE ratio |")
+        print("|---|---|---|---|---|---|")
+        for corpus, seed, n in few:
+            g = {r["model"]: r for r in rows if r["corpus"] == corpus and r["seed"] == seed}
+            m, b = g.get(f"few {n} max"), g.get(f"few {n} baseline")
+            ratio = f"{m['held_out']['rmse'] / b['held_out']['rmse']:.2f}" if m and b else "-"
+            print(f"| {corpus} | {seed} | {n} | {cell(m)} | {cell(b)} | {ratio} |")
 
 
 if __name__ == "__main__":
