@@ -102,7 +102,7 @@ def test_loss_is_the_mse_over_masked_patches_only():
 
 def test_regressor_uses_the_cls_token_and_no_masking():
     torch.manual_seed(0)
-    model = MaxRegressor(TINY).eval()
+    model = MaxRegressor(TINY.replace(pool="cls")).eval()  # the published head; pool=mean: test_max_pool.py
     x = torch.randn(3, TINY.channels)
     with torch.no_grad():
         a, b = model(x), model(x)
