@@ -32,3 +32,23 @@ def test_pool_is_checked_and_the_presets_say_theirs():
     assert MaxConfig.from_preset("base").pool == "cls"  # the published MAX reads its cls token
     assert MaxConfig.from_preset("tiny").pool == "mean"  # chosen on validation (docs/results.md)
     assert MaxConfig.from_preset("tiny").with_overrides({"pool": "cls"}).pool == "cls"
+
+
+def test_a_run_saved_before_pool_existed_resumes_as_cls_only(tmp_path):
+    """Run folders written before ``pool`` existed read their heads from the cls token: resuming
+    one with pool=cls is allowed, with pool=mean refused (it would change the model mid-run)."""
+    import json
+
+    from xrfhub_max import checkpoint as ckpt
+    from xrfhub_max.engine import _check_same_config, in_memory_batches, pretrain
+    from xrfhub_max.model import MaxAutoencoder
+
+    x, _ = peak_spectra(64, seed=3)
+    config = CONFIG.replace(epochs=1, pool="cls")
+    pretrain(MaxAutoencoder(config), config, in_memory_batches(x, None, 32), None, tmp_path / "r", progress=False)
+    saved = json.loads((tmp_path / "r" / ckpt.CONFIG_FILE).read_text())
+    del saved["pool"]
+    (tmp_path / "r" / ckpt.CONFIG_FILE).write_text(json.dumps(saved))
+    _check_same_config(tmp_path / "r", config.replace(epochs=2))
+    with pytest.raises(ConfigError, match="pool"):
+        _check_same_config(tmp_path / "r", config.replace(pool="mean"))
