@@ -194,6 +194,7 @@ def few_labels(record, done, corpus, seed, hub, held, pre, n, folder: Path) -> N
             fitted = plugin.fit_pairs(x[tr], y[tr], x[va], y[va], target="CaCO3", config=cfg, out=None,
                                       groups=cores[tr])
         record({"corpus": corpus, "seed": seed, "model": name, "n_pairs": int(len(pick)), "held_out_cores": held,
+                **({"pool": cfg.pool} if model == "max" else {}),
                 "validation": regression_metrics(y[va], fitted.predict(x[va]), fitted.train_mean),
                 "held_out": regression_metrics(hy, fitted.predict(hx), fitted.train_mean),
                 "seconds": round(time.perf_counter() - start, 1)})
