@@ -229,7 +229,15 @@ def summary(rows) -> None:
     then the few-label pairs."""
     from xrfhub_max.config import PRESETS
 
-    after = f"after pool={PRESETS['tiny'].pool}"
+    tiny = PRESETS["tiny"]
+
+    def is_default(r):  # a candidate whose --set values are the tiny preset's
+        sets = r.get("sets") or {}
+        return (r["model"].startswith("after ") and "same_run_as" not in r
+                and set(sets) <= {"pool", "finetune_lr"} and sets.get("pool") == tiny.pool
+                and float(sets.get("finetune_lr", 1e-4)) == tiny.finetune_lr)
+
+    after = next((r["model"] for r in rows if is_default(r)), f"after pool={tiny.pool}")
 
     def cell(r):
         return "-" if r is None or not r.get("held_out") else f"{r['held_out']['r2']:.3f} ({r['held_out']['rmse']:.1f})"
