@@ -467,7 +467,9 @@ def evaluate(task, net: nn.Module, batches: BatchSource, amp: bool = True, split
 def _check_same_config(run_dir: Path, config: MaxConfig) -> None:
     saved = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
     mine = config.to_dict()
-    changed = sorted(k for k in mine if k not in ("epochs", "device") and saved.get(k) != mine[k])
+    # a key the saved run predates (e.g. ``pool``) had the dataclass default then
+    defaults = MaxConfig().to_dict()
+    changed = sorted(k for k in mine if k not in ("epochs", "device") and saved.get(k, defaults.get(k)) != mine[k])
     if changed:
         raise ConfigError(f"cannot resume {run_dir}: the configuration differs from the saved "
                           f"one in {changed}; resume with the same settings or start a new run")

@@ -201,7 +201,7 @@ class MaxAutoencoder(nn.Module):
 
 
 class MaxRegressor(nn.Module):
-    """The fine-tuning model: the unmasked encoder, cls token -> Linear(width, 1)."""
+    """The fine-tuning model: the unmasked encoder, cls token (or mean patch token, ``pool``) -> Linear(width, 1)."""
 
     def __init__(self, config: MaxConfig):
         super().__init__()
@@ -221,7 +221,10 @@ class MaxRegressor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, channels)`` -> ``(B,)`` predictions: in the target's z-scored space, or in wt%
         with the published head (``config.head == "sigmoid100"``)."""
-        out = self.head(self.encoder(x)[:, 0]).squeeze(-1)
+        tokens = self.encoder(x)
+        # the cls token, or the mean of the patch tokens (no new weights: checkpoints load either way)
+        pooled = tokens[:, 1:].mean(dim=1) if self.config.pool == "mean" else tokens[:, 0]
+        out = self.head(pooled).squeeze(-1)
         if self.config.head == "sigmoid100":
             out = 100.0 * torch.sigmoid(out)
         return out

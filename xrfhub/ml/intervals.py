@@ -385,16 +385,81 @@ def exchangeability_notes(y, lower, upper, cores, level: float) -> list[str]:
 # ---------------------------------------------------------------------------- calibration cores
 
 
-def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION) -> list[str]:
+def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION, values=None) -> list[str]:
     """A seeded draw of whole cores for calibration: ``fraction`` of the candidates (at least one),
-    always leaving at least two cores to train on."""
+    always leaving at least two cores to train on.
+
+    ``values`` (core -> lab values, 1-D for one property or ``(n, properties)`` with NaN where a
+    property is missing) makes the draw keep the training range: a draw is taken only when the
+    cores left to train on still span ``KEEP_RANGE`` of every property's range over the candidates.
+    Why: on a store of a few cores a plain draw can take the only carbonate-rich core out of
+    training, and every model then extrapolates past its training values (issue 16: the demo
+    store's held-out core at 29-97 wt% CaCO3 predicted with a ceiling at the training maximum, 65).
+    Draws are tried in the seed's order, so a draw that keeps the range is the plain draw; when
+    no draw of ``RANGE_TRIES`` does, the one keeping the most of the range is taken.
+    """
     pool = sorted(set(map(str, candidates)))
     if len(pool) < 3:
         raise ConfigError(f"--calibration-cores auto needs at least 3 labelled cores outside the held-out ones "
                           f"(2 to train on, 1 to calibrate); the store has {len(pool)}: {', '.join(pool) or 'none'}")
     k = min(max(1, int(round(fraction * len(pool)))), len(pool) - 2)
     rng = np.random.default_rng([int(seed), 11])
-    return sorted(rng.choice(pool, size=k, replace=False).tolist())
+    first = sorted(rng.choice(pool, size=k, replace=False).tolist())
+    if values is None:
+        return first
+    best, best_kept = first, range_kept(values, pool, first)
+    for _ in range(RANGE_TRIES):
+        if best_kept >= KEEP_RANGE:
+            break
+        draw = sorted(rng.choice(pool, size=k, replace=False).tolist())
+        kept = range_kept(values, pool, draw)
+        if kept > best_kept:
+            best, best_kept = draw, kept
+    return best
+
+
+#: A calibration draw must leave the training cores this share of every property's range ...
+KEEP_RANGE = 0.9
+#: ... within this many further seeded draws (else the draw keeping the most is taken).
+RANGE_TRIES = 200
+
+
+def range_kept(values, pool, calibration) -> float:
+    """The smallest share, over properties, of the pool's value range that the cores of ``pool``
+    outside ``calibration`` still span (1.0 when a property has no spread)."""
+    def stack(cores):
+        parts = [np.asarray(values[c], dtype=np.float64) for c in cores if c in values]
+        parts = [p.reshape(len(p), -1) for p in parts if p.size]
+        return np.concatenate(parts) if parts else np.zeros((0, 1))
+
+    every, train = stack(pool), stack([c for c in pool if c not in set(calibration)])
+    if not len(every) or not len(train):
+        return 0.0 if len(every) else 1.0
+    shares = []
+    for j in range(every.shape[1]):
+        col, kept = every[:, j], train[:, j]
+        col, kept = col[np.isfinite(col)], kept[np.isfinite(kept)]
+        span = col.max() - col.min() if col.size else 0.0
+        if span <= 0:
+            continue
+        shares.append(0.0 if not kept.size else (kept.max() - kept.min()) / span)
+    return float(min(shares)) if shares else 1.0
+
+
+def core_values(store, target: str | None = None) -> dict[str, np.ndarray]:
+    """Core -> its matched lab values: of ``target``, or ``(n, properties)`` of every numeric lab
+    property (float per-sample variables) when None, as :func:`choose_cores` takes them."""
+    from .. import api
+
+    ds = api.open(store, "samples", index=False)
+    ok = ds["match_status"].values == "matched"
+    names = [target] if target is not None and target in ds else [
+        n for n, v in ds.data_vars.items() if v.dims == ("sample",) and v.dtype.kind == "f"]
+    if not names:
+        return {}
+    table = np.column_stack([ds[n].values.astype(np.float64) for n in names])
+    cores = ds["core"].values.astype(str)
+    return {c: table[ok & (cores == c)] for c in sorted(set(cores[ok]))}
 
 
 def labelled_cores(store, target: str | None = None) -> list[str]:

@@ -98,7 +98,8 @@ def _calibration_cores(store, plugin, asked, inherited, holdout, *, target, seed
         if inherited:
             return tuple(inherited)
         pool = [c for c in intervals.labelled_cores(store, target) if c not in set(holdout)]
-        return tuple(intervals.choose_cores(pool, seed=seed))
+        # the draw keeps the training cores' range of the lab values (of every property at pre-training)
+        return tuple(intervals.choose_cores(pool, seed=seed, values=intervals.core_values(store, target)))
     asked = tuple(dict.fromkeys(asked))
     check_cores(store, asked, "--calibration-cores")
     both = sorted(set(asked) & set(holdout))
