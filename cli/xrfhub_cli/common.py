@@ -22,6 +22,8 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except XrfhubError as exc:
             click.echo(f"error: {exc}", err=True)
+            if getattr(exc, "hint", None):  # what to do next, when the command knows it
+                click.echo(exc.hint, err=True)
             sys.exit(exc.exit_code)
 
     return wrapper

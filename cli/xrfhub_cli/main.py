@@ -83,13 +83,12 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
             wavelength=wavelength, scan_coord=scan_coord, depth_mm=depth_mm, depth_unit=depth_unit, units=units,
             progress=True)
     except InputError as exc:
-        # one bad file refuses the whole ingest, so nothing half-stored; say how to store the rest
-        click.echo(f"error: {exc}", err=True)
+        # one bad file refuses the whole ingest (nothing half-stored): say how to store the rest
         missing_input = exc.path in {str(p) for p in (*inputs, *labels)} and not os.path.exists(exc.path)
         if not skip_bad and not missing_input:
-            click.echo("nothing was stored: fix that file, or add --skip-bad to store the other files "
-                       "and list the bad ones", err=True)
-        sys.exit(exc.exit_code)
+            exc.hint = ("nothing was stored: fix that file, or add --skip-bad to store the other files "
+                        "and list the bad ones")
+        raise
     click.echo(report.summary())
 
 
