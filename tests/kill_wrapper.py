@@ -110,7 +110,7 @@ def install(point: str) -> None:
     from xrfhub import build
     import zarr
 
-    from xrfhub.store import catalog, files, generations, hub, nexus, nxrun, rows
+    from xrfhub.store import catalog, files, generations, hub, nexus, nxrun, nxscan, rows
     from xrfhub.store.generations import Store
 
     doomed = lambda path, *a, **k: Path(path).name.startswith(".deleting-")  # noqa: E731
@@ -121,7 +121,7 @@ def install(point: str) -> None:
         "generation:before": lambda: _hook(Store, "new_generation", 1, before=True),
         "generation:created": lambda: _hook(Store, "new_generation", 1, before=False),
         # inside and after the NeXus files (cores in sorted order; the 4th holds lab samples only)
-        "nexus1:counts": lambda: _hook(nexus, "_write_counts", 1, before=False),
+        "nexus1:counts": lambda: _hook(nxscan, "write_counts", 1, before=False),
         "nexus1:inside": lambda: _hook(nexus, "_write_core_entry", 1, before=True),
         "nexus1:after": lambda: _hook(nexus, "write_core", 1, before=False),
         "nexus2:inside": lambda: _hook(nexus, "_write_core_entry", 2, before=True),
@@ -192,7 +192,7 @@ RUN_POINTS = {"run:linked": "before", "run:file": "before", "run:group": "before
 
 def _hold(marker: str, release: str) -> None:
     """Pause inside the first NeXus counts write until the test releases us."""
-    from xrfhub.store import nexus
+    from xrfhub.store import nxscan
 
     def wait(*args, **kwargs):
         Path(marker).touch()
@@ -200,7 +200,7 @@ def _hold(marker: str, release: str) -> None:
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    _hook(nexus, "_write_counts", 1, before=False, action=wait)
+    _hook(nxscan, "write_counts", 1, before=False, action=wait)
 
 
 def _mark_lock(marker: str) -> None:

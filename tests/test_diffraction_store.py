@@ -7,7 +7,7 @@ import pytest
 import xrfhub
 from xrfhub.errors import InputError
 from xrfhub.records import CU_KALPHA1_A
-from xrfhub.store.nexus import read_core
+from xrfhub.kinds import read_core
 from xrfhub.store.nxvalidate import validate_core_file
 
 from conftest import run_cli

@@ -21,7 +21,8 @@ import pytest
 
 import xrfhub
 from xrfhub.errors import StoreError
-from xrfhub.store import layout, nexus
+from xrfhub import kinds
+from xrfhub.store import layout
 from xrfhub.store.generations import Store
 
 from conftest import run_cli, spe_stem, spe_text, write_corpus
@@ -97,7 +98,7 @@ def _files(folder: Path) -> set[str]:
 
 def _readable(path: Path) -> bool:
     try:
-        nexus.read_core(path)
+        kinds.read_core(path)
     except (StoreError, RuntimeError):  # h5py: RuntimeError for some cut files (see report)
         return False
     return True
@@ -390,10 +391,10 @@ def test_truncated_nexus_file_with_an_intact_copy_in_an_older_generation(store_c
 def test_hub_that_disagrees_with_a_replaced_nexus_file(store_copy):
     gen = Store(store_copy).current()
     path = gen.path / "nexus" / "SO264-09-2.nxs"
-    record = nexus.read_core(path)
+    record = kinds.read_core(path)
     (scan,) = record.scans
     record.scans[scan].counts[3] += 1  # a valid file with other content
-    nexus.write_core(path.with_name("new.tmp"), record)
+    kinds.write_core(path.with_name("new.tmp"), record)
     os.replace(path.with_name("new.tmp"), path)
     problems = _problems(store_copy)
     assert any(p.startswith("core SO264-09-2") and "differ from the checksum recorded" in p

@@ -113,7 +113,7 @@ def test_changed_file_refused_unless_replace_and_history_kept(corpus, tmp_path):
     manifest = xrfhub.api.manifest(store)
     saved = [h for h in manifest["history"] if "saved_as" in h]
     assert saved and (store / saved[0]["saved_as"]).exists()
-    old = xrfhub.store.nexus.read_core(store / saved[0]["saved_as"])
+    old = xrfhub.kinds.read_core(store / saved[0]["saved_as"])
     np.testing.assert_array_equal(old.scans["scan_0000_Run1_10kV_rep0"].counts, before[1][np.flatnonzero(
         (before[3] == "SO264-09-2"))][:10])
 

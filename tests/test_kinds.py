@@ -160,3 +160,62 @@ def test_appending_spectra_changes_only_spectra_and_leaves_the_other_groups_link
     assert files == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
     assert [f for f in files if (a / f).read_bytes() != (b / f).read_bytes()] == []
     assert _last_groups(store) >= {"spectra/ch64", "samples", "elements", *present["diffraction"]}
+
+
+# ---------------------------------------------------------------------------- NeXus parts
+
+
+def test_each_kind_writes_and_reads_its_own_part_of_a_core_file(mixed, tmp_path):
+    """A core file is the store's skeleton plus every registered kind's part: a kind registered
+    here writes its part into the files the ingest writes and reads it back, refuses a record
+    before anything is written, and a reader that asks for one kind gets that kind's part only."""
+    from xrfhub.errors import StoreError
+    from xrfhub.store import nexus
+
+    class Notes(BaseKind):
+        name = "notes"
+
+        def check_nexus(self, path, record):
+            if record.core == "REFUSED":
+                raise StoreError(f"{path}: notes refuse core {record.core}")
+
+        def to_nexus(self, f, record, *, compression, level):
+            nexus.core_entry(f, record).create_dataset("n_scans", data=len(record.scans))
+
+        def from_nexus(self, f, record):
+            record.n_scans = int(nexus.core_entry(f)["n_scans"][()])
+
+    gen = Store(mixed).current()
+    files = {c: gen.path / info["file"] for c, info in xrfhub.api.manifest(mixed)["cores"].items()}
+    whole = kinds.read_core(files["GEO-1"])
+    assert whole.elements and not whole.scans  # the bAXIL table's core: element points, no spectra
+    only = kinds.read_core(files["PS75-056-1"], kinds=["elements"])
+    assert not only.scans and only.lab.empty and only.sources  # the skeleton and the asked part only
+    with pytest.raises(ValueError, match="no kind named"):
+        kinds.read_core(files["PS75-056-1"], kinds=["spectrum"])
+
+    kinds.register(Notes())
+    try:
+        more = write_corpus(tmp_path / "more", n_channels=64, cores=("M77-33-1",))
+        xrfhub.ingest([more.scans], mixed)
+        new = Store(mixed).current()
+        path = new.path / xrfhub.api.manifest(mixed)["cores"]["M77-33-1"]["file"]
+        back = kinds.read_core(path)
+        assert back.n_scans == len(back.scans) >= 1 and back.scans
+        with h5py_file(path) as f:  # the scans stay the file's first entries (nxcheck looks there)
+            assert list(f)[-1] == "core" and "n_scans" in f["core"]
+        target = tmp_path / "refused.nxs"
+        kinds.write_core(target, back)
+        before = target.read_bytes()
+        back.core = "REFUSED"
+        with pytest.raises(StoreError, match="notes refuse core REFUSED"):
+            kinds.write_core(target, back)
+        assert target.read_bytes() == before  # refused before the file was opened
+    finally:
+        kinds.unregister("notes")
+
+
+def h5py_file(path):
+    import h5py
+
+    return h5py.File(path, "r")

@@ -18,7 +18,8 @@ from xrfhub.errors import StoreError
 from xrfhub.records import (Calibration, CoreRecord, Process, SourceFile, SpectraBlock, Spectrum,
                             scan_name)
 from xrfhub.store.layout import SPECTRUM_COORDS
-from xrfhub.store.nexus import (array_checksums, read_core, read_core_summary, write_core)
+from xrfhub.kinds import read_core, write_core
+from xrfhub.store.nexus import array_checksums, read_core_summary
 from xrfhub.store.nxvalidate import nxcheck, schema_path, validate_core_file
 
 SHA = "ab" * 32

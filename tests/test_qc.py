@@ -120,7 +120,7 @@ def test_provenance_holds_thresholds_and_version_in_nexus_and_hub(qc_store_dir):
     from pathlib import Path
 
     from xrfhub import api
-    from xrfhub.store import nexus
+    from xrfhub import kinds
 
     store, _root, _out = qc_store_dir
     gen, _ = api.resolve(store)
@@ -130,7 +130,7 @@ def test_provenance_holds_thresholds_and_version_in_nexus_and_hub(qc_store_dir):
             f.visititems(lambda name, obj: found.append(name) if name.endswith("/qc") and
                          obj.attrs.get("NX_class") in ("NXprocess", b"NXprocess") else None)
             assert len(found) == 1
-        procs = [p for p in nexus.read_core(path).processes if p.name == "qc"]
+        procs = [p for p in kinds.read_core(path).processes if p.name == "qc"]
         assert len(procs) == 1
         assert procs[0].parameters["thresholds"] == QCParams().to_dict()
         assert procs[0].parameters["xrfhub_version"] == xrfhub.__version__

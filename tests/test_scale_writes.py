@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import xrfhub
-from xrfhub import build, predictions
+from xrfhub import build, kinds, predictions
 from xrfhub.store import layout, nexus
 from xrfhub.store.generations import Store
 
@@ -66,7 +66,7 @@ def test_append_reads_no_core_file_back_links_old_chunks_and_equals_a_rebuild(gr
     parent = Store(store).current()
     reads = []
     original = nexus.read_core
-    monkeypatch.setattr(nexus, "read_core", lambda path: reads.append((Path(path).name, __import__("traceback").format_stack()[-4:-1])) or original(path))
+    monkeypatch.setattr(nexus, "read_core", lambda path, *a: reads.append((Path(path).name, __import__("traceback").format_stack()[-4:-1])) or original(path, *a))
     lab = more.files["pangaea"].rename(more.lab / "more-cores.tab")
     xrfhub.ingest([more.scans, lab], store)
     # only the lab-only core that gains a sample is read back; no core with scans
@@ -176,7 +176,7 @@ def test_old_store_opens_and_rebuild_moves_runs_into_run_files(grown):
     (gen.path / layout.MANIFEST).write_text(json.dumps(manifest))
     core = "SO264-09-2"
     path = gen.path / manifest["cores"][core]["file"]
-    rec = nexus.read_core(path)
+    rec = kinds.read_core(path)
     rows = np.flatnonzero(ds["core"].values == core)
     from xrfhub.records import Process
 
@@ -186,11 +186,11 @@ def test_old_store_opens_and_rebuild_moves_runs_into_run_files(grown):
                                   "depth_mm": ds["depth_mm"].values[rows],
                                   "value_CaCO3": np.arange(len(rows), dtype=np.float32)}))
     path.unlink()
-    nexus.write_core(path, rec)
+    kinds.write_core(path, rec)
     assert xrfhub.open(store, index=False).sizes == ds.sizes  # opens as it is
     new = xrfhub.rebuild(store)
     assert (new.path / layout.run_file("old-run")).exists()
-    assert not any(p.name.startswith("prediction_") for p in nexus.read_core(new.path / manifest["cores"][core]["file"]).processes)
+    assert not any(p.name.startswith("prediction_") for p in kinds.read_core(new.path / manifest["cores"][core]["file"]).processes)
     p = xrfhub.open(store, "predictions", run="old-run", index=False)
     np.testing.assert_array_equal(p["CaCO3"].values[rows], np.arange(len(rows), dtype=np.float32))
     assert np.isnan(np.delete(p["CaCO3"].values, rows)).all()

@@ -18,7 +18,7 @@ from xrfhub.api import resolve
 from xrfhub.errors import ConfigError
 from xrfhub.predictions import list_runs
 from xrfhub.store import nxrun
-from xrfhub.store.nexus import read_core
+from xrfhub.kinds import read_core
 from xrfhub.store.nxvalidate import validate_core_file
 
 from conftest import run_cli

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, identifiers, kinds
+from .kinds import load_records  # noqa: F401 - kept importable from build
 from .elements import elements_dataset  # noqa: F401 - kept importable from build
 from .hubplan import HubPlan
 from .records import CoreRecord, Process, SpectraBlock
 from .samples import AlignParams
-from .store import catalog, hub, layout, nexus, nxrun
-from .store.cores import LazyRecords, load_records  # noqa: F401 - kept importable from build
+from .store import catalog, hub, layout, nxrun
 from .store.files import link_tree
 from .store.nxrun import migrate_runs, run_entry
 from .store.generations import Generation, Store, link_or_copy, now_iso, write_json_atomic
@@ -127,7 +127,7 @@ def write_generation(store: Store, current: Generation | None, records, changed:
             if core in linked:
                 link_or_copy(current.path / files[core], gen.path / files[core])
             else:
-                nexus.write_core(gen.path / files[core], rec)
+                kinds.write_core(gen.path / files[core], rec)
     except BaseException:
         if beside is not None:
             beside.cancel()
@@ -185,7 +185,7 @@ def _write_cores(root: Path, records, files: dict[str, str], cores: list[str]) -
     for core in cores:
         if orphaned():  # the writer was killed: its generation will never be committed
             raise SystemExit(1)
-        nexus.write_core(root / files[core], records[core])
+        kinds.write_core(root / files[core], records[core])
 
 
 def _placement(rec: CoreRecord) -> int:

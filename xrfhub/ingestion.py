@@ -173,7 +173,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         if not new and not replaced and composite_part is None and section_table is None:
             return
 
-        records = LazyRecords(current, index.cores())  # a core's file is read only if the change needs it
+        records = kinds.lazy_records(current, index.cores())  # a core's file is read only if the change needs it
         replaced_names = {p.source.name for p in replaced}
         history = _drop_replaced(records, replaced_names, known)
         spectra = [s for p in new + replaced for s in _spectra_of(p)]

@@ -145,6 +145,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
     """
     from .runwrite import commit_run, new_run_id
     from .store import catalog
+    from .kinds.diffraction import KIND as DIFFRACTION_KIND
     from .store.cores import load_records
     from .store.generations import Store
     from .store.nxrun import RunFile
@@ -167,7 +168,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         if current is None:
             raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
         holders = [c for c, s in catalog.Catalog(current.path).cores().items() if grid in s.get("diffraction", {})]
-        records = load_records(current, cores=set(holders))
+        records = load_records(current, [DIFFRACTION_KIND], cores=set(holders))  # their patterns only
         rows = pattern_rows(records, grid)
         if not len(rows) or any(len(v) != len(rows) for v in values.values()):
             raise StoreError(f"predictions do not match the patterns of {group}; the store changed since "

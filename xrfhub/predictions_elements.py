@@ -78,6 +78,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
     """Write one run's values (over the rows of ``elements``) as a run file and one hub group."""
     from .runwrite import commit_run, new_run_id
     from .store import catalog
+    from .kinds.elements import KIND as ELEMENTS_KIND
     from .store.cores import load_records
     from .store.generations import Store
     from .store.nxrun import RunFile
@@ -89,7 +90,7 @@ def write_run(store, values: dict[str, np.ndarray], *, group: str, plugin: str, 
         if current is None:
             raise StoreError(f"{store.root}: the store is empty; nothing to predict on")
         holders = {c for c, s in catalog.Catalog(current.path).cores().items() if s.get("n_points")}
-        records = load_records(current, cores=holders)  # the cores holding tables, no others
+        records = load_records(current, [ELEMENTS_KIND], cores=holders)  # their tables only, of the cores holding tables
         rows = point_rows(records)
         if not len(rows) or any(len(v) != len(rows) for v in values.values()):
             raise StoreError(f"predictions do not match the points of {group}; the store changed since "

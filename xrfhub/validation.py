@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import kinds
 from .errors import StoreError
-from .store import hub, layout, nexus, nxvalidate
+from .store import hub, layout, nxvalidate
 from .store.generations import Generation, Store
 
 
@@ -70,7 +71,7 @@ def _check_core_file(path: Path, info: dict, run_nxcheck: bool) -> tuple[list[st
     if not path.exists():
         return ["file missing"], {}, False
     try:
-        record = nexus.read_core(path)
+        record = kinds.read_core(path)
     except Exception as exc:  # noqa: BLE001 - h5py raises RuntimeError too for a file cut mid-write
         return [f"cannot be read ({type(exc).__name__}: {exc})"], {}, False
     digests = {scan: hub.array_sha256(block.counts.astype(np.uint32)) for scan, block in record.scans.items()}
@@ -122,7 +123,7 @@ def _intact_copy(store: Store, gen: Generation, info: dict) -> Path | None:
         try:
             if path == target or path.stat().st_ino == inode:
                 continue
-            record = nexus.read_core(path)
+            record = kinds.read_core(path)
         except Exception:  # noqa: BLE001 - a damaged candidate is simply not an intact copy
             continue
         if all(s in record.scans and hub.array_sha256(record.scans[s].counts.astype(np.uint32)) == e["counts_sha256"]

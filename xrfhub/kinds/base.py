@@ -7,7 +7,11 @@ A *kind* (spectra, elements, samples, predictions, diffraction, qc) is one modul
   (``reader_options``), what of a parsed source makes it the same data (``identity``), and how
   an ingest batch's parsed sources join the core records (``merge``);
 - which of its hub groups a write changes (``changed``), and how it writes them (``write``);
-- how ``xrfhub.open`` picks one of its groups and opens it (``open``).
+- how ``xrfhub.open`` picks one of its groups and opens it (``open``);
+- its part of a core's NeXus file (``check_nexus``, ``to_nexus``, ``from_nexus``: the
+  ``xrfhub.store.nexus.Part`` protocol): the store writes the file's skeleton and hands each
+  kind the open file, so ``store.nexus`` names no kind either. Prediction runs are files of
+  their own (``store.nxrun``), and QC verdicts processes of the skeleton: those kinds have no part.
 
 Everything else (readers, the NeXus archive, the index, the generation) is shared and knows no
 kind by name: ``HubPlan`` asks every registered kind which groups change, once, then hands each
@@ -74,10 +78,20 @@ class Kind(Protocol):
     def open(self, hub_path, present: dict[str, list[str]], *, index: bool = True, **options) -> xr.Dataset:
         """One lazy dataset of this kind; ``present`` lists every kind's groups in the hub."""
 
+    def check_nexus(self, path, record) -> None:
+        """Raise ``StoreError`` naming ``path`` when the record's part cannot be archived."""
+
+    def to_nexus(self, f, record, *, compression: str, level: int) -> None:
+        """Write the record's part into the open core file ``f`` (its ``core`` entry: ``store.nexus.core_entry(f, record)``)."""
+
+    def from_nexus(self, f, record) -> None:
+        """Fill the record's part from the open core file ``f``."""
+
 
 class BaseKind:
     """Defaults: every ingest option but the lab-only ones, identity by bytes, no groups of
-    its own to write, and ``open`` of the last group (``pick``), indexed by core and depth."""
+    its own to write, no part in core files, and ``open`` of the last group (``pick``), indexed
+    by core and depth."""
 
     name = ""
     reader_kinds: tuple[str, ...] = ()
@@ -101,6 +115,15 @@ class BaseKind:
         return set()
 
     def write(self, plan, groups: set[str]) -> None:
+        return None
+
+    def check_nexus(self, path, record) -> None:
+        return None
+
+    def to_nexus(self, f, record, *, compression: str, level: int) -> None:
+        return None
+
+    def from_nexus(self, f, record) -> None:
         return None
 
     def pick(self, hub_path, groups: list[str], **options) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from ..store import hub, layout
+from ..store import hub, layout, nexus, nxdiffraction
 from .base import BaseKind, indexed, open_group
 
 
@@ -48,6 +48,14 @@ class Diffraction(BaseKind):
         if labels:  # only the series holding patterns can own labels: read just those
             changed |= diffraction.merge_labels(holding_patterns(records), labels)
         return changed
+
+    def to_nexus(self, f, record, *, compression, level) -> None:
+        """One NXdata ``diffraction_NNNN`` per grid, and the labels, in the core entry (``store.nxdiffraction``)."""
+        if record.diffraction or not record.pattern_labels.empty:
+            nxdiffraction.write(nexus.core_entry(f, record), record.diffraction, record.pattern_labels, compression, level)
+
+    def from_nexus(self, f, record) -> None:
+        record.diffraction, record.pattern_labels = nxdiffraction.read(nexus.core_entry(f))
 
     def changed(self, plan) -> set[str]:
         if not touched(plan):

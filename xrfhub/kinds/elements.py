@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 
 from ..records import CoreRecord, ElementTable
-from ..store import hub
+from ..store import hub, nexus, nxelements
 from .base import BaseKind, indexed, open_group
 
 GROUP = "elements"
@@ -64,6 +64,13 @@ class Elements(BaseKind):
                 rec.sources.append(p.source)
                 changed.add(core_id)
         return changed
+
+    def to_nexus(self, f, record, *, compression, level) -> None:
+        """One NXdata ``elements_NNNN`` per table in the core entry (``store.nxelements``)."""
+        nxelements.write(nexus.core_entry(f, record), record.elements)
+
+    def from_nexus(self, f, record) -> None:
+        record.elements = nxelements.read(nexus.core_entry(f))
 
     def changed(self, plan) -> set[str]:
         return {GROUP} if touched(plan) else set()

@@ -16,7 +16,7 @@ import zarr
 from .. import samples as samples_kind
 from ..hubrows import RowSource, first_change, starts
 from ..records import SpectraBlock
-from ..store import hub, layout, rows
+from ..store import hub, layout, nexus, nxlab, rows
 from .base import BaseKind
 from .spectra import spectra_raw
 
@@ -121,6 +121,13 @@ class Samples(BaseKind):
                 rec.sources.append(parsed.source)
                 changed.add(core_id)
         return changed
+
+    def to_nexus(self, f, record, *, compression, level) -> None:
+        """``lab`` and ``lab_flags`` in the core entry (``store.nxlab``)."""
+        nxlab.write(nexus.core_entry(f, record), record)
+
+    def from_nexus(self, f, record) -> None:
+        nxlab.read(nexus.core_entry(f), record)
 
     def changed(self, plan) -> set[str]:
         lab_new = _lab_cores(plan)

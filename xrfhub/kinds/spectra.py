@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..hubrows import RowSource
 from ..records import SpectraBlock
-from ..store import hub, layout, rows
+from ..store import hub, layout, nxscan, rows
 from .base import BaseKind, indexed, open_group
 
 
@@ -64,6 +64,16 @@ class Spectra(BaseKind):
             rec.scans[name] = SpectraBlock(block.counts[order], block.coords.iloc[order].reset_index(drop=True))
             changed.add(key[0])
         return changed
+
+    def check_nexus(self, path, record) -> None:
+        nxscan.check(path, record)
+
+    def to_nexus(self, f, record, *, compression, level) -> None:
+        """One NXxrf_core_scan entry per scan (``store.nxscan``)."""
+        nxscan.write(f, record, compression, level)
+
+    def from_nexus(self, f, record) -> None:
+        record.scans = nxscan.read(f)
 
     def changed(self, plan) -> set[str]:
         out = set()

@@ -107,7 +107,8 @@ def run(store, params: QCParams = QCParams(), *, progress: bool = False, wait: f
     """
     from dataclasses import replace
 
-    from ..build import AlignParams, load_records, write_generation
+    from ..build import AlignParams, write_generation
+    from ..kinds import load_records
     from ..store.generations import Store, now_iso
 
     store = store if isinstance(store, Store) else Store(store)

@@ -1,4 +1,8 @@
-"""Core records read from a generation's NeXus files: all of them, or lazily one by one."""
+"""Core records read from a generation's NeXus files: all of them, or lazily one by one.
+
+``parts`` are the kinds' parts of a core file to read (``store.nexus.Part``; ``xrfhub.kinds``
+passes every kind's): the store layer names no kind.
+"""
 from __future__ import annotations
 
 from . import nexus
@@ -7,15 +11,15 @@ from .generations import Generation
 from ..records import CoreRecord
 
 
-def load_records(gen: Generation, cores=None, progress: bool = False) -> dict[str, CoreRecord]:
-    """Read the NeXus files of a generation back into records (all cores, or ``cores``)."""
+def load_records(gen: Generation, parts, cores=None, progress: bool = False) -> dict[str, CoreRecord]:
+    """Read the NeXus files of a generation back into records (all cores, or ``cores``), with ``parts``."""
     summaries = Catalog(gen.path).cores()
     items = [(c, info) for c, info in sorted(summaries.items()) if cores is None or c in cores]
     if progress and len(items) > 1:
         from tqdm import tqdm
 
         items = tqdm(items, desc="read NeXus", unit="core")
-    return {c: nexus.read_core(gen.path / info["file"]) for c, info in items}
+    return {c: nexus.read_core(gen.path / info["file"], parts) for c, info in items}
 
 
 class LazyRecords(dict):
@@ -25,16 +29,16 @@ class LazyRecords(dict):
     ``loaded`` says which records are in memory; ``removed`` which cores were popped.
     """
 
-    def __init__(self, gen: Generation | None, summaries: dict[str, dict]):
+    def __init__(self, gen: Generation | None, summaries: dict[str, dict], parts):
         super().__init__()
-        self.gen, self.summaries, self.removed = gen, summaries, set()
+        self.gen, self.summaries, self.parts, self.removed = gen, summaries, list(parts), set()
         for core in summaries:
             super().__setitem__(core, None)
 
     def __getitem__(self, core):
         rec = super().__getitem__(core)
         if rec is None:
-            rec = nexus.read_core(self.gen.path / self.summaries[core]["file"])
+            rec = nexus.read_core(self.gen.path / self.summaries[core]["file"], self.parts)
             super().__setitem__(core, rec)
         return rec
 

@@ -1,11 +1,13 @@
 """NeXus fields as the store writes and reads them: groups, columns, strings, tables.
 
-The bottom of the NeXus modules (``nexus``, ``nxelements``, ``nxdiffraction``, ``nxrun``): they
-all write columns the same way, so the helpers live here, not privately in one of them.
+The bottom of the NeXus modules (``nexus``, ``nxscan``, ``nxlab``, ``nxelements``,
+``nxdiffraction``, ``nxrun``): they all write columns the same way, so the helpers live here, not
+privately in one of them.
 """
 from __future__ import annotations
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -15,6 +17,23 @@ STR = h5py.string_dtype("utf-8")
 #: the file and memory types h5py gives a ``str`` attribute (a scalar variable-length UTF-8 string)
 _STR_FILE_TYPE = h5py.h5t.py_create(STR, logical=True)
 _STR_MEM_TYPE = h5py.h5t.py_create(STR)
+_BAD_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def nexus_name(name: str, taken=()) -> str:
+    """A NeXus-valid object name (letters, digits, underscore; no leading digit), unique in ``taken``."""
+    out = _BAD_NAME.sub("_", name) or "_"
+    if out[0].isdigit():
+        out = "_" + out
+    base, i = out, 2
+    while out in taken:
+        out, i = f"{base}_{i}", i + 1
+    return out
+
+
+def scalar(parent: h5py.Group, name: str, value: str):
+    """One text field (a scalar variable-length UTF-8 string)."""
+    return parent.create_dataset(name, data=str(value), dtype=STR)
 
 
 def set_attrs(obj, attrs: dict) -> None:

@@ -20,7 +20,9 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .nexus import CORE_ENTRY, SCAN_GROUPS, SCHEMA_NAME, _str, column_field, scan_entries
+from .nexus import CORE_ENTRY
+from .nxfields import text_of as _str
+from .nxscan import SCAN_GROUPS, SCHEMA_NAME, column_field, scan_entries
 from .layout import SPECTRUM_COORDS
 
 #: scalar fields every scan entry must hold
