@@ -64,6 +64,12 @@ class MaxConfig:
     # layer-wise learning-rate decay of the fine-tune (layer_decay.py): layer i of depth+1 runs at
     # finetune_lr * layer_decay ** (depth + 1 - i); 1.0 is off
     layer_decay: float = 1.0
+    # mixup of the fine-tune's pairs (0 is off): each training spectrum is replaced by
+    # lam * itself + (1 - lam) * another pair's spectrum of the batch, its target likewise, lam ~
+    # Beta(mixup, mixup) per pair. Counts of a mixture of two sediments are close to the mixture
+    # of their counts and its CaCO3 is the mixture of theirs, so mixed pairs are plausible samples
+    # between the training cores (Zhang et al. 2018, mixup; applied to raw counts, before the transform)
+    mixup: float = 0.0
     min_lr: float = 0.0
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
@@ -175,7 +181,7 @@ class MaxConfig:
         for name in ("lr", "finetune_lr", "mlp_ratio"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("min_lr", "weight_decay", "clip", "warmup_epochs"):
+        for name in ("min_lr", "weight_decay", "clip", "warmup_epochs", "mixup"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.layer_decay <= 1.0:

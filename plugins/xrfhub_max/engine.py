@@ -231,20 +231,32 @@ class _Reconstruction:
 
 
 class _Regression:
-    """Fine-tuning: MSE on z-scored targets."""
+    """Fine-tuning: MSE on z-scored targets; training batches mixed up when ``mixup`` > 0."""
 
     kind = "regressor"
 
-    def __init__(self, transform: Transform, device: torch.device, mean: float, std: float):
+    def __init__(self, transform: Transform, device: torch.device, mean: float, std: float,
+                 mixup: float = 0.0, seed: int = 0):
         self.transform, self.device, self.mean, self.std = transform, device, mean, std
         self.generator = None
+        self.mixup, self.rng = mixup, np.random.default_rng([seed, 7])  # the mixing draws, seeded
 
     def loss(self, net: nn.Module, batch, training: bool, generator=None, rows=None) -> tuple[Any, int]:
         x, y = batch
-        x = self.transform(to_device(x, self.device))
+        x = to_device(x, self.device).float()
         y = (to_device(y, self.device).float().reshape(-1) - self.mean) / self.std
+        if training and self.mixup > 0 and len(y) > 1:
+            x, y = self._mix(x, y)
+        x = self.transform(x)
         pred = net(x)
         return nn.functional.mse_loss(pred.float(), y), x.shape[0]
+
+    def _mix(self, x, y):
+        """Each pair mixed with another pair of the batch (raw counts, z-scored targets alike)."""
+        n = len(y)
+        lam = torch.as_tensor(self.rng.beta(self.mixup, self.mixup, n), dtype=x.dtype, device=x.device)
+        other = torch.as_tensor(self.rng.permutation(n), device=x.device)
+        return lam[:, None] * x + (1 - lam[:, None]) * x[other], lam * y + (1 - lam) * y[other]
 
     def validation_generator(self):
         return None
@@ -297,7 +309,7 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
         ckpt.write_json(stats_path, target_stats)
     device = pick_device(config.device)
     task = _Regression(transform, device, float(target_stats["mean"]),
-                       float(target_stats["std"]))
+                       float(target_stats["std"]), config.mixup, config.seed)
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
                   warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches, config.layer_decay)
     if val is not None:
