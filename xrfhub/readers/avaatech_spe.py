@@ -239,7 +239,10 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
     """Counts of the ``$DATA:`` block starting at offset ``pos`` (on 1-based line ``line0``).
 
     Works on the text, not on split lines: the block is thousands of lines and is handed to
-    numpy's C parser in one piece. Returns (counts, offset after the block, its line number).
+    numpy's C parser in one piece. Returns (counts, offset after the block, offset of its
+    first count line): the line after the block is ``line0 + 2`` plus the line ends between
+    the last two, counted only when a tail needs its line numbers (a count over the block
+    costs a tenth of parsing it).
     """
     nl1 = text.find("\n", pos)
     nl2 = text.find("\n", nl1 + 1) if nl1 != -1 else -1
@@ -275,7 +278,7 @@ def _counts(text: str, pos: int, line0: int, path) -> tuple[np.ndarray, int, int
         bad = int(np.flatnonzero((values < 0) | (values > np.iinfo(np.uint32).max))[0])
         raise InputError(path, f"count of channel {first + bad} is {values[bad]}, expected 0..2^32-1",
                          field="$DATA")
-    return values.astype(np.uint32), stop, line0 + 2 + body.count("\n")
+    return values.astype(np.uint32), stop, begin
 
 
 def _float_counts(body: str) -> np.ndarray | None:
@@ -367,10 +370,11 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, calibrati
     head_text = _lf(text[:pos])[:-1] if pos else ""  # up to its last line end (a CRLF's CR too)
     refuse_gamma_text(head_text, path)  # ORTEC's format is also a gamma spectrometer's (NaI natural gamma)
     head = head_text.split("\n") if pos else []
-    counts, after, after_line = _counts(text, pos, len(head) + 1, path)
+    counts, after, begin = _counts(text, pos, len(head) + 1, path)
     header, where = parse_header(head, path)
     tail_text = _lf(text[after:])
     if tail_text.strip():  # ORTEC files may carry $ROI:, $ENER_FIT:, $MCA_CAL: after the counts
+        after_line = len(head) + 3 + text.count("\n", begin, after)
         tail, tail_where = parse_header(tail_text.split("\n"), path)
         header.update(tail)
         where.update({k: v + after_line - 1 for k, v in tail_where.items()})
