@@ -76,8 +76,10 @@ def test_a_world_without_torchrun_variables_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
+    from xrfhub.ml import torchddp
+
     with pytest.raises(ConfigError, match="RANK is not set: start distributed training with torchrun"):
-        ddp.start()
+        torchddp.start()
 
 
 @pytest.mark.slow
@@ -127,9 +129,10 @@ def test_a_plugin_that_cannot_train_distributed_is_refused_under_torchrun(store,
 
 
 def test_one_process_never_imports_torch_to_learn_it_is_alone():
-    # every `xrfhub train` calls ddp.start(): a torch-free plugin (baseline, log-ratio) must not
-    # pay for, or need, torch when no torchrun launched it
-    code = ("import sys; from xrfhub.ml import ddp; assert ddp.start() is False; "
+    # every `xrfhub train` asks ddp whether torchrun launched it: a torch-free plugin (baseline,
+    # log-ratio) must not pay for, or need, torch when none did
+    code = ("import sys; from xrfhub.ml import ddp, training; assert not ddp.launched() and ddp.is_writer(); "
+            "assert not ddp.active() and training._process_group('baseline', object()) is None; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -15,7 +15,7 @@ length (the schedule is per step). Pre-training batches are raw spectra ``(B, ch
 fine-tuning batches are ``(spectra, targets)`` pairs; numpy arrays or torch tensors either way.
 The engine scales spectra with a ``Transform`` on the device.
 
-Distributed training: wrap the model with ``wrap=`` (e.g. ``xrfhub.ml.ddp.wrap``) inside a
+Distributed training: wrap the model with ``wrap=`` (e.g. ``xrfhub.ml.torchddp.wrap``) inside a
 ``torchrun`` process group; losses are averaged over ranks and only rank 0 writes files. With
 ``split_batches=True`` every rank is given the same global batches and takes its own slice of
 each (``xrfhub.ml.ddp.share``); its loss is weighted by the slice's share of the batch and the masks

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import xrfhub
-from xrfhub.ml import ddp
+from xrfhub.ml import ddp, torchddp
 from xrfhub.errors import ConfigError
 from xrfhub.ml.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
 from xrfhub.ml.metrics import regression_metrics
@@ -69,12 +69,12 @@ class MaxPlugin:
     targets = ("*",)
     config = MaxRunConfig
     presets = {name: cfg.to_dict() for name, cfg in PRESETS.items()}
-    distributed = True  # trains under torchrun (DDP): see xrfhub.ml.ddp; only rank 0 writes
+    distributed = torchddp  # trains under torchrun (DDP) with this process-group backend; only rank 0 writes
 
     @staticmethod
     def _ranks() -> dict:
         """Engine options under a torchrun process group: DDP, each rank a slice of every batch."""
-        return {"wrap": ddp.wrap, "split_batches": True} if ddp.active() else {}
+        return {"wrap": torchddp.wrap, "split_batches": True} if ddp.active() else {}
 
     # ------------------------------------------------------------------ training
 

@@ -6,11 +6,10 @@
 The store's core (``xrfhub``: ingest, queries, validation, QC, exports, prediction runs as
 stored) never imports this package; this package builds on it. What lives here: the plugin
 registry and the commands' entry points (``registry``, ``training``), feeding models from the
-store (``loaders``, ``chunkreader``, ``transforms``; ``torchdata`` and ``ddp`` for torch),
+store (``loaders``, ``chunkreader``, ``transforms``; ``torchdata`` and ``torchddp`` for torch, ``ddp`` for torchrun's ranks),
 intervals (``intervals``, ``crossconformal``), metrics, voltage checks, saliency, predictions on
 a dask cluster (``cluster``) and the evaluation protocol (``evaluation``). Only ``torchdata`` and
-``ddp`` import torch (the first when imported, the second when used): ``import xrfhub.ml`` stays
-torch-free.
+``torchddp`` import torch, and only plugins import them: ``import xrfhub.ml`` stays torch-free.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import predictions as pred_store
-from . import registry
+from . import ddp, registry
 from ..errors import ConfigError, StoreError, XrfhubError
 
 RUN_FILE = "run.json"
@@ -130,32 +130,38 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     Everything is checked before ``out`` is created; a refused run leaves no folder behind.
 
     Under ``torchrun`` (WORLD_SIZE > 1) the ranks join one process group and train one model
-    with DDP (:mod:`xrfhub.ml.ddp`), if the plugin says it can (``distributed = True``); rank 0
-    alone claims and writes ``out``.
+    with DDP, if the plugin names a process-group backend (``distributed = torchddp``, see
+    :mod:`xrfhub.ml.ddp`); rank 0 alone claims and writes ``out``. This module never imports torch.
     """
-    from . import ddp
-
-    started = ddp.start()  # under torchrun: join the process group (gloo on CPU)
+    plugin = registry.load(name, plugin_from)
+    group = _process_group(name, plugin)
+    started = group.start() if group is not None else False  # join the process group (gloo on CPU)
     try:
-        return _train(name, store, stage=stage, out=out, plugin_from=plugin_from, config=config, sets=sets,
+        return _train(name, plugin, group, store, stage=stage, out=out, plugin_from=plugin_from, config=config, sets=sets,
                       epochs=epochs, holdout_cores=holdout_cores, target=target, init=init, progress=progress,
                       resume=resume, keep_flagged=keep_flagged, overwrite=overwrite,
                       calibration_cores=calibration_cores, interval_method=interval_method)
     finally:
         if started:
-            ddp.stop()
+            group.stop()
 
 
-def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdout_cores, target, init, progress,
-           resume, keep_flagged, overwrite, calibration_cores, interval_method):
-    import shutil
-
-    from . import ddp
-
-    plugin = registry.load(name, plugin_from)
-    if ddp.active() and not getattr(plugin, "distributed", False):
+def _process_group(name: str, plugin):
+    """The plugin's process-group backend when torchrun launched several ranks, else None; a
+    plugin without one is refused under torchrun (on every rank, before any joins)."""
+    if not ddp.launched():
+        return None
+    group = getattr(plugin, "distributed", None)
+    if not all(callable(getattr(group, f, None)) for f in ("start", "stop", "barrier", "describe")):
         raise ConfigError(f"plugin {name!r} does not train on several processes (torchrun started "
                           f"{ddp.rank_world()[1]}); run `xrfhub train` without torchrun")
+    return group
+
+
+def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets, epochs, holdout_cores, target,
+           init, progress, resume, keep_flagged, overwrite, calibration_cores, interval_method):
+    import shutil
+
     if stage not in plugin.stages:
         raise ConfigError(f"plugin {name!r} has no stage {stage!r}; stages: {', '.join(plugin.stages)}")
     if target is not None and "*" not in plugin.targets and target not in plugin.targets:
@@ -198,7 +204,7 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
         if cross and (calibration_cores or inherited_cal):
             raise ConfigError(f"--interval-method {METHOD_CV} calibrates on every training core, out of fold: "
                               "drop --calibration-cores (and pre-train without them)")
-        if cross and ddp.active():  # the folds train one after another in this process alone
+        if cross and group is not None:  # the folds train one after another in this process alone
             raise ConfigError(f"--interval-method {METHOD_CV} trains its folds in one process: run it without torchrun")
         if cross and (not spectra_plugin or not target or stage == "pretrain"):
             raise ConfigError(f"--interval-method {METHOD_CV} is for a regression run with a --target")
@@ -206,7 +212,8 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
             raise ConfigError("--interval-method: the run has no calibration cores; add --calibration-cores")
     # rank 0 alone claims the folder (and may replace it); the others wait until it has
     existed = claim_run_folder(out, resume=resume, overwrite=overwrite) if ddp.is_writer() else True
-    ddp.barrier()
+    if group is not None:
+        group.barrier()
     extra = {"resume": True} if resume else {}  # a user's plugin need not know about resuming
     from .loaders import qc_policy
     from ..qc.command import training_record
@@ -244,8 +251,8 @@ def _train(name, store, *, stage, out, plugin_from, config, sets, epochs, holdou
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
     run["plugin_source"] = plugin_from
     run["qc"] = training_record(store, policy)
-    if ddp.active():  # how it was trained: N ranks, each a slice of every global batch
-        run["distributed"] = ddp.describe()
+    if group is not None:  # how it was trained: N ranks, each a slice of every global batch
+        run["distributed"] = group.describe()
     if notes:
         run["warnings"] = notes
         # a plugin whose run.json holds no metrics keeps the ones it returned, with the warnings beside
