@@ -181,7 +181,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     core_i = cols.get(P.CORE, [None])[0]
     if core is None and core_i is None and default_core is None:
         raise InputError(path, "no core column (core, core_id, 'Core ID', Event, Site/Hole): "
-                         "add one or pass core='<core id>'")
+                         "add one, or name the core: --core ID (Python: core='ID')")
     interval = top_i is not None and bot_i is not None
     depth_cols = [top_i, bot_i] if interval else [mid_i]
     factors = {}

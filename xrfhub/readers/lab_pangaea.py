@@ -105,7 +105,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
             h.strip().lower() in ("event", "event label") for h in header):
         listed = f"the data description lists {len(found)} events ({', '.join(found[:5])})" \
             if found else "the data description lists no event"
-        raise InputError(path, f"the table has no Event column and {listed}: pass core='<core id>'",
+        raise InputError(path, f"the table has no Event column and {listed}: name the core: --core ID (Python: core='ID')",
                          line=start + 1)
     metadata = {"format": FORMAT, **description}
     if intensities:
