@@ -64,9 +64,9 @@ def read_core(path, kinds=None):
     return _nexus.read_core(path, _parts(kinds))
 
 
-def load_records(gen, cores=None, progress: bool = False, kinds=None) -> dict:
-    """Every core record of a generation (or of ``cores``), with every kind's part or those of ``kinds``."""
-    return _cores.load_records(gen, _parts(kinds), cores=cores, progress=progress)
+def load_records(gen, cores=None, progress: bool = False) -> dict:
+    """Every core record of a generation (or of ``cores``), whole: every kind's part."""
+    return _cores.load_records(gen, _parts(None), cores=cores, progress=progress)
 
 
 def lazy_records(gen, summaries: dict) -> "_cores.LazyRecords":

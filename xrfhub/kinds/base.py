@@ -82,7 +82,8 @@ class Kind(Protocol):
         """Raise ``StoreError`` naming ``path`` when the record's part cannot be archived."""
 
     def to_nexus(self, f, record, *, compression: str, level: int) -> None:
-        """Write the record's part into the open core file ``f`` (its ``core`` entry: ``store.nexus.core_entry(f, record)``)."""
+        """Write the record's part into the open core file ``f`` (its ``core`` entry:
+        ``store.nexus.core_entry(f, record)``)."""
 
     def from_nexus(self, f, record) -> None:
         """Fill the record's part from the open core file ``f``."""

@@ -50,7 +50,8 @@ class Diffraction(BaseKind):
         return changed
 
     def to_nexus(self, f, record, *, compression, level) -> None:
-        """One NXdata ``diffraction_NNNN`` per grid, and the labels, in the core entry (``store.nxdiffraction``)."""
+        """One NXdata ``diffraction_NNNN`` per grid, and the labels, in the core entry
+        (``store.nxdiffraction``)."""
         if record.diffraction or not record.pattern_labels.empty:
             nxdiffraction.write(nexus.core_entry(f, record), record.diffraction, record.pattern_labels, compression, level)
 

@@ -137,9 +137,9 @@ def train(name: str, store, *, stage: str, out, plugin_from: str | None = None, 
     group = _process_group(name, plugin)
     started = group.start() if group is not None else False  # join the process group (gloo on CPU)
     try:
-        return _train(name, plugin, group, store, stage=stage, out=out, plugin_from=plugin_from, config=config, sets=sets,
-                      epochs=epochs, holdout_cores=holdout_cores, target=target, init=init, progress=progress,
-                      resume=resume, keep_flagged=keep_flagged, overwrite=overwrite,
+        return _train(name, plugin, group, store, stage=stage, out=out, plugin_from=plugin_from, config=config,
+                      sets=sets, epochs=epochs, holdout_cores=holdout_cores, target=target, init=init,
+                      progress=progress, resume=resume, keep_flagged=keep_flagged, overwrite=overwrite,
                       calibration_cores=calibration_cores, interval_method=interval_method)
     finally:
         if started:

@@ -97,8 +97,8 @@ def write_core(path, record: CoreRecord, parts: Sequence[Part], *, compression="
             for part in parts:
                 part.to_nexus(f, record, compression=compression, level=level)
             core_entry(f, record)  # a record no part put in the core entry still has one
-            entries = [k for k, v in f.items() if k != CORE_ENTRY and v.attrs.get("NX_class") in ("NXentry", b"NXentry")]
-            _root_attrs(f, path, default=entries[0] if entries else CORE_ENTRY)
+            first = next((k for k in f if k != CORE_ENTRY), CORE_ENTRY)  # the parts' first entry (a scan)
+            _root_attrs(f, path, default=first)
     except BaseException as exc:
         path.unlink(missing_ok=True)
         if isinstance(exc, (OSError, ValueError, TypeError)) and not isinstance(exc, StoreError):
