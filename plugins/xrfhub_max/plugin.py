@@ -18,7 +18,8 @@ import numpy as np
 import xrfhub
 from xrfhub.ml import ddp, torchddp
 from xrfhub.errors import ConfigError
-from xrfhub.ml.loaders import BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows, split_pairs
+from xrfhub.ml.loaders import (BatchStream, hub_counts, labelled_samples, predict_spectra, select_rows,
+                               split_pairs, split_summary)
 from xrfhub.ml.metrics import regression_metrics
 from xrfhub.ml.registry import FittedRegressor, Predictions, RunSummary
 
@@ -37,9 +38,15 @@ class MaxRunConfig(MaxConfig):
 
     tube_kv: float = 10.0  # spectra of this voltage are pre-trained on, paired and predicted
     val_fraction: float = 0.2  # of the labelled pairs of the training cores (fine-tuning)
+    val_split: str = "pairs"  # pairs | cores: validation draws pairs, or whole training cores
     pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
     loader: str = "auto"  # auto | memory | stream
     pretrain_spectra: int = 0  # pre-train on at most this many spectra, drawn by seed (0: all)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.val_split not in ("pairs", "cores"):
+            raise ConfigError(f"val_split must be 'pairs' or 'cores', got {self.val_split!r}")
 
 
 class _Epochs:
@@ -143,11 +150,12 @@ class MaxPlugin:
         from xrfhub.ml.voltage import check_pair_voltage
 
         check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
-        x, y, _cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
-                                           val_fraction=config.val_fraction)
+        x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
+                                          val_fraction=config.val_fraction, by=config.val_split)
         fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
                                 out=out, init=init, progress=progress, resume=resume)
-        metrics = {"target": target, "best_epoch": fitted.best_epoch,
+        metrics = {"target": target, "best_epoch": fitted.best_epoch, "validation_split": config.val_split,
+                   **split_summary(cores, is_val),
                    "validation": regression_metrics(y[is_val], fitted.predict(x[is_val]), fitted.train_mean)}
         if holdout:
             hx, hy, _, _ = labelled_samples(store, target, cores=holdout)

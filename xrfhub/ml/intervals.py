@@ -385,7 +385,8 @@ def exchangeability_notes(y, lower, upper, cores, level: float) -> list[str]:
 # ---------------------------------------------------------------------------- calibration cores
 
 
-def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION, values=None) -> list[str]:
+def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION, values=None,
+                 stream: int = 11) -> list[str]:
     """A seeded draw of whole cores for calibration: ``fraction`` of the candidates (at least one),
     always leaving at least two cores to train on.
 
@@ -396,14 +397,15 @@ def choose_cores(candidates, *, seed: int, fraction: float = DEFAULT_FRACTION, v
     training, and every model then extrapolates past its training values (issue 16: the demo
     store's held-out core at 29-97 wt% CaCO3 predicted with a ceiling at the training maximum, 65).
     Draws are tried in the seed's order, so a draw that keeps the range is the plain draw; when
-    no draw of ``RANGE_TRIES`` does, the one keeping the most of the range is taken.
+    no draw of ``RANGE_TRIES`` does, the one keeping the most of the range is taken. ``stream``
+    separates draws of one seed made for different purposes (calibration, validation cores).
     """
     pool = sorted(set(map(str, candidates)))
     if len(pool) < 3:
         raise ConfigError(f"--calibration-cores auto needs at least 3 labelled cores outside the held-out ones "
                           f"(2 to train on, 1 to calibrate); the store has {len(pool)}: {', '.join(pool) or 'none'}")
     k = min(max(1, int(round(fraction * len(pool)))), len(pool) - 2)
-    rng = np.random.default_rng([int(seed), 11])
+    rng = np.random.default_rng([int(seed), int(stream)])
     first = sorted(rng.choice(pool, size=k, replace=False).tolist())
     if values is None:
         return first

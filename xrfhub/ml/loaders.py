@@ -410,19 +410,41 @@ def labelled_samples(store, target: str, *, cores=None, exclude_cores=None):
     return ds["mean_spectrum"].values[rows], y[rows], ds["core"].values[rows].astype(str), rows
 
 
-def split_pairs(store, target: str, *, exclude_cores=(), seed: int = 0, val_fraction: float = 0.2):
+def split_pairs(store, target: str, *, exclude_cores=(), seed: int = 0, val_fraction: float = 0.2,
+                by: str = "pairs"):
     """The labelled pairs outside ``exclude_cores`` and a seeded train/validation mask.
 
-    Returns ``(x, y, cores, is_val)``; each part gets at least one pair (every fifth pair is
-    validation when the draw leaves either side empty). What every plugin's ``train`` splits by.
+    Returns ``(x, y, cores, is_val)``. ``by="pairs"`` draws pairs (each part gets at least one:
+    every fifth pair is validation when the draw leaves either side empty). ``by="cores"`` draws
+    whole training cores (``val_fraction`` of them, at least one, keeping the training range as
+    the calibration draw does), so that what chooses the epoch is, like the held-out cores, a
+    core the model never saw: pairs of a core the model trains on score 0.98-0.996 for every
+    model (docs/results.md), which chooses nothing. With fewer than three training cores it
+    falls back to pairs; ``cores[is_val]`` then shares cores with training, which callers report.
+    What every plugin's ``train`` splits by.
     """
+    if by not in ("pairs", "cores"):
+        raise ConfigError(f"the validation split is by 'pairs' or 'cores', not {by!r}")
     x, y, cores, _ = labelled_samples(store, target, exclude_cores=exclude_cores)
     if len(y) < 2:
         raise ConfigError(f"fewer than 2 labelled {target} samples outside the held-out cores")
+    pool = sorted(set(cores))
+    if by == "cores" and len(pool) >= 3:
+        from .intervals import choose_cores
+
+        val = choose_cores(pool, seed=seed, fraction=val_fraction, values={c: y[cores == c] for c in pool},
+                           stream=13)
+        return x, y, cores, np.isin(cores, val)
     is_val = np.random.default_rng(seed).random(len(y)) < val_fraction
     if is_val.all() or not is_val.any():
         is_val = np.arange(len(y)) % 5 == 0
     return x, y, cores, is_val
+
+
+def split_summary(cores, is_val) -> dict:
+    """How a split came out, for a run's metrics: validation cores, and whether any also trained."""
+    val, fit = set(map(str, cores[is_val])), set(map(str, cores[~is_val]))
+    return {"validation_cores": sorted(val), "validation_shares_training_cores": bool(val & fit)}
 
 
 def predict_spectra(store, predict, *, tube_kv: float | None = 10.0, batch_size: int = 256,
