@@ -46,11 +46,11 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from xarray import Index, IndexSelResult, Variable
 
 from xrfhub.errors import ConfigError, NotInIndexError
+from xrfhub.rowsets import best_depths, compact, factorize, frozen, sorted_union
 
 __all__ = ["CoreDepthIndex", "NotInIndexError", "drop_core_depth_index",
            "with_core_depth_index"]
@@ -73,7 +73,7 @@ class _Lookup:
     """
 
     def __init__(self, core: np.ndarray, depth: np.ndarray):
-        codes, names = _factorize(core)
+        codes, names = factorize(core)
         self.codes: dict[Any, int] = {name: i for i, name in enumerate(names)}
         self.names: list = list(names)
         counts = np.bincount(codes, minlength=len(names))
@@ -103,13 +103,13 @@ class CoreDepthIndex(Index):
     def __init__(self, core: np.ndarray, depth: np.ndarray, dim: Hashable,
                  core_name: Hashable = "core", depth_name: Hashable = "depth_mm",
                  kv: np.ndarray | None = None, kv_name: Hashable | None = None):
-        self.core = _frozen(core)
-        self.depth = _frozen(depth)
+        self.core = frozen(core)
+        self.depth = frozen(depth)
         self.dim = dim
         self.core_name = core_name
         self.depth_name = depth_name
         # the tube voltage, optional: rows of one core and depth differ by it (10/30/50 kV)
-        self.kv = None if kv is None else _frozen(kv)
+        self.kv = None if kv is None else frozen(kv)
         self.kv_name = kv_name if kv is not None else None
         self._lookup: _Lookup | None = None
         self._by_kv: dict[tuple, tuple[np.ndarray, CoreDepthIndex]] = {}
@@ -271,7 +271,7 @@ class CoreDepthIndex(Index):
             rows = self._depth_rows(codes, labels[self.depth_name], method, tolerance)
         else:
             rows = self._core_rows(codes)
-        return IndexSelResult({self.dim: _compact(rows)})
+        return IndexSelResult({self.dim: compact(rows)})
 
     def _sel_at_voltage(self, labels: dict[Any, Any], method: str | None,
                         tolerance: float | None) -> IndexSelResult:
@@ -288,7 +288,7 @@ class CoreDepthIndex(Index):
                 return IndexSelResult({self.dim: slice(0, 0)})
             rest[self.core_name] = present
         found = sub.sel(rest, method=method, tolerance=tolerance).dim_indexers[self.dim]
-        return IndexSelResult({self.dim: _compact(rows[np.arange(len(rows))[found]])})
+        return IndexSelResult({self.dim: compact(rows[np.arange(len(rows))[found]])})
 
     def _kv_values(self, label: Any) -> np.ndarray:
         if isinstance(label, slice):
@@ -344,7 +344,7 @@ class CoreDepthIndex(Index):
     def _core_rows(self, codes: np.ndarray) -> np.ndarray:
         lookup = self.lookup
         pieces = [lookup.by_core[lookup.bounds[c]:lookup.bounds[c + 1]] for c in codes]
-        return _sorted_union(pieces, already_sorted=len(codes) == 1)
+        return sorted_union(pieces, already_sorted=len(codes) == 1)
 
     def _depth_rows(self, codes: np.ndarray, label: Any, method: str | None,
                     tolerance: float | None) -> np.ndarray:
@@ -360,13 +360,13 @@ class CoreDepthIndex(Index):
                 start, depths = lookup.segment(code)
                 lo, hi = (np.searchsorted(depths, v, side) for v, side in searches)
                 pieces.append(lookup.by_depth[start + lo:start + max(lo, hi)])
-            return _sorted_union(pieces)
+            return sorted_union(pieces)
         values = self._depth_values(label)
         pieces = []
         found = np.zeros(len(values), dtype=bool)
         for code in codes:
             start, depths = lookup.segment(code)
-            targets = values if method is None else _best_depths(
+            targets = values if method is None else best_depths(
                 depths, values, _METHODS[method], tolerance)
             lo = np.searchsorted(depths, targets, "left")
             hi = np.searchsorted(depths, targets, "right")
@@ -374,7 +374,7 @@ class CoreDepthIndex(Index):
             pieces.extend(lookup.by_depth[start + a:start + b] for a, b in zip(lo, hi) if b > a)
         if not found.all():
             self._raise_depth_missing(values[~found], codes, method)
-        return _sorted_union(pieces)
+        return sorted_union(pieces)
 
     def _slice_bounds(self, label: slice) -> tuple[float, float]:
         if label.step is not None:
@@ -475,29 +475,6 @@ def drop_core_depth_index(ds: T_Xarray) -> T_Xarray:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _frozen(values: np.ndarray) -> np.ndarray:
-    """A read-only view: the coordinates handed to xarray share memory with the index, so an
-    in-place edit of ``ds.core.values`` must fail rather than silently desynchronise them."""
-    view = np.asarray(values).view()
-    view.flags.writeable = False
-    return view
-
-
-def _factorize(core: np.ndarray) -> tuple[np.ndarray, list]:
-    """Integer code per row and the distinct core names in order of first appearance.
-
-    Fixed-width strings go run by run: the hub concatenates cores, so there are few runs and
-    a vectorised neighbour comparison is far cheaper than hashing every row.
-    """
-    core = np.asarray(core)
-    if core.dtype.kind not in "UST" or len(core) == 0:
-        codes, names = pd.factorize(np.asarray(core, dtype=object), use_na_sentinel=False)
-        return codes.astype(np.intp), list(names)
-    starts = np.concatenate([[0], np.flatnonzero(core[1:] != core[:-1]) + 1])
-    run_codes, names = pd.factorize(core[starts].astype(object), use_na_sentinel=False)
-    lengths = np.diff(np.concatenate([starts, [len(core)]]))
-    return np.repeat(run_codes, lengths).astype(np.intp), list(names)
-
 
 def _guess_roles(variables: Mapping[Any, Variable]) -> tuple[Hashable, Hashable]:
     kinds = {name: np.dtype(var.dtype).kind for name, var in variables.items()}
@@ -515,48 +492,3 @@ def _flat_labels(label: Any, name: Hashable) -> list:
         raise ConfigError(f"{name!r} takes a name or a 1-D list of names, got shape "
                           f"{values.shape}")
     return list(values.ravel())
-
-
-def _best_depths(depths: np.ndarray, values: np.ndarray, method: str,
-                 tolerance: float | None) -> np.ndarray:
-    """For each label, the depth of this core the method picks (NaN when there is none).
-
-    Ties under ``nearest`` go to the shallower depth, so results do not depend on row order.
-    """
-    out = np.full(len(values), np.nan)
-    if len(depths) == 0:
-        return out
-    right = np.searchsorted(depths, values, "left")  # first depth >= value
-    left = np.searchsorted(depths, values, "right") - 1  # last depth <= value
-    has_left, has_right = left >= 0, right < len(depths)
-    below = np.where(has_left, depths[np.clip(left, 0, None)], np.nan)
-    above = np.where(has_right, depths[np.clip(right, None, len(depths) - 1)], np.nan)
-    if method == "pad":
-        out = below
-    elif method == "backfill":
-        out = above
-    else:
-        take_above = ~has_left | (has_right & (above - values < values - below))
-        out = np.where(take_above, above, below)
-    if tolerance is not None:
-        out = np.where(np.abs(out - values) <= tolerance, out, np.nan)
-    return out
-
-
-def _sorted_union(pieces: list[np.ndarray], already_sorted: bool = False) -> np.ndarray:
-    if not pieces:
-        return np.empty(0, dtype=np.intp)
-    rows = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    if already_sorted:
-        return rows
-    return np.unique(rows)  # sorted (store order) and each row once
-
-
-def _compact(rows: np.ndarray) -> slice | np.ndarray:
-    """A slice when the rows are contiguous: cheaper than fancy indexing for dask and zarr."""
-    if len(rows) == 0:
-        return slice(0, 0)
-    first, last = int(rows[0]), int(rows[-1])
-    if last - first + 1 == len(rows):
-        return slice(first, last + 1)
-    return rows

@@ -23,6 +23,7 @@ from .depth import (composite_depth, place_positions, place_spectra, place_store
 from .discrete import place_sample_spectra
 from .errors import InputError
 from .records import Calibration, CoreRecord, LabTable, Process, SpectraBlock, Spectrum
+from .scanchecks import check_scans
 from .sources import Parsed, content_identity, find, parse_all
 from .store.catalog import Catalog
 from .store.cores import LazyRecords
@@ -185,7 +186,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         report.warnings.extend(cal_warnings)
         bad = place_sample_spectra(spectra, [t for p in new + replaced for t in _tables_of(p)], records, paths, cmap)
         bad += place_spectra(spectra, section_table, paths) if section_table is not None else []
-        bad = bad or _check_scans(spectra, records, paths)
+        bad = bad or check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:
                 raise bad[0][1]
@@ -195,7 +196,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             new = [p for p in new if p.source.name not in drop]
             replaced = [p for p in replaced if p.source.name not in drop]
             spectra = [s for s in spectra if s.source not in drop]
-            bad = _check_scans(spectra, records, paths)
+            bad = check_scans(spectra, records, paths)
         if not new and not replaced and composite_part is None and section_table is None:
             return
 
@@ -412,65 +413,6 @@ def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport) -> No
 
 
 # ---------------------------------------------------------------------------- scans
-
-
-def _check_scans(spectra: list[Spectrum], records: dict[str, CoreRecord],
-                 paths: dict[str, str]) -> list[tuple[str, InputError]]:
-    """Per scan: one channel count, unique depths, depth increasing with measurement time.
-
-    Returns (store name, error naming the file as the user gave it) per offending file.
-    """
-    bad: list[tuple[str, InputError]] = []
-    by_scan: dict[tuple, list[Spectrum]] = defaultdict(list)
-    for s in spectra:
-        by_scan[s.scan_key].append(s)
-    for key, points in by_scan.items():
-        existing = _existing_scan(records, key)
-        n_ch = existing.n_channels if existing is not None else _majority([p.n_channels for p in points])
-        for p in points:
-            if p.n_channels != n_ch:
-                bad.append((p.source, InputError(p.source, f"{p.n_channels} channels, but scan {key[0]} "
-                                                 f"{_scan_label(key)} has {n_ch}", field="$DATA")))
-        depths: dict[float, str] = {}
-        if existing is not None:
-            depths = dict(zip(existing.coords["depth_mm"].round(6), existing.coords["source"]))
-        for p in sorted(points, key=lambda s: s.source):
-            d = round(p.depth_mm, 6)
-            if d in depths:
-                bad.append((p.source, InputError(p.source, f"depth {p.depth_mm:g} mm already measured in scan "
-                                                 f"{key[0]} {_scan_label(key)} by {depths[d]}: duplicate depth",
-                                                 field="depth")))
-            else:
-                depths[d] = p.source
-        dated = sorted((p for p in points if p.date), key=lambda s: (s.date, s.source))
-        if len(dated) == len(points):
-            for a, b in zip(dated, dated[1:]):
-                if b.depth_mm < a.depth_mm:
-                    bad.append((b.source, InputError(
-                        b.source, f"non-monotonic depths in scan {key[0]} {_scan_label(key)}: measured at "
-                                  f"{b.date} at {b.depth_mm:g} mm, after {a.source} ({a.date}) at "
-                                  f"{a.depth_mm:g} mm", field="depth")))
-    first: dict[str, InputError] = {}
-    for name, err in bad:  # one complaint per file: the first says enough
-        first.setdefault(name, InputError(paths.get(name, name), err.reason, line=err.line, field=err.field))
-    return list(first.items())
-
-
-def _scan_label(key) -> str:
-    _core, section, run, kv, rep = key
-    return f"(section {section or '-'}, {run or 'no run'}, {kv:g} kV, replicate {rep})"
-
-
-def _majority(values):
-    vals, counts = np.unique(values, return_counts=True)
-    return int(vals[np.argmax(counts)])
-
-
-def _existing_scan(records, key) -> SpectraBlock | None:
-    from .records import scan_name
-
-    rec = records.get(key[0])
-    return rec.scans.get(scan_name(key)) if rec is not None else None
 
 
 def _drop_replaced(records: dict[str, CoreRecord], names: set[str], known: dict) -> list[dict]:
