@@ -117,6 +117,16 @@ def lab_no_depth_named(tmp, corpus, store, rng):
     return [*lab_no_depth(tmp, corpus, store, rng), "--format", "lab-csv"]
 
 
+def lab_workbook_not_a_number(tmp, corpus, store, rng):
+    from fuzzing import workbook_bytes
+
+    path = tmp / "new" / "lab.xlsx"
+    path.write_bytes(workbook_bytes({"Notes": [["coulometry, 2024"]],
+                                     "CaCO3": [["Core", "Depth (cm)", "CaCO3 [%]"], ["PS75-056-1", 1.5, 20.1],
+                                               ["PS75-056-1", 2.5, "twenty"]]}))
+    return ["ingest", path, "--store", store]
+
+
 def lab_not_a_number(tmp, corpus, store, rng):
     path = tmp / "new" / "lab.csv"
     path.write_text("core,depth [cm],CaCO3 [%]\nPS75-056-1,1.5,20.1\nPS75-056-1,2.5,twenty\n")
@@ -333,6 +343,7 @@ CASES = [
     ("PANGAEA data description never closed (`*/` missing)", pangaea_open),
     ("Lab CSV without a depth column", lab_no_depth),
     ("Lab CSV without a depth column, format named (`--format lab-csv`)", lab_no_depth_named),
+    ("Non-numeric value in a lab workbook (`.xlsx`, the table on its second sheet)", lab_workbook_not_a_number),
     ("Non-numeric lab value (`twenty`)", lab_not_a_number),
     ("Changed file without `--replace`", changed_file),
     ("Unrecognised file named explicitly (`notes.txt`)", unknown_file),

@@ -153,6 +153,16 @@ def _xlsx_seeds() -> list[Seed]:
     return out
 
 
+def _lab_xlsx_seeds() -> list[Seed]:
+    """Lab workbooks as labs keep them: a title row above the header, a notes sheet, a units row."""
+    plain = [["Carbonate of test cores"], [], ["Core", "Depth top (cm)", "Depth bottom (cm)", "CaCO3 [%]", "TOC [%]"]]
+    plain += [["PS75-056-1", d, d + 1, 20.5 + d, 0.25] for d in (1, 5, 9)]
+    units = [["core", "depth", "Ca", "Fe", "Sr"], ["", "cm", "ppm", "mass%", "ppm"]]
+    units += [["SO264-09-2", 11.5, 1200, 3.1, 250], ["SO264-09-2", 13.5, 1300, 2.9, 260]]
+    return [Seed("synth", "lab.xlsx", {"lab.xlsx": workbook_bytes({"Notes": [["method", "coulometry"]], "Data": plain})}),
+            Seed("synth-units-row", "icp.xlsx", {"icp.xlsx": workbook_bytes({"ICP": units})})]
+
+
 # ITRAX ---------------------------------------------------------------------------------------
 
 
@@ -448,6 +458,7 @@ def _pxrf_seeds() -> list[Seed]:
 
 
 _SEEDS = {"avaatech_spe": _avaatech_spe_seeds, "baxil_axml": _axml_seeds, "baxil_csv": _baxil_seeds, "avaatech_xlsx": _xlsx_seeds,
+          "lab_xlsx": _lab_xlsx_seeds,
           "itrax_spe": _itrax_spe_seeds, "itrax_results": _itrax_results_seeds, "mca_amptek": _amptek_seeds,
           "mca_spec": _spec_seeds, "lab_pangaea": _pangaea_seeds, "lab_iodp": _iodp_seeds,
           "lab_csv": _lab_csv_seeds, "xrd_nexus": _xrd_nexus_seeds, "xrd_labels": _xrd_labels_seeds,

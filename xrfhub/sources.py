@@ -172,7 +172,7 @@ def parse_one(cand: Candidate, format_name: str | None = None, options: dict | N
         return Parsed(src, error=InputError(where, f"cannot read: {exc.strerror or exc}"))
     src = SourceFile(cand.name, str(where), sha256_of(raw), format_name or "", len(raw))
     try:
-        module = readers.get(format_name) if format_name else readers.detect(where, raw[:readers.SNIFF_BYTES])
+        module = readers.get(format_name) if format_name else readers.detect(where, raw[:readers.SNIFF_BYTES], raw)
     except UnknownFormatError as exc:
         return Parsed(src, error=exc, ignored=not cand.explicit)
     src.format = module.FORMAT

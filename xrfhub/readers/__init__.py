@@ -4,7 +4,9 @@ Every reader module exposes ``FORMAT`` (the name ``--format`` takes), ``KIND`` (
 fills), ``DESCRIPTION``, ``sniff(head: bytes, name: str) -> bool`` and ``read(path, *, source,
 **options)``. Recognition is by content (the first bytes of the file), never by suffix alone:
 Avaatech and ITRAX both write ``.spe``, ITRAX tables have many names, and lab exports are
-plain text.
+plain text. A reader whose format the first bytes cannot settle (every workbook starts as the
+same zip) also exposes ``confirm(raw: bytes, name: str) -> bool``, asked on the whole file
+before it is chosen; when it says no, detection goes on to the next reader.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ _MODULES = (
     "baxil_axml",
     "baxil_csv",
     "avaatech_xlsx",
+    "lab_xlsx",
     "itrax_spe",
     "itrax_results",
     "mca_amptek",
@@ -68,8 +71,9 @@ def known_formats() -> str:
     return ", ".join(f"{fmt} ({m.DESCRIPTION})" for fmt, m in readers().items())
 
 
-def detect(path: str | Path, head: bytes | None = None) -> ModuleType:
-    """The reader whose ``sniff`` accepts the file's first bytes."""
+def detect(path: str | Path, head: bytes | None = None, raw: bytes | None = None) -> ModuleType:
+    """The reader whose ``sniff`` accepts the file's first bytes (and whose ``confirm``, where
+    it has one, the whole file: ``raw``, else read from ``path``)."""
     path = Path(path)
     if head is None:
         with open(path, "rb") as fh:
@@ -81,7 +85,13 @@ def detect(path: str | Path, head: bytes | None = None) -> ModuleType:
     for name in _MODULES:
         module = _load(name)
         if module is not None and module.sniff(head, path.name):
-            return module
+            confirm = getattr(module, "confirm", None)
+            if confirm is None:
+                return module
+            if raw is None:
+                raw = path.read_bytes()
+            if confirm(raw, str(path)):
+                return module
     raise UnknownFormatError(path, f"unrecognised content; known formats: {known_formats()}. "
                                    "Use --format to name one")
 

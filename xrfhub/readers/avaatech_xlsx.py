@@ -22,8 +22,6 @@ union over sheets, NaN where a sheet lacks one. Other sheets are skipped and nam
 """
 from __future__ import annotations
 
-import io
-import itertools
 import math
 import re
 from pathlib import Path
@@ -32,67 +30,39 @@ import pandas as pd
 
 from ..errors import InputError
 from ..records import ElementTable
+from . import workbook
 from .baxil_csv import describe_depth_rule, assemble, line_column, table_part, vendor_lines
 
 FORMAT = "avaatech-xlsx"
 KIND = "elements"
 DESCRIPTION = "Avaatech processed export as an Excel workbook (one sheet per tube voltage)"
 
-_ZIP_MAGIC = b"PK\x03\x04"
 _HEADER_SEARCH_ROWS = 20
-_EXCEL_MAX_ROWS = 1_048_576
 _SHEET_KV = re.compile(r"(\d+(?:[.,]\d+)?)\s*kv", re.IGNORECASE)
 
 
 def sniff(head: bytes, name: str = "") -> bool:
-    """A zip that is an Office workbook: named ``.xlsx``/``.xlsm`` or holding ``xl/`` parts.
-
-    Whether its sheets are an Avaatech export is checked by :func:`read`, which needs the
-    whole file.
-    """
-    return head.startswith(_ZIP_MAGIC) and (name.lower().endswith((".xlsx", ".xlsm")) or b"xl/" in head)
+    """Any workbook (whether its sheets are an Avaatech export is :func:`confirm`'s question)."""
+    return workbook.sniff(head, name)
 
 
-def _cell_text(value) -> str:
-    return "" if value is None else str(value).strip()
+def confirm(raw: bytes, name: str = "") -> bool:
+    """A workbook with a sheet that looks like an Avaatech export; other workbooks go on to the
+    next reader that sniffs workbooks (a lab table, see ``lab_xlsx``)."""
+    try:
+        sheets = workbook.load_sheets(name or "workbook", raw)
+    except InputError:
+        return True  # damaged: this reader's read says how
+    return any(_header_row(rows) is not None for _title, rows in sheets)
 
 
 def _header_row(rows: list[tuple]) -> int | None:
     """Index of the header row: the first with a ``Spectrum`` cell and a ``<line> Area`` cell."""
     for i, row in enumerate(rows[:_HEADER_SEARCH_ROWS]):
-        cells = [_cell_text(c) for c in row]
+        cells = [workbook.cell_text(c) for c in row]
         if any(c.lower() == "spectrum" for c in cells) and any(line_column(c) for c in cells):
             return i
     return None
-
-
-def _rows(sheet, path: Path) -> list[tuple]:
-    """A sheet's rows as values. openpyxl fills the gap up to a row's number with empty rows,
-    so a damaged ``<row r="18446744073709551616">`` would never end: stop past Excel's limit."""
-    rows = list(itertools.islice(sheet.iter_rows(values_only=True), _EXCEL_MAX_ROWS + 1))
-    if len(rows) > _EXCEL_MAX_ROWS:
-        raise InputError(path, f"sheet {sheet.title!r} has more rows than Excel allows "
-                               f"({_EXCEL_MAX_ROWS:,}): a damaged workbook")
-    return rows
-
-
-def _load_sheets(path: Path, data: bytes) -> list[tuple[str, list[tuple]]]:
-    """``(sheet name, rows of cell values)`` for every worksheet; InputError if unreadable."""
-    import openpyxl  # imported here: only workbook reading needs it
-
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure of the zip/XML parser is a damaged file
-        raise InputError(path, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc}); "
-                               "expected an Excel export of Avaatech results") from None
-    try:
-        return [(sheet.title, _rows(sheet, path)) for sheet in book.worksheets]
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a sheet part that is cut off or not XML
-        raise InputError(path, f"damaged worksheet in the workbook ({type(exc).__name__}: {exc})") from None
-    finally:
-        book.close()
 
 
 def read(path, *, source: str | None = None, raw: bytes | None = None, core: str | None = None,
@@ -105,18 +75,18 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
             raw = path.read_bytes()
         except OSError as exc:
             raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not raw.startswith(_ZIP_MAGIC):
+    if not raw.startswith(workbook.ZIP_MAGIC):
         raise InputError(path, "not an .xlsx workbook (no zip signature): expected an Excel export")
     source = source or path.name
     parts, notes, used, skipped, depth_units, all_lines = [], [], [], [], [], {}
-    for title, rows in _load_sheets(path, raw):
+    for title, rows in workbook.load_sheets(path, raw):
         at = _header_row(rows)
         if at is None:
             skipped.append(title)
             continue
-        header = [_cell_text(c) for c in rows[at]]
+        header = [workbook.cell_text(c) for c in rows[at]]
         body = [(at + 2 + i, list(row) + [None] * (len(header) - len(row)))
-                for i, row in enumerate(rows[at + 1:]) if any(_cell_text(c) for c in row)]
+                for i, row in enumerate(rows[at + 1:]) if any(workbook.cell_text(c) for c in row)]
         if not body:
             notes.append(f"sheet {title!r} has no data rows")
             skipped.append(title)
