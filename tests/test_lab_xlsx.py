@@ -101,3 +101,15 @@ def test_ingest_a_lab_workbook_beside_scans_and_refuse_a_bad_one(tmp_path):
     assert got["source"].values.tolist() == ["lab.xlsx", "lab.xlsx"] and got["line"].values.tolist() == [2, 3]
     assert np.allclose(got["CaCO3"].values, [21.3, 25.1])
     assert (got["match_status"].values == "matched").all()
+
+
+def test_old_and_open_document_spreadsheets_are_named_with_the_fix(tmp_path):
+    from xrfhub.errors import UnknownFormatError
+
+    xls = tmp_path / "lab.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    ods = tmp_path / "lab.ods"
+    ods.write_bytes(b"PK\x03\x04" + bytes(26) + b"mimetypeapplication/vnd.oasis.opendocument.spreadsheetPK")
+    for path, what in ((xls, r"Excel 97-2003 workbook \(.xls\)"), (ods, r"OpenDocument spreadsheet \(.ods\)")):
+        with pytest.raises(UnknownFormatError, match=what + ".*save it as .xlsx or CSV"):
+            readers.detect(path)

@@ -92,8 +92,23 @@ def detect(path: str | Path, head: bytes | None = None, raw: bytes | None = None
                 raw = path.read_bytes()
             if confirm(raw, str(path)):
                 return module
+    container = _unread_container(head)
+    if container:
+        raise UnknownFormatError(path, f"{container}: xrfhub reads Excel workbooks as .xlsx, and text tables; "
+                                       "save it as .xlsx or CSV (File > Save As) and ingest that")
     raise UnknownFormatError(path, f"unrecognised content; known formats: {known_formats()}. "
                                    "Use --format to name one")
+
+
+def _unread_container(head: bytes) -> str | None:
+    """What a spreadsheet this package cannot read is, when its first bytes say (else None):
+    an old binary workbook or an OpenDocument one is a lab table in another container, and the
+    user's fix is one Save As, which a list of formats would not tell them."""
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "an Excel 97-2003 workbook (.xls) or another OLE2 compound file"
+    if head.startswith(b"PK\x03\x04") and b"application/vnd.oasis.opendocument.spreadsheet" in head[:200]:
+        return "an OpenDocument spreadsheet (.ods)"
+    return None
 
 
 def get(format_name: str) -> ModuleType:
