@@ -70,16 +70,9 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
          **_options) -> ElementTable:
     """Read every Avaatech sheet of a workbook into one :class:`ElementTable`."""
     path = Path(path)
-    if raw is None:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not raw.startswith(workbook.ZIP_MAGIC):
-        raise InputError(path, "not an .xlsx workbook (no zip signature): expected an Excel export")
     source = source or path.name
     parts, notes, used, skipped, depth_units, all_lines = [], [], [], [], [], {}
-    for title, rows in workbook.load_sheets(path, raw):
+    for title, rows in workbook.read_sheets(path, raw):
         at = _header_row(rows)
         if at is None:
             skipped.append(title)

@@ -54,14 +54,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     """Read the lab-table sheet of a workbook (options as :func:`xrfhub.readers.lab_csv.read`)."""
     check_options(options, set(), FORMAT)
     path = Path(path)
-    if raw is None:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not raw.startswith(workbook.ZIP_MAGIC):
-        raise InputError(path, "not an .xlsx workbook (no zip signature): expected an Excel workbook")
-    sheets = workbook.load_sheets(path, raw)
+    sheets = workbook.read_sheets(path, raw)
     tables = [(title, rows, at) for title, rows in sheets if (at := _header_row(rows)) is not None]
     names = ", ".join(repr(title) for title, _rows in sheets) or "none"
     if not tables:

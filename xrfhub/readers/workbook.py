@@ -56,6 +56,19 @@ def _rows(sheet, path) -> list[tuple]:
     return rows
 
 
+def read_sheets(path, raw: bytes | None = None) -> list[tuple[str, list[tuple]]]:
+    """The sheets of the workbook at ``path`` (its bytes ``raw`` when the caller has them)."""
+    path = Path(path)
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not raw.startswith(ZIP_MAGIC):
+        raise InputError(path, "not an .xlsx workbook (no zip signature): expected an Excel workbook")
+    return load_sheets(path, raw)
+
+
 def load_sheets(path, data: bytes) -> list[tuple[str, list[tuple]]]:
     """``(sheet name, rows of cell values)`` for every worksheet; InputError if unreadable."""
     global _last
