@@ -77,10 +77,25 @@ def test_two_table_sheets_are_refused_not_merged(tmp_path):
 
 
 def test_a_workbook_of_neither_kind_says_what_was_looked_for(tmp_path):
+    from xrfhub.errors import UnknownFormatError
+
     path = _book(tmp_path, {"Sheet1": [["name", "colour"], ["a", "red"]]})
-    assert readers.detect(path) is lab_xlsx
+    with pytest.raises(UnknownFormatError, match=r"an Excel workbook, but no sheet holds a table xrfhub reads: "
+                                                 r"expected a lab table .*or an Avaatech export.*sheets: 'Sheet1'"):
+        readers.detect(path)
     with pytest.raises(InputError, match=r"lab table .*or an Avaatech export.*sheets: 'Sheet1'"):
-        lab_xlsx.read(path)
+        lab_xlsx.read(path)  # --format lab-xlsx says the same
+
+
+def test_a_workbook_without_a_table_in_a_folder_is_passed_over_and_named(tmp_path):
+    import xrfhub
+
+    corpus = write_corpus(tmp_path / "corpus", cores=("PS75-056-1",), kv30_core=None)
+    _book(corpus.scans / "PS75-056-1", {"Log": [["section", "length"], ["1", 100]]}, name="core log.xlsx")
+    _book(corpus.scans / "PS75-056-1", {"CaCO3": [HEAD, *ROWS[:2]]}, name="carbonate.xlsx")
+    report = xrfhub.ingest([corpus.scans], tmp_path / "hub", progress=False)
+    assert report.n_spectra == 20 and report.n_samples == 2
+    assert report.ignored == ["scans/PS75-056-1/core log.xlsx"]
 
 
 def test_ingest_a_lab_workbook_beside_scans_and_refuse_a_bad_one(tmp_path):

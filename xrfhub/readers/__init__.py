@@ -92,6 +92,11 @@ def detect(path: str | Path, head: bytes | None = None, raw: bytes | None = None
                 raw = path.read_bytes()
             if confirm(raw, str(path)):
                 return module
+    from . import workbook
+
+    if workbook.sniff(head, path.name):  # every workbook reader looked inside and declined
+        sheets = ", ".join(repr(title) for title, _rows in workbook.read_sheets(path, raw))
+        raise UnknownFormatError(path, f"an Excel workbook, but {workbook.NO_TABLE}; sheets: {sheets or 'none'}")
     container = _unread_container(head)
     if container:
         raise UnknownFormatError(path, f"{container}: xrfhub reads Excel workbooks as .xlsx, and text tables; "

@@ -37,7 +37,6 @@ FORMAT = "avaatech-xlsx"
 KIND = "elements"
 DESCRIPTION = "Avaatech processed export as an Excel workbook (one sheet per tube voltage)"
 
-_HEADER_SEARCH_ROWS = 20
 _SHEET_KV = re.compile(r"(\d+(?:[.,]\d+)?)\s*kv", re.IGNORECASE)
 
 
@@ -58,7 +57,7 @@ def confirm(raw: bytes, name: str = "") -> bool:
 
 def _header_row(rows: list[tuple]) -> int | None:
     """Index of the header row: the first with a ``Spectrum`` cell and a ``<line> Area`` cell."""
-    for i, row in enumerate(rows[:_HEADER_SEARCH_ROWS]):
+    for i, row in enumerate(rows[:workbook.HEADER_SEARCH_ROWS]):
         cells = [workbook.cell_text(c) for c in row]
         if any(c.lower() == "spectrum" for c in cells) and any(line_column(c) for c in cells):
             return i
@@ -97,7 +96,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
         all_lines.update(dict.fromkeys(vendor_lines(header).split("\t")))
     if not parts:
         raise InputError(path, "no sheet looks like an Avaatech export (a header row with 'Spectrum' and "
-                               f"'<line> Area' columns within the first {_HEADER_SEARCH_ROWS} rows); "
+                               f"'<line> Area' columns within the first {workbook.HEADER_SEARCH_ROWS} rows); "
                                f"sheets: {', '.join(map(repr, skipped)) or 'none'}")
     points = pd.concat([p for p, _ in parts], ignore_index=True)
     metadata = {"instrument": "avaatech", "format": FORMAT, "sheets": "\t".join(used),

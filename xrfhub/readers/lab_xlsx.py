@@ -27,19 +27,25 @@ FORMAT = "lab-xlsx"
 KIND = "samples"
 DESCRIPTION = "Lab table as an Excel workbook (.xlsx; one sheet: core, depth or top/bottom, values)"
 
-#: rows searched for the header (titles, notes or a blank row often sit above it)
-HEADER_SEARCH_ROWS = 20
-
-
 def sniff(head: bytes, name: str = "") -> bool:
-    """Any workbook: this reader comes after the vendor workbook readers and says, when no
-    sheet is a lab table, what it looked for."""
+    """Any workbook (whether a sheet is a lab table is :func:`confirm`'s question)."""
     return workbook.sniff(head, name)
+
+
+def confirm(raw: bytes, name: str = "") -> bool:
+    """A workbook with a sheet whose header names a lab value. Other workbooks (a core log, a
+    plot's data) are not claimed: in a folder they are passed over like any file no reader
+    knows, and named explicitly they are refused with what was looked for."""
+    try:
+        sheets = workbook.load_sheets(name or "workbook", raw)
+    except InputError:
+        return True  # damaged: read says how
+    return any(_header_row(rows) is not None for _title, rows in sheets)
 
 
 def _header_row(rows: list[tuple]) -> int | None:
     """Index of the first row that names a lab value (the rule ``lab_csv.sniff`` applies to a CSV)."""
-    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+    for i, row in enumerate(rows[:workbook.HEADER_SEARCH_ROWS]):
         fields = [P.split_header(workbook.cell_text(c)) for c in row]
         fields = [f for f in fields if f.text]
         values = [f for f in fields if P.column_role(f) == P.PROPERTY]
@@ -58,10 +64,7 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     tables = [(title, rows, at) for title, rows in sheets if (at := _header_row(rows)) is not None]
     names = ", ".join(repr(title) for title, _rows in sheets) or "none"
     if not tables:
-        raise InputError(path, "no sheet holds a table this reads: expected a lab table (a header row naming a "
-                               "lab value such as 'CaCO3 [%]' or 'TOC', with a depth column) or an Avaatech "
-                               f"export ('Spectrum' and '<line> Area' columns) within the first "
-                               f"{HEADER_SEARCH_ROWS} rows; sheets: {names}")
+        raise InputError(path, f"{workbook.NO_TABLE}; sheets: {names}")
     if len(tables) > 1:
         raise InputError(path, f"sheets {', '.join(repr(t) for t, _r, _a in tables)} each hold a lab table: "
                                "one table per workbook (save each sheet as its own workbook or CSV, so that "

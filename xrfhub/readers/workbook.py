@@ -23,6 +23,13 @@ ZIP_MAGIC = b"PK\x03\x04"
 #: damaged ``<row r="18446744073709551616">`` would otherwise never end
 EXCEL_MAX_ROWS = 1_048_576
 
+#: rows of a sheet searched for its header (titles, notes or a blank row often sit above it)
+HEADER_SEARCH_ROWS = 20
+#: what a workbook no reader confirms lacks (said by ``readers.detect`` and ``lab_xlsx.read``)
+NO_TABLE = ("no sheet holds a table xrfhub reads: expected a lab table (a header row naming a lab value such "
+            "as 'CaCO3 [%]' or 'TOC', and a depth column) or an Avaatech export ('Spectrum' and "
+            f"'<line> Area' columns) within a sheet's first {HEADER_SEARCH_ROWS} rows")
+
 _last: tuple[bytes, list] | None = None
 _lock = threading.Lock()
 
