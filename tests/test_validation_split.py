@@ -79,6 +79,11 @@ def test_max_fine_tune_records_its_validation_cores(store, tmp_path):
     assert metrics["validation_split"] == "cores" and len(metrics["validation_cores"]) == 1
     assert metrics["validation_shares_training_cores"] is False
     assert summary.metrics["validation_cores"] == metrics["validation_cores"]
+    assert not any("val_split" in w for w in summary.warnings)
+    few = training.train("max", store, stage="finetune", out=tmp_path / "few", config="tiny", target="CaCO3",
+                         epochs=1, holdout_cores=list(CORES[:2]), sets={"batch": "8"}, progress=False)
+    assert few.metrics["validation_shares_training_cores"] is True
+    assert any("fewer than 3 training cores" in w for w in few.warnings)
     with pytest.raises(ConfigError, match="val_split must be 'pairs' or 'cores'"):
         training.train("max", store, stage="finetune", out=tmp_path / "bad", config="tiny", target="CaCO3",
                        epochs=1, sets={"val_split": "core"}, progress=False)

@@ -107,7 +107,11 @@ class MaxPlugin:
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if ddp.is_writer():
             (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
-        return RunSummary(out, self.name, stage, target, metrics)
+        notes = []
+        if config.val_split == "cores" and metrics.get("validation_shares_training_cores"):
+            notes.append("val_split=cores, but fewer than 3 training cores: the epoch was chosen on pairs of "
+                         "the cores it trained on, which says little of a new core")
+        return RunSummary(out, self.name, stage, target, metrics, warnings=notes)
 
     def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False,
                   init=None) -> dict:
