@@ -88,3 +88,36 @@ def test_max_fine_tune_records_its_validation_cores(store, tmp_path):
         training.train("max", store, stage="finetune", out=tmp_path / "bad", config="tiny", target="CaCO3",
                        epochs=1, sets={"val_split": "core"}, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_refit_trains_every_training_core_to_the_chosen_epoch(store, tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from xrfhub.ml import training
+
+    out = tmp_path / "refit"
+    summary = training.train("max", store, stage="finetune", out=out, config="tiny", target="CaCO3", epochs=3,
+                             sets={"batch": "8", "val_split": "cores", "refit": "true"}, progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    chosen = metrics["best_epoch"]
+    assert metrics["refit"]["epoch"] == chosen and metrics["refit"]["pairs"] == 16
+    def epochs(folder):
+        return [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines() if line]
+
+    assert epochs(out / "epoch-choice") == [1, 2, 3]  # the choice ran the whole schedule
+    assert epochs(out) == list(range(1, chosen + 1))  # the refit ran it up to the chosen epoch
+    assert np.isfinite(summary.metrics["validation"]["rmse"])
+
+
+def test_a_stop_epoch_with_validation_is_refused():
+    pytest.importorskip("torch")
+    from xrfhub_max import engine
+    from xrfhub_max.config import PRESETS
+    from xrfhub_max.model import MaxRegressor
+
+    config = PRESETS["tiny"].replace(epochs=2)
+    x = np.ones((4, 2048), np.float32)
+    batches = engine.in_memory_batches(x, np.ones(4, np.float32), 4)
+    with pytest.raises(ConfigError, match="stop_epoch 3 needs no validation and 1..2"):
+        engine.finetune(MaxRegressor(config), config, batches, None, "unused", stop_epoch=3, progress=False)

@@ -288,9 +288,13 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
              run_dir: str | Path = "max-finetune", *, transform: Transform | None = None,
              target_stats: dict[str, float] | None = None, resume: bool = False,
              progress: bool = True,
-             wrap: Callable[[nn.Module], nn.Module] | None = None, split_batches: bool = False) -> FitResult:
+             wrap: Callable[[nn.Module], nn.Module] | None = None, split_batches: bool = False,
+             stop_epoch: int | None = None) -> FitResult:
     """Fine-tune a ``MaxRegressor`` on ``(spectra, target)`` batches (lr ``config.finetune_lr``,
     warm-up ``config.finetune_warmup`` of the epochs, layer-wise decay ``config.layer_decay``).
+
+    ``stop_epoch`` (without ``val``): train the schedule of ``config.epochs`` epochs up to that
+    epoch and keep its weights: a refit at an epoch chosen elsewhere.
 
     Targets are z-scored with ``target_stats`` (``{"mean", "std"}``; computed from the training
     batches when None) saved as ``target_stats.json``. Returns the validation predictions of the
@@ -311,7 +315,8 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     task = _Regression(transform, device, float(target_stats["mean"]),
                        float(target_stats["std"]), config.mixup, config.seed)
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
-                  warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches, config.layer_decay)
+                  warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches, config.layer_decay,
+                  stop_epoch)
     if val is not None:
         result.predictions, result.targets = predict(model, val, transform, target_stats,
                                                      with_targets=True)
@@ -365,7 +370,10 @@ def _prepare_transform(config, transform, run_dir: Path, resume: bool, spectra) 
 
 def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
          val: BatchSource | None, run_dir: Path, base_lr: float, warmup: float, resume: bool,
-         progress: bool, wrap, split: bool = False, layer_decay: float = 1.0) -> FitResult:
+         progress: bool, wrap, split: bool = False, layer_decay: float = 1.0,
+         stop_epoch: int | None = None) -> FitResult:
+    if stop_epoch is not None and (val is not None or not 1 <= stop_epoch <= config.epochs):
+        raise ConfigError(f"stop_epoch {stop_epoch} needs no validation and 1..{config.epochs}")
     rank, world = _rank_world()
     main = rank == 0
     device = task.device
@@ -390,7 +398,7 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
     metrics = ckpt.MetricsLog(run_dir, keep_through_epoch=done) if main else None
     net = wrap(model) if wrap is not None else model
 
-    for epoch in range(done, config.epochs):
+    for epoch in range(done, stop_epoch or config.epochs):
         batches = _epoch_batches(train, epoch)
         if not hasattr(batches, "__len__"):
             raise ConfigError("the training batch source must have a length (a list, a "
@@ -433,6 +441,8 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
                "lr": lr, "spectra_per_s": seen / seconds, "seconds": seconds}
         score = val_loss if val is not None else train_loss
         improved = best_loss is None or score < best_loss
+        if stop_epoch is not None:  # the epoch was chosen before: keep it, whatever its loss
+            improved = epoch + 1 == stop_epoch
         if improved:
             best_epoch, best_loss = epoch + 1, score
         if main:

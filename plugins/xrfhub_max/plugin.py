@@ -39,6 +39,7 @@ class MaxRunConfig(MaxConfig):
     tube_kv: float = 10.0  # spectra of this voltage are pre-trained on, paired and predicted
     val_fraction: float = 0.2  # of the labelled pairs of the training cores (fine-tuning)
     val_split: str = "pairs"  # pairs | cores: validation draws pairs, or whole training cores
+    refit: bool = False  # with val_split=cores: after choosing the epoch, train on every training core to it
     pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
     loader: str = "auto"  # auto | memory | stream
     pretrain_spectra: int = 0  # pre-train on at most this many spectra, drawn by seed (0: all)
@@ -160,11 +161,22 @@ class MaxPlugin:
         check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                           val_fraction=config.val_fraction, by=config.val_split)
+        split = split_summary(cores, is_val)
+        # validating on a core costs training that core: choose the epoch without it, then train
+        # on every training core up to that epoch (scikit-learn's refit), at most twice the time
+        refit = config.refit and config.val_split == "cores" and not split["validation_shares_training_cores"]
         fitted = self.fit_pairs(x[~is_val], y[~is_val], x[is_val], y[is_val], target=target, config=config,
-                                out=out, init=init, progress=progress, resume=resume)
+                                out=out / "epoch-choice" if refit else out, init=init, progress=progress,
+                                resume=resume)
         metrics = {"target": target, "best_epoch": fitted.best_epoch, "validation_split": config.val_split,
-                   **split_summary(cores, is_val),
+                   **split,
                    "validation": regression_metrics(y[is_val], fitted.predict(x[is_val]), fitted.train_mean)}
+        if refit:
+            fitted = self.fit_pairs(x, y, x[:0], y[:0], target=target, config=config, out=out, init=init,
+                                    progress=progress, resume=resume, stop_epoch=fitted.best_epoch)
+            metrics["refit"] = {"epoch": fitted.best_epoch, "pairs": int(len(y)),
+                                "note": "validation above is the epoch-choice model's (epoch-choice/); this "
+                                        "model trained on the validation cores too"}
         if holdout:
             hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
             if len(hy):
@@ -174,7 +186,7 @@ class MaxPlugin:
         return metrics
 
     def fit_pairs(self, x, y, x_val, y_val, *, target, config: MaxRunConfig, out, init=None, progress=False,
-                  resume=False) -> FittedRegressor:
+                  resume=False, stop_epoch: int | None = None) -> FittedRegressor:
         """Fine-tune on arrays (raw counts, wt%): from the autoencoder of run ``init``, or from
         scratch without it. The epoch is chosen on ``(x_val, y_val)``. This is what ``train``
         runs after splitting the store's pairs, and what ``xrfhub evaluate`` calls per cell."""
@@ -202,7 +214,7 @@ class MaxPlugin:
         # the published head predicts wt% itself: its targets are not z-scored
         stats = {"mean": 0.0, "std": 1.0, "count": int(len(y))} if config.head == "sigmoid100" else None
         result = engine.finetune(model, config, train, val, out, transform=transform, target_stats=stats,
-                                 progress=progress, resume=resume, **self._ranks())
+                                 progress=progress, resume=resume, stop_epoch=stop_epoch, **self._ranks())
         stats = ckpt.read_json(out / ckpt.TARGET_STATS_FILE)
         transform = self._transform(out)
 
