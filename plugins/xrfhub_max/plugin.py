@@ -1,8 +1,10 @@
 """MAX as an xrfhub model plugin: pre-train, fine-tune, predict and saliency from a store.
 
-Splits follow DESIGN section 6: held-out cores are never seen (not even by pre-training); the
-labelled pairs of the other cores are split 80/20 by seed into train and validation; validation
-picks the epoch; held-out metrics are only reported.
+Splits follow DESIGN section 6: held-out cores are never seen (not even by pre-training);
+validation picks the epoch; held-out metrics are only reported. Validation is a seeded fifth of
+the other cores' labelled pairs (``val_split=pairs``, the published recipe and ``base``), or of
+those cores themselves (``val_split=cores``, ``tiny``): pairs of cores the model trains on cannot
+tell how it does on a new core. ``refit`` then trains on every training core up to the chosen epoch.
 """
 from __future__ import annotations
 
