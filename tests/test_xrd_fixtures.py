@@ -19,6 +19,7 @@ def _formula(phase: str) -> str:
     return phase.rsplit("_", 1)[0]  # file stem = formula_spacegroup-number
 
 
+@pytest.mark.slow  # 1.5-2 min on the 2-core CI machine: the suite's largest single cost (`-m slow` runs it)
 def test_measured_patterns_are_identified_by_a_model_trained_on_simulations():
     pytest.importorskip("pymatgen")
     from xrfhub.readers import xrd_text
