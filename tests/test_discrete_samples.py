@@ -237,4 +237,8 @@ def test_real_folder_ingested_bare_names_the_table_and_leaves_no_store(real, tmp
     assert result.exit_code == 2, result.output
     assert "CD166_19_benchtop.csv" in result.output and "depth_cm" in result.output
     assert "nothing was stored" in result.output and "--skip-bad" in result.output
+    # every bad file at once, not the first of four rounds: the ICP table needs --core, the
+    # calibration samples' sum spectra name no core
+    assert "calibration_data.csv: no core column" in result.output and "--core ID" in result.output
+    assert result.output.count("sumspectra_cd166-") == 2 and "fix these 4 files" in result.output
     assert not store.exists()

@@ -425,3 +425,19 @@ def test_fork_rule_allows_tqdm_s_monitor_and_no_other_thread():
         "assert not fork_is_safe()\n"
         "stop.set()\n")
     subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "XRFHUB_WRITE_PROCESSES": ""})
+
+
+def test_a_refusal_names_every_bad_file_read_not_only_the_first(corpus, tmp_path):
+    from pathlib import Path
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.csv").write_text("core,CaCO3 [%]\nPS75-056-1,20\n")  # no depth column
+    (bad / "b.csv").write_text("core,depth [cm],CaCO3 [%]\nPS75-056-1,1.5,twenty\n")  # not a number
+    with pytest.raises(InputError) as err:
+        xrfhub.ingest([corpus.scans, bad], tmp_path / "hub", progress=False)
+    named = {Path(e.path).name for e in (err.value, *err.value.others)}
+    assert named == {"a.csv", "b.csv"}
+    assert not (tmp_path / "hub").exists()
+    report = xrfhub.ingest([corpus.scans, bad], tmp_path / "hub", skip_bad=True, progress=False)
+    assert sorted(Path(p).name for p, _ in report.skipped) == ["a.csv", "b.csv"] and report.n_spectra == 60

@@ -27,6 +27,9 @@ class InputError(XrfhubError, ValueError):
     """
 
     exit_code = 2
+    #: the other files an ingest refused with this one (it reads every file before it refuses,
+    #: so a user fixes them in one round, not one per run)
+    others: tuple["InputError", ...] = ()
 
     def __init__(self, path: str | PathLike, message: str, *, line: int | None = None,
                  field: str | None = None):

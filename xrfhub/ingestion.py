@@ -144,6 +144,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         # finds it by one small bucket per file; this ingest's own files are checked here)
         this_ingest: dict[str, str] = {}
         noted: list[Parsed] = []
+        refused: list[InputError] = []
         for p in parsed:
             old = known.get(p.source.name)
             ident = content_identity(p) if p.error is None and not p.ignored else ""
@@ -156,20 +157,22 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 report.noted.append((p.source.name, p.note))
                 noted.append(p)
             elif p.error is not None:
-                _refuse_or_skip(p.error, skip_bad, report)
+                refused.append(p.error)
             elif twin is not None:
                 report.unchanged.append(p.source.name)
                 report.warnings.append(f"{p.source.name}: same content as {twin}, already stored: skipped")
             elif old is not None and not replace:
-                _refuse_or_skip(InputError(p.source.path, f"changed since it was ingested as {p.source.name!r} "
-                                           f"(sha256 {old['sha256'][:12]}... -> {p.source.sha256[:12]}...); "
-                                           "pass --replace to store the new version (the old one is kept "
-                                           "in the history)"), skip_bad, report)
+                refused.append(InputError(p.source.path, f"changed since it was ingested as {p.source.name!r} "
+                                          f"(sha256 {old['sha256'][:12]}... -> {p.source.sha256[:12]}...); "
+                                          "pass --replace to store the new version (the old one is kept "
+                                          "in the history)"))
             elif old is not None:
                 replaced.append(p)
             else:
                 new.append(p)
                 this_ingest.setdefault(ident, p.source.name)
+        for i, err in enumerate(refused):  # every file was read first: a refusal names all the bad ones
+            _refuse_or_skip(err, skip_bad, report, also=refused[i + 1:])
         models = [p.records for p in parsed if p.kind == "calibration" and p.error is None and not p.ignored]
         if not new and not replaced and composite_part is None and section_table is None:
             return
@@ -189,7 +192,7 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         bad = bad or check_scans(spectra, records, paths)
         while bad:
             if not skip_bad:
-                raise bad[0][1]
+                _refuse_or_skip(bad[0][1], skip_bad, report, also=[err for _name, err in bad[1:]])
             drop = {name for name, _ in bad}
             for name, err in bad:
                 report.skipped.append((name, err.reason))
@@ -406,8 +409,10 @@ def _refresh_composite(records: dict[str, CoreRecord], changed: set[str]) -> Non
             rec.scans[name] = SpectraBlock(block.counts, coords)
 
 
-def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport) -> None:
+def _refuse_or_skip(err: InputError, skip_bad: bool, report: IngestReport, also=()) -> None:
+    """Skip the file (``--skip-bad``), or refuse the ingest naming it and ``also`` the others refused."""
     if not skip_bad:
+        err.others = tuple(also)
         raise err
     report.skipped.append((err.path, err.reason))
 

@@ -86,8 +86,12 @@ def ingest(inputs, store, init, sections, calibration_file, format_, core_map, s
         # one bad file refuses the whole ingest (nothing half-stored): say how to store the rest
         missing_input = exc.path in {str(p) for p in (*inputs, *labels)} and not os.path.exists(exc.path)
         if not skip_bad and not missing_input:
-            exc.hint = ("nothing was stored: fix that file, or add --skip-bad to store the other files "
-                        "and list the bad ones")
+            shown = [f"error: {other}" for other in exc.others[:9]]
+            if len(exc.others) > 9:
+                shown.append(f"... and {len(exc.others) - 9} more")
+            which = f"these {len(exc.others) + 1} files" if exc.others else "that file"
+            exc.hint = "\n".join([*shown, f"nothing was stored: fix {which}, or add --skip-bad to store the other "
+                                            "files and list the bad ones"])
         raise
     click.echo(report.summary())
 
