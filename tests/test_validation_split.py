@@ -88,6 +88,10 @@ def test_max_fine_tune_records_its_validation_cores(store, tmp_path):
         training.train("max", store, stage="finetune", out=tmp_path / "bad", config="tiny", target="CaCO3",
                        epochs=1, sets={"val_split": "core"}, progress=False)
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="refit .* needs val_split=cores"):
+        training.train("max", store, stage="finetune", out=tmp_path / "bad2", config="base", target="CaCO3",
+                       epochs=1, sets={"refit": "true"}, progress=False)
+    assert not (tmp_path / "bad2").exists()
 
 
 def test_refit_trains_every_training_core_to_the_chosen_epoch(store, tmp_path):

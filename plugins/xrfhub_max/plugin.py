@@ -50,6 +50,9 @@ class MaxRunConfig(MaxConfig):
         super().validate()
         if self.val_split not in ("pairs", "cores"):
             raise ConfigError(f"val_split must be 'pairs' or 'cores', got {self.val_split!r}")
+        if self.refit and self.val_split != "cores":
+            raise ConfigError("refit trains on the validation cores after the epoch is chosen on them: it needs "
+                              "val_split=cores")
 
 
 class _Epochs:

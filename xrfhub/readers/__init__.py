@@ -6,7 +6,8 @@ fills), ``DESCRIPTION``, ``sniff(head: bytes, name: str) -> bool`` and ``read(pa
 Avaatech and ITRAX both write ``.spe``, ITRAX tables have many names, and lab exports are
 plain text. A reader whose format the first bytes cannot settle (every workbook starts as the
 same zip) also exposes ``confirm(raw: bytes, name: str) -> bool``, asked on the whole file
-before it is chosen; when it says no, detection goes on to the next reader.
+before it is chosen; when it says no, detection goes on to the next reader, and when no reader
+takes the file, the last that declined says why (``declined(path, raw) -> str``) where it can.
 """
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def detect(path: str | Path, head: bytes | None = None, raw: bytes | None = None
         raise UnknownFormatError(path, "the file is empty")
     # in sniffing order, each reader imported when first asked: a folder of one format imports
     # its reader and those before it, not all seventeen (a tenth of a second of every command)
+    declined = None  # the last reader that knew the container but not what is inside
     for name in _MODULES:
         module = _load(name)
         if module is not None and module.sniff(head, path.name):
@@ -92,11 +94,9 @@ def detect(path: str | Path, head: bytes | None = None, raw: bytes | None = None
                 raw = path.read_bytes()
             if confirm(raw, str(path)):
                 return module
-    from . import workbook
-
-    if workbook.sniff(head, path.name):  # every workbook reader looked inside and declined
-        sheets = ", ".join(repr(title) for title, _rows in workbook.read_sheets(path, raw))
-        raise UnknownFormatError(path, f"an Excel workbook, but {workbook.NO_TABLE}; sheets: {sheets or 'none'}")
+            declined = module
+    if declined is not None and hasattr(declined, "declined"):  # it can say what it looked for
+        raise UnknownFormatError(path, declined.declined(path, raw))
     container = _unread_container(head)
     if container:
         raise UnknownFormatError(path, f"{container}: xrfhub reads Excel workbooks as .xlsx, and text tables; "

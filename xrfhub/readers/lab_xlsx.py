@@ -43,6 +43,16 @@ def confirm(raw: bytes, name: str = "") -> bool:
     return any(_header_row(rows) is not None for _title, rows in sheets)
 
 
+def declined(path, raw: bytes) -> str:
+    """Why no reader took this workbook (after every workbook reader's ``confirm`` said no)."""
+    return f"an Excel workbook, but {_no_table(workbook.read_sheets(path, raw))}"
+
+
+def _no_table(sheets) -> str:
+    names = ", ".join(repr(title) for title, _rows in sheets) or "none"
+    return f"{workbook.NO_TABLE}; sheets: {names}"
+
+
 def _header_row(rows: list[tuple]) -> int | None:
     """Index of the first row that names a lab value (the rule ``lab_csv.sniff`` applies to a CSV)."""
     for i, row in enumerate(rows[:workbook.HEADER_SEARCH_ROWS]):
@@ -62,9 +72,8 @@ def read(path, *, source: str | None = None, raw: bytes | None = None, core: str
     path = Path(path)
     sheets = workbook.read_sheets(path, raw)
     tables = [(title, rows, at) for title, rows in sheets if (at := _header_row(rows)) is not None]
-    names = ", ".join(repr(title) for title, _rows in sheets) or "none"
     if not tables:
-        raise InputError(path, f"{workbook.NO_TABLE}; sheets: {names}")
+        raise InputError(path, _no_table(sheets))
     if len(tables) > 1:
         raise InputError(path, f"sheets {', '.join(repr(t) for t, _r, _a in tables)} each hold a lab table: "
                                "one table per workbook (save each sheet as its own workbook or CSV, so that "
