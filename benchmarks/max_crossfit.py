@@ -121,6 +121,12 @@ def run_one(label: str, root: Path, seed: int, out: Path, k_max: int) -> dict:
     q_pairs = conformal_quantile(resid, np.ones_like(resid), ALPHA)
     per_core = {c: np.sum(cores == c) for c in set(cores)}
     q_cores = conformal_quantile(resid, np.array([1.0 / per_core[c] for c in cores]), ALPHA)
+    # what `xrfhub train --set folds=K` stores: the cross-conformal calibration of the library on the
+    # out-of-fold predictions (score and weighting chosen leaving one core out), around the mean
+    from xrfhub.ml import intervals
+
+    cal = intervals.from_predictions(y, oof, cores, "CaCO3", method=intervals.METHOD_CV)
+    clo, chi = cal.interval(mean, 1 - ALPHA)
     row = {"corpus": label, "seed": seed, "k": k, "folds": {c: g for c, g in sorted(fold.items())},
            "held_out_cores": list(held), "best_epochs": epochs,
            "oof": regression_metrics(y, oof, float(np.mean(y))),
@@ -128,9 +134,13 @@ def run_one(label: str, root: Path, seed: int, out: Path, k_max: int) -> dict:
            "held_out_single": [regression_metrics(hy, p, float(np.mean(y)))["r2"] for p in held_preds],
            "interval_90": {"cv_plus": coverage(hy, lo, hi),
                            "oof_pairs": coverage(hy, mean - q_pairs, mean + q_pairs),
-                           "oof_cores": coverage(hy, mean - q_cores, mean + q_cores)},
+                           "oof_cores": coverage(hy, mean - q_cores, mean + q_cores),
+                           "cross_conformal": {**coverage(hy, clo, chi), "score": cal.score,
+                                               "weighting": cal.weighting}},
            "held_out_by_core": {c: {"bias": float(np.mean(mean[hcores == c] - hy[hcores == c])),
-                                    "cv_plus": coverage(hy[hcores == c], lo[hcores == c], hi[hcores == c])["coverage"]}
+                                    "cv_plus": coverage(hy[hcores == c], lo[hcores == c], hi[hcores == c])["coverage"],
+                                    "cross_conformal": coverage(hy[hcores == c], clo[hcores == c],
+                                                                chi[hcores == c])["coverage"]}
                                 for c in sorted(set(hcores))}}
     return row
 
@@ -158,8 +168,38 @@ def main(argv=None) -> None:
         print(f"{label} s{seed}: OOF R2 {row['oof']['r2']:.3f}; held-out R2 {row['held_out']['r2']:.3f} "
               f"(single folds {', '.join(f'{v:.3f}' for v in row['held_out_single'])}); 90 % coverage "
               f"CV+ {iv['cv_plus']['coverage']:.2f} (width {iv['cv_plus']['mean_width']:.1f}), "
-              f"OOF pairs {iv['oof_pairs']['coverage']:.2f}, OOF cores {iv['oof_cores']['coverage']:.2f}",
-              flush=True)
+              f"OOF pairs {iv['oof_pairs']['coverage']:.2f}, OOF cores {iv['oof_cores']['coverage']:.2f}, "
+              f"cross-conformal {iv['cross_conformal']['coverage']:.2f} (width {iv['cross_conformal']['mean_width']:.1f}, "
+              f"{iv['cross_conformal']['score']}/{iv['cross_conformal']['weighting']})", flush=True)
+    table(json.loads(log.read_text()))
+
+
+#: today's default (tiny, whole-core validation, split-conformal on the calibration cores), as
+#: measured by benchmarks/max_recipe.py on the same corpora, seeds and pre-trainings
+TODAY = Path(__file__).parent.parent / "docs" / "results" / "max_recipe" / "fourth_pass.json"
+
+
+def table(rows) -> None:
+    today = {}
+    if TODAY.is_file():
+        for r in json.loads(TODAY.read_text()):
+            sets = r.get("sets") or {}
+            if sets.get("val_split") == "cores" and "refit" not in sets:
+                today[(r["corpus"], r["seed"])] = r
+    print("\n| run | today: calibration-core R2 | cross-fit: out-of-fold R2 | held-out R2 today | held-out R2 "
+          "cross-fit (single folds) | 90 % coverage today (width) | cross-conformal (width) | CV+ (width) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["corpus"], r["seed"])):
+        t = today.get((r["corpus"], r["seed"]))
+        iv = r["interval_90"]
+        tiv = (t or {}).get("held_out", {}).get("interval_90") if t else None
+        print(f"| {r['corpus']} s{r['seed']} | {t['calibration']['r2']:.3f} | " if t else f"| {r['corpus']} s{r['seed']} | - | ",
+              end="")
+        print(f"{r['oof']['r2']:.3f} | {t['held_out']['r2']:.3f} | " if t else f"{r['oof']['r2']:.3f} | - | ", end="")
+        print(f"**{r['held_out']['r2']:.3f}** ({min(r['held_out_single']):.2f}-{max(r['held_out_single']):.2f}) | "
+              + (f"{tiv['coverage']:.2f} ({tiv['mean_width']:.1f}) | " if tiv else "- | ")
+              + f"{iv['cross_conformal']['coverage']:.2f} ({iv['cross_conformal']['mean_width']:.1f}) | "
+              f"{iv['cv_plus']['coverage']:.2f} ({iv['cv_plus']['mean_width']:.1f}) |")
 
 
 if __name__ == "__main__":
