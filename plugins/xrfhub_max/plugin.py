@@ -126,6 +126,10 @@ class MaxPlugin:
         if config.val_split == "cores" and metrics.get("validation_shares_training_cores"):
             notes.append("val_split=cores, but fewer than 3 training cores: the epoch was chosen on pairs of "
                          "the cores it trained on, which says little of a new core")
+        if metrics.get("folds_fallback"):
+            notes.append(f"folds={config.folds}, but only {len(metrics['folds_fallback'])} labelled core(s) outside "
+                         f"the held-out ones ({', '.join(metrics['folds_fallback'])}): one model was fine-tuned, "
+                         f"not {config.folds} cross-fitted ones")
         summary = RunSummary(out, self.name, stage, target, metrics, warnings=notes)
         summary.out_of_fold = out_of_fold if stage == "finetune" else None
         return summary
@@ -176,7 +180,16 @@ class MaxPlugin:
 
         check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
         if config.folds:
-            return self._crossfit(store, out, config, target, init, holdout, progress, resume)
+            x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
+            if len(set(cores)) >= crossfit.MIN_CORES:
+                return self._crossfit(store, out, config, target, init, holdout, progress, resume)
+            # like val_split=cores under three training cores: one model, and the run says so
+            metrics, _ = self._finetune(store, out, dataclasses.replace(config, folds=0), target, init, holdout,
+                                        progress, resume)
+            metrics["folds_fallback"] = sorted(set(map(str, cores)))
+            if ddp.is_writer():
+                (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+            return metrics, None
         x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                           val_fraction=config.val_fraction, by=config.val_split)
         split = split_summary(cores, is_val)
@@ -204,7 +217,7 @@ class MaxPlugin:
         return metrics, None
 
     def _crossfit(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress, resume):
-        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
+        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)  # (a second read: small)
         metrics, members, out_of_fold = crossfit.fit(self, x, y, cores, target=target, config=config, out=out,
                                                      init=init, progress=progress, resume=resume)
         if holdout:
