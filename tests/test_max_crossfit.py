@@ -12,25 +12,19 @@ import json
 import numpy as np
 import pytest
 
-from conftest import write_corpus
+from conftest import FOUR_CORES
 from xrfhub.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 
-CORES = ("PS75-056-1", "SO264-09-2", "PS75-057-1", "SO264-10-2")
+CORES = FOUR_CORES
 HELD = "SO264-10-2"
 SETS = {"batch": "8", "folds": "3", "seed": "4"}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    import xrfhub
-
-    root = tmp_path_factory.mktemp("crossfit")
-    corpus = write_corpus(root / "corpus", cores=CORES, kv30_core=None)
-    hub = root / "hub"
-    xrfhub.ingest([corpus.scans, corpus.files["pangaea"]], hub, progress=False)
-    return hub
+def store(four_core_store):
+    return four_core_store
 
 
 @pytest.fixture(scope="module")
