@@ -110,3 +110,19 @@ def run_cli(*args, cwd=None, env=None, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+FOUR_CORES = ("PS75-056-1", "SO264-09-2", "PS75-057-1", "SO264-10-2")
+
+
+@pytest.fixture(scope="module")
+def four_core_store(tmp_path_factory):
+    """A real ingested store of four cores of 10 kV spectra and their PANGAEA lab table (one per
+    test module): enough cores for splits and folds of whole cores."""
+    import xrfhub
+
+    root = tmp_path_factory.mktemp("four-cores")
+    written = write_corpus(root / "corpus", cores=FOUR_CORES, kv30_core=None)
+    hub = root / "hub"
+    xrfhub.ingest([written.scans, written.files["pangaea"]], hub, progress=False)
+    return hub

@@ -159,6 +159,9 @@ def test_evaluate_refuses_bad_requests_clearly(store, tmp_path):
     bad = run_cli("evaluate", "--store", hub, "--holdout-cores", cores[0], "--out", tmp_path / "r", "--quick",
                   "--set", "targets=Foo", check=False)
     assert bad.returncode != 0 and "Foo" in bad.stderr
+    with pytest.raises(ConfigError, match="drop --set folds"):  # cross-fitting is a train option
+        evaluate(hub, cores[:1], tmp_path / "f", quick=True, sets={"model_sets": "folds=4"}, progress=False)
+    assert not (tmp_path / "f").exists()
     evaluate(hub, cores[:1], tmp_path / "s", quick=True, sets={"seeds": "0", "amounts": "all", "fewshot_amounts": "5",
                                                                "mask_ratios": "0.5", "transforms": "instance",
                                                                "baseline": "false"}, progress=False)

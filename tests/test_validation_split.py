@@ -9,22 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import write_corpus
+from conftest import FOUR_CORES
 from xrfhub.errors import ConfigError
 from xrfhub.ml.loaders import split_pairs, split_summary
 
-CORES = ("PS75-056-1", "SO264-09-2", "PS75-057-1", "SO264-10-2")
+CORES = FOUR_CORES
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    import xrfhub
-
-    root = tmp_path_factory.mktemp("valsplit")
-    corpus = write_corpus(root / "corpus", cores=CORES, kv30_core=None)
-    hub = root / "hub"
-    xrfhub.ingest([corpus.scans, corpus.files["pangaea"]], hub, progress=False)
-    return hub
+def store(four_core_store):
+    return four_core_store
 
 
 def test_by_cores_never_puts_a_core_on_both_sides(store):

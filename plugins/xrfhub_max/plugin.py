@@ -5,6 +5,8 @@ validation picks the epoch; held-out metrics are only reported. Validation is a 
 the other cores' labelled pairs (``val_split=pairs``, the published recipe and ``base``), or of
 those cores themselves (``val_split=cores``, ``tiny``): pairs of cores the model trains on cannot
 tell how it does on a new core. ``refit`` then trains on every training core up to the chosen epoch.
+``folds=K`` cross-fits instead: K models on folds of whole cores, their mean the prediction
+(:mod:`xrfhub_max.crossfit`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from xrfhub.ml.loaders import (BatchStream, hub_counts, labelled_samples, predic
 from xrfhub.ml.metrics import regression_metrics
 from xrfhub.ml.registry import FittedRegressor, Predictions, RunSummary
 
+from . import crossfit
 from .config import PRESETS, MaxConfig
 
 #: Pre-training runs shorter than this get a warning on their reconstruction picture.
@@ -45,9 +48,14 @@ class MaxRunConfig(MaxConfig):
     pretrain_val_fraction: float = 0.05  # of the training spectra, for picking the epoch
     loader: str = "auto"  # auto | memory | stream
     pretrain_spectra: int = 0  # pre-train on at most this many spectra, drawn by seed (0: all)
+    folds: int = 0  # >= 2: cross-fit that many models on folds of whole cores, predict with their mean
 
     def validate(self) -> None:
         super().validate()
+        if self.folds == 1 or self.folds < 0:
+            raise ConfigError(f"folds must be 0 (one model) or at least 2, got {self.folds}")
+        if self.folds and self.refit:
+            raise ConfigError("folds and refit are two ways to use the validation cores; choose one")
         if self.val_split not in ("pairs", "cores"):
             raise ConfigError(f"val_split must be 'pairs' or 'cores', got {self.val_split!r}")
         if self.refit and self.val_split != "cores":
@@ -106,7 +114,8 @@ class MaxPlugin:
         else:
             if not target:
                 raise ConfigError("fine-tuning needs --target (a lab property of the store, e.g. CaCO3)")
-            metrics = self._finetune(store, out, config, target, init, tuple(holdout_cores), progress, resume)
+            metrics, out_of_fold = self._finetune(store, out, config, target, init, tuple(holdout_cores),
+                                                  progress, resume)
         run = {"plugin": self.name, "stage": stage, "target": target, "store": str(store),
                "holdout_cores": list(holdout_cores), "init": str(init) if init else None,
                "config": dataclasses.asdict(config), "metrics": metrics, "xrfhub_version": xrfhub.__version__,
@@ -117,7 +126,13 @@ class MaxPlugin:
         if config.val_split == "cores" and metrics.get("validation_shares_training_cores"):
             notes.append("val_split=cores, but fewer than 3 training cores: the epoch was chosen on pairs of "
                          "the cores it trained on, which says little of a new core")
-        return RunSummary(out, self.name, stage, target, metrics, warnings=notes)
+        if metrics.get("folds_fallback"):
+            notes.append(f"folds={config.folds}, but only {len(metrics['folds_fallback'])} labelled core(s) outside "
+                         f"the held-out ones ({', '.join(metrics['folds_fallback'])}): one model was fine-tuned, "
+                         f"not {config.folds} cross-fitted ones")
+        summary = RunSummary(out, self.name, stage, target, metrics, warnings=notes)
+        summary.out_of_fold = out_of_fold if stage == "finetune" else None
+        return summary
 
     def _pretrain(self, store, out: Path, config: MaxRunConfig, holdout, progress, resume=False,
                   init=None) -> dict:
@@ -164,6 +179,17 @@ class MaxPlugin:
         from xrfhub.ml.voltage import check_pair_voltage
 
         check_pair_voltage(store, config.tube_kv)  # pairs of one voltage, predictions of another
+        if config.folds:
+            x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
+            if len(set(cores)) >= crossfit.MIN_CORES:
+                return self._crossfit(store, out, config, target, init, holdout, progress, resume)
+            # like val_split=cores under three training cores: one model, and the run says so
+            metrics, _ = self._finetune(store, out, dataclasses.replace(config, folds=0), target, init, holdout,
+                                        progress, resume)
+            metrics["folds_fallback"] = sorted(set(map(str, cores)))
+            if ddp.is_writer():
+                (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+            return metrics, None
         x, y, cores, is_val = split_pairs(store, target, exclude_cores=holdout, seed=config.seed,
                                           val_fraction=config.val_fraction, by=config.val_split)
         split = split_summary(cores, is_val)
@@ -188,7 +214,20 @@ class MaxPlugin:
                 metrics["held_out"] = regression_metrics(hy, fitted.predict(hx), fitted.train_mean)
         if ddp.is_writer():
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
-        return metrics
+        return metrics, None
+
+    def _crossfit(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress, resume):
+        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)  # (a second read: small)
+        metrics, members, out_of_fold = crossfit.fit(self, x, y, cores, target=target, config=config, out=out,
+                                                     init=init, progress=progress, resume=resume)
+        if holdout:
+            hx, hy, _, _ = labelled_samples(store, target, cores=holdout)
+            if len(hy):
+                mean = crossfit.mean_predictor([m.predict for m in members])
+                metrics["held_out"] = regression_metrics(hy, mean(hx), float(np.mean(y)))
+        if ddp.is_writer():
+            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+        return metrics, out_of_fold
 
     def fit_pairs(self, x, y, x_val, y_val, *, target, config: MaxRunConfig, out, init=None, progress=False,
                   resume=False, stop_epoch: int | None = None) -> FittedRegressor:
@@ -268,7 +307,14 @@ class MaxPlugin:
     # ------------------------------------------------------------------ using a run
 
     def load(self, run_dir):
-        """The trained model of a run folder, its config, transform and target statistics."""
+        """The trained model of a run folder, its config, transform and target statistics (the
+        first fold model of a cross-fitted run: :meth:`members` has them all)."""
+        run, config, members = self.members(run_dir)
+        return (run, config, *members[0])
+
+    def members(self, run_dir):
+        """``(run, config, [(model, transform, target stats), ...])``: the run's one model, or
+        the K fold models of a cross-fitted run, whose mean is its prediction."""
         from . import checkpoint as ckpt
         from . import engine
         from .model import MaxAutoencoder, MaxRegressor
@@ -276,39 +322,40 @@ class MaxPlugin:
         run_dir = Path(run_dir)
         run = json.loads((run_dir / RUN_FILE).read_text())
         config = MaxRunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["config"].items()})
-        model = (MaxRegressor if run["stage"] == "finetune" else MaxAutoencoder)(config)
-        ckpt.load_weights(model, run_dir / ckpt.BEST_FILE)
-        model = model.to(engine.pick_device(config.device)).eval()
-        stats = ckpt.read_json(run_dir / ckpt.TARGET_STATS_FILE) if run["stage"] == "finetune" else None
-        return run, config, model, self._transform(run_dir), stats
+        members = []
+        for folder in crossfit.member_dirs(run_dir) if crossfit.is_crossfit(run_dir) else [run_dir]:
+            model = (MaxRegressor if run["stage"] == "finetune" else MaxAutoencoder)(config)
+            ckpt.load_weights(model, folder / ckpt.BEST_FILE)
+            model = model.to(engine.pick_device(config.device)).eval()
+            stats = ckpt.read_json(folder / ckpt.TARGET_STATS_FILE) if run["stage"] == "finetune" else None
+            members.append((model, self._transform(folder), stats))
+        return run, config, members
 
     def predictor(self, run_dir):
         """The fine-tuned model of a run as raw counts -> target values (for calibrated intervals)."""
-        from . import engine
-
-        run, config, model, transform, stats = self.load(run_dir)
+        run, config, members = self.members(run_dir)
         if run["stage"] != "finetune":
             raise ConfigError(f"{run_dir} is a pre-training run; it predicts no target")
+        predict = _batch_predictor(members)
 
-        def predict(spectra):
+        def predictor(spectra):
             if len(spectra) == 0:
                 return np.zeros(0)
-            batches = engine.in_memory_batches(np.asarray(spectra, dtype=np.float32), None, config.batch,
-                                               shuffle=False)
-            return engine.predict(model, batches, transform, stats)
+            spectra = np.asarray(spectra, dtype=np.float32)
+            return np.concatenate([predict(spectra[i:i + config.batch]) for i in range(0, len(spectra), config.batch)])
 
-        return predict
+        return predictor
 
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
-        from . import engine
         from . import checkpoint as ckpt
 
-        run, config, model, transform, stats = self.load(run_dir)
+        run, config, members = self.members(run_dir)
         if run["stage"] != "finetune":
             raise ConfigError(f"{run_dir} is a pre-training run; predict with a fine-tuned run (--init it first)")
-        group, values = predict_spectra(store, lambda x: engine.predict(model, [x], transform, stats),
-                                        tube_kv=config.tube_kv, batch_size=config.batch, progress=progress)
-        digest = hashlib.sha256((Path(run_dir) / ckpt.BEST_FILE).read_bytes()).hexdigest()
+        group, values = predict_spectra(store, _batch_predictor(members), tube_kv=config.tube_kv,
+                                        batch_size=config.batch, progress=progress)
+        folders = crossfit.member_dirs(run_dir) if crossfit.is_crossfit(run_dir) else [Path(run_dir)]
+        digest = hashlib.sha256(b"".join((f / ckpt.BEST_FILE).read_bytes() for f in folders)).hexdigest()
         return Predictions(group, {run["target"]: values},
                            {"run_dir": str(Path(run_dir).resolve()), "checkpoint_sha256": digest,
                             "config": run["config"], "trained": run["created"], "stage": run["stage"],
@@ -325,15 +372,9 @@ class MaxPlugin:
         the grid) and the gradients, taken with respect to the unshifted channels, are averaged:
         every channel meets every position in a patch once and the grid cancels out.
         """
-        import torch
-
-        from . import engine
-
-        run, config, model, transform, stats = self.load(run_dir)
-        device = next(model.parameters()).device
+        run, config, members = self.members(run_dir)
         if run["stage"] == "finetune":
             x, y, _, _ = labelled_samples(store, run["target"], cores=cores)
-            y = (y - stats["mean"]) / stats["std"]
         else:
             ds = xrfhub.open(store, "spectra", index=False)
             rows = select_rows(ds, cores=cores, tube_kv=config.tube_kv)
@@ -343,22 +384,44 @@ class MaxPlugin:
             raise ConfigError("no spectra in the selection to compute saliency on")
         shifts = config.patch if shifts is None else max(1, min(int(shifts), config.patch))
         offsets = np.unique(np.linspace(0, config.patch, shifts, endpoint=False).astype(int))
-        total = np.zeros(x.shape[1], dtype=np.float64)
-        for start in range(0, len(x), config.batch):
-            inputs = transform(engine.to_device(x[start:start + config.batch], device).float())
-            inputs = inputs.detach().requires_grad_(True)
-            target = None if y is None else torch.as_tensor(y[start:start + config.batch], device=device).float()
-            grad = torch.zeros_like(inputs)
-            for offset in offsets:
-                shifted = _shift_right(inputs, int(offset))
-                if target is None:
-                    loss = model(shifted, generator=config.seed)[0]
-                else:
-                    loss = torch.nn.functional.mse_loss(model(shifted), target)
-                grad += torch.autograd.grad(loss, inputs)[0].abs()
-            grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
-            total += grad.sum(0).double().cpu().numpy()
-        return (total / len(x)).astype(np.float32), len(x)
+        # a cross-fitted run's saliency is its fold models' mean, as its prediction is
+        total = sum(_saliency_sum(model, transform, None if y is None else (y - stats["mean"]) / stats["std"],
+                                  x, offsets, config) for model, transform, stats in members)
+        return (total / (len(x) * len(members))).astype(np.float32), len(x)
+
+
+def _batch_predictor(members):
+    """One batch of raw counts -> the mean of the members' de-normalised predictions."""
+    from . import engine
+
+    def predict(x):
+        return np.mean([engine.predict(model, [x], transform, stats) for model, transform, stats in members], axis=0)
+    return predict
+
+
+def _saliency_sum(model, transform, y, x, offsets, config) -> np.ndarray:
+    """Per-channel saliency of one model, each spectrum's normalised to 1 at its maximum, summed."""
+    import torch
+
+    from . import engine
+
+    device = next(model.parameters()).device
+    total = np.zeros(x.shape[1], dtype=np.float64)
+    for start in range(0, len(x), config.batch):
+        inputs = transform(engine.to_device(x[start:start + config.batch], device).float())
+        inputs = inputs.detach().requires_grad_(True)
+        target = None if y is None else torch.as_tensor(y[start:start + config.batch], device=device).float()
+        grad = torch.zeros_like(inputs)
+        for offset in offsets:
+            shifted = _shift_right(inputs, int(offset))
+            if target is None:
+                loss = model(shifted, generator=config.seed)[0]
+            else:
+                loss = torch.nn.functional.mse_loss(model(shifted), target)
+            grad += torch.autograd.grad(loss, inputs)[0].abs()
+        grad = grad / grad.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        total += grad.sum(0).double().cpu().numpy()
+    return total
 
 
 def _shift_right(x, offset: int):

@@ -59,6 +59,10 @@ class RunSummary:
     target: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the user must know (no test set, no convergence)
+    # a plugin that cross-fits (one model per fold of whole cores) reports each labelled pair's
+    # prediction by the fold model that never trained on its core: {"y", "pred", "cores"}; training
+    # calibrates the run's intervals on them, with no calibration cores held apart
+    out_of_fold: dict | None = None
 
 
 @dataclass

@@ -218,6 +218,8 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
     from .loaders import qc_policy
     from ..qc.command import training_record
 
+    from .intervals import METHOD_CV
+
     policy = "keep" if keep_flagged else "exclude"
     try:
         with qc_policy(policy):
@@ -227,7 +229,13 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             return summary
         run = _read_run(out)
         notes = list(getattr(summary, "warnings", []) or [])
-        if cross:
+        out_of_fold = getattr(summary, "out_of_fold", None)
+        if out_of_fold and target and not calibration and interval_method in (None, METHOD_CV):
+            # the plugin cross-fitted: every labelled core already has out-of-fold predictions
+            cal = _out_of_fold_calibration(out_of_fold, target)
+            notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal,
+                                        {"folds": run["metrics"].get("fold_cores")})
+        elif cross:
             from . import crossconformal
 
             with qc_policy(policy):
@@ -261,6 +269,16 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
     summary.metrics = run.get("metrics", summary.metrics)
     summary.warnings = notes
     return summary
+
+
+def _out_of_fold_calibration(out_of_fold: dict, target: str):
+    """Cross-conformal calibration on a cross-fitted plugin's own out-of-fold predictions."""
+    from . import intervals
+
+    note = ("calibrated on the out-of-fold predictions of every labelled core outside the held-out ones; each "
+            "fold model chose its epoch on the cores it scores, so the interval may be a little narrow")
+    return intervals.from_predictions(out_of_fold["y"], out_of_fold["pred"], out_of_fold["cores"], target, [note],
+                                      method=intervals.METHOD_CV)
 
 
 def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal,

@@ -79,6 +79,7 @@ class Evaluation:
         for (target, _), split in self.splits.items():
             check_no_leak(self.pairs[target].cores, split, self.holdout)
         self.max = registry.load("max")
+        self.max_config()  # refuse a configuration the cells cannot run before any cell is trained
         self.baseline = registry.load("baseline") if config.baseline else None
         self.logratio = registry.load("logratio") if config.logratio else None
         # the log-ratio calibration integrates peaks: it needs the energy axis of the paired spectra
@@ -89,7 +90,11 @@ class Evaluation:
     def max_config(self, **values):
         sets = dict(self.config.model_sets)
         sets.update({k: str(v) for k, v in values.items()})
-        return registry.build_config(self.max, self.config.preset, sets)
+        cfg = registry.build_config(self.max, self.config.preset, sets)
+        if getattr(cfg, "folds", 0):  # fit_pairs fits one model on the protocol's split
+            raise ConfigError("folds cross-fits a run of `xrfhub train`; the evaluation makes its own splits: "
+                              "drop --set folds")
+        return cfg
 
     @staticmethod
     def variant(mask: float, transform: str) -> str:
