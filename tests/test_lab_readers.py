@@ -411,3 +411,14 @@ def test_real_instrument_files_are_not_lab_tables():
 def test_reader_interface():
     for fmt, reader in READERS.items():
         assert reader.FORMAT == fmt and reader.KIND == "samples" and reader.DESCRIPTION
+
+
+def test_every_fact_a_table_lacks_is_named_in_one_refusal(tmp_path):
+    # an ICP export as labs keep it: no core column, depths and concentrations without units
+    path = write(tmp_path, "icp.csv", "top,bot,SampleID,Ca,Fe\n330,340,B14,502.97,18.3\n430,440,A29,476.87,24.5\n")
+    with pytest.raises(InputError) as info:
+        lab_csv.read(path)
+    message = str(info.value)
+    for part in ("no core column", "depth column has no unit ('top')", "concentrations without a unit (Ca, Fe)"):
+        assert part in message
+    assert lab_csv.read(path, core="C1", depth_unit="mm", units="mg/kg").samples["core"].unique().tolist() == ["C1"]

@@ -178,19 +178,23 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     if unnamed:
         raise InputError(path, f"column {unnamed[0] + 1} has no name in the header row",
                          field=f"column {unnamed[0] + 1}")
+    # facts the table does not give (its core, its depth unit, its concentrations' units) are all
+    # named in one refusal, so that a user adds every option in one round, not one per run
+    missing: list[tuple[str, str | None]] = []
     core_i = cols.get(P.CORE, [None])[0]
     if core is None and core_i is None and default_core is None:
-        raise InputError(path, "no core column (core, core_id, 'Core ID', Event, Site/Hole): "
-                         "add one, or name the core: --core ID (Python: core='ID')")
+        missing.append(("no core column (core, core_id, 'Core ID', Event, Site/Hole): "
+                        "add one, or name the core: --core ID (Python: core='ID')", None))
     interval = top_i is not None and bot_i is not None
     depth_cols = [top_i, bot_i] if interval else [mid_i]
     factors = {}
     for i in depth_cols:
         unit = fields[i].unit or depth_unit
         if not unit:
-            raise InputError(path, "depth column has no unit: write it in the header "
-                             "('depth_cm', 'Depth [m]') or pass --depth-unit m|cm|mm",
-                             field=fields[i].text)
+            if i == depth_cols[0]:
+                missing.append((f"depth column has no unit ({fields[i].text!r}): write it in the header "
+                                "('depth_cm', 'Depth [m]') or pass --depth-unit m|cm|mm", fields[i].text))
+            continue
         factors[i] = P.depth_factor(unit, path=path, field=fields[i].text)
 
     sample_i = cols.get(P.SAMPLE_ID, [None])[0]
@@ -210,9 +214,11 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                 if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
     if unitless:
         listed = ", ".join(unitless[:10]) + (f" and {len(unitless) - 10} more" if len(unitless) > 10 else "")
-        raise InputError(path, f"element concentrations without a unit ({listed}): never taken as wt%; write "
-                         "the unit in the header ('Ca [ppm]'), as a units row under the header, or pass "
-                         "--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%)", field=unitless[0])
+        missing.append((f"element concentrations without a unit ({listed}): never taken as wt%; write "
+                        "the unit in the header ('Ca [ppm]'), as a units row under the header, or pass "
+                        "--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%)", unitless[0]))
+    if missing:
+        raise InputError(path, "; and ".join(m for m, _ in missing), field=missing[0][1])
     units, pfactor, assumed = {}, {}, []
     for i, name in zip(prop_i, names):
         if not name:
