@@ -35,14 +35,13 @@ FOLDS_DIR = "folds"
 MIN_CORES = 3  # two folds of one core each teach nothing about a third
 
 
-def is_crossfit(run_dir) -> bool:
-    return (Path(run_dir) / FOLDS_FILE).is_file()
-
-
 def member_dirs(run_dir) -> list[Path]:
-    """The fold models' run folders of a cross-fitted run, in fold order."""
-    folds = json.loads((Path(run_dir) / FOLDS_FILE).read_text())["folds"]
-    return [Path(run_dir) / f["run"] for f in folds]
+    """The folders of a run's models: the fold models of a cross-fitted run, in fold order, or
+    the run folder itself."""
+    index = Path(run_dir) / FOLDS_FILE
+    if not index.is_file():
+        return [Path(run_dir)]
+    return [Path(run_dir) / f["run"] for f in json.loads(index.read_text())["folds"]]
 
 
 def fit(plugin, x, y, cores, *, target, config, out: Path, init, progress, resume) -> tuple[dict, list, dict]:

@@ -182,7 +182,7 @@ class MaxPlugin:
         if config.folds:
             x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)
             if len(set(cores)) >= crossfit.MIN_CORES:
-                return self._crossfit(store, out, config, target, init, holdout, progress, resume)
+                return self._crossfit(store, x, y, cores, out, config, target, init, holdout, progress, resume)
             # like val_split=cores under three training cores: one model, and the run says so
             metrics, _ = self._finetune(store, out, dataclasses.replace(config, folds=0), target, init, holdout,
                                         progress, resume)
@@ -216,8 +216,8 @@ class MaxPlugin:
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         return metrics, None
 
-    def _crossfit(self, store, out: Path, config: MaxRunConfig, target, init, holdout, progress, resume):
-        x, y, cores, _ = labelled_samples(store, target, exclude_cores=holdout)  # (a second read: small)
+    def _crossfit(self, store, x, y, cores, out: Path, config: MaxRunConfig, target, init, holdout, progress,
+                  resume):
         metrics, members, out_of_fold = crossfit.fit(self, x, y, cores, target=target, config=config, out=out,
                                                      init=init, progress=progress, resume=resume)
         if holdout:
@@ -323,7 +323,7 @@ class MaxPlugin:
         run = json.loads((run_dir / RUN_FILE).read_text())
         config = MaxRunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["config"].items()})
         members = []
-        for folder in crossfit.member_dirs(run_dir) if crossfit.is_crossfit(run_dir) else [run_dir]:
+        for folder in crossfit.member_dirs(run_dir):
             model = (MaxRegressor if run["stage"] == "finetune" else MaxAutoencoder)(config)
             ckpt.load_weights(model, folder / ckpt.BEST_FILE)
             model = model.to(engine.pick_device(config.device)).eval()
@@ -354,8 +354,8 @@ class MaxPlugin:
             raise ConfigError(f"{run_dir} is a pre-training run; predict with a fine-tuned run (--init it first)")
         group, values = predict_spectra(store, _batch_predictor(members), tube_kv=config.tube_kv,
                                         batch_size=config.batch, progress=progress)
-        folders = crossfit.member_dirs(run_dir) if crossfit.is_crossfit(run_dir) else [Path(run_dir)]
-        digest = hashlib.sha256(b"".join((f / ckpt.BEST_FILE).read_bytes() for f in folders)).hexdigest()
+        digest = hashlib.sha256(b"".join((f / ckpt.BEST_FILE).read_bytes()
+                                         for f in crossfit.member_dirs(run_dir))).hexdigest()
         return Predictions(group, {run["target"]: values},
                            {"run_dir": str(Path(run_dir).resolve()), "checkpoint_sha256": digest,
                             "config": run["config"], "trained": run["created"], "stage": run["stage"],
