@@ -108,7 +108,7 @@ def test_refit_trains_every_training_core_to_the_chosen_epoch(store, tmp_path):
     assert np.isfinite(summary.metrics["validation"]["rmse"])
 
 
-def test_a_stop_epoch_with_validation_is_refused():
+def test_a_stop_epoch_with_validation_is_refused(tmp_path):
     pytest.importorskip("torch")
     from xrfhub_max import engine
     from xrfhub_max.config import PRESETS
@@ -118,4 +118,5 @@ def test_a_stop_epoch_with_validation_is_refused():
     x = np.ones((4, 2048), np.float32)
     batches = engine.in_memory_batches(x, np.ones(4, np.float32), 4)
     with pytest.raises(ConfigError, match="stop_epoch 3 needs no validation and 1..2"):
-        engine.finetune(MaxRegressor(config), config, batches, None, "unused", stop_epoch=3, progress=False)
+        engine.finetune(MaxRegressor(config), config, batches, None, tmp_path / "run", stop_epoch=3, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

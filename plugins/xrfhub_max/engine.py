@@ -300,6 +300,9 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     batches when None) saved as ``target_stats.json``. Returns the validation predictions of the
     best epoch, de-normalised (None without ``val``).
     """
+    if stop_epoch is not None and (val is not None or not 1 <= stop_epoch <= config.epochs):
+        # refused before anything is written to run_dir
+        raise ConfigError(f"stop_epoch {stop_epoch} needs no validation and 1..{config.epochs}")
     run_dir = Path(run_dir)
     transform = _prepare_transform(config, transform, run_dir, resume,
                                    lambda: (x for x, _ in _epoch_batches(train, 0)))
@@ -372,8 +375,6 @@ def _fit(task, model: nn.Module, config: MaxConfig, train: BatchSource,
          val: BatchSource | None, run_dir: Path, base_lr: float, warmup: float, resume: bool,
          progress: bool, wrap, split: bool = False, layer_decay: float = 1.0,
          stop_epoch: int | None = None) -> FitResult:
-    if stop_epoch is not None and (val is not None or not 1 <= stop_epoch <= config.epochs):
-        raise ConfigError(f"stop_epoch {stop_epoch} needs no validation and 1..{config.epochs}")
     rank, world = _rank_world()
     main = rank == 0
     device = task.device
