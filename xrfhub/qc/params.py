@@ -40,6 +40,7 @@ class QCParams:
     min_peak_counts: float = 200.0      # fewer net counts in the peak: calibration not checked (missing)
     # ---- tube anode: its line window / rolling median
     anode_ratio: float = 3.0            # own line / rolling median below 1/ratio, or another anode's above ratio: bad
+    anode_z: float = 5.0                # ... and that other line's net counts this many Poisson sigmas above zero
     # ---- replicates: relative difference between replicate scans at one depth
     replicate_rel: float = 0.2          # throughput or a principal element: suspect, replicate
     # ---- vendor fit quality

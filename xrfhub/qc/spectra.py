@@ -265,9 +265,14 @@ def _anode_check(v, p: QCParams, features, rows, total, kv, anode, series) -> No
         if other == anode:
             judged |= ok
             bad |= ok & (frac < level / p.anode_ratio)
-        else:  # another anode's line appears: only where it rises well above its usual level
+        else:  # another anode's line appears: only where it rises well above its usual level, and
+            # is a line at all: a few counts at a weak line's energy pass the level test by chance
+            # (one clean spectrum in a few hundred), never a Poisson significance of 5 sigma
             floor = np.nanmedian(np.abs(frac - level)) * 6 + 1e-4
-            bad |= ok & (frac > p.anode_ratio * np.maximum(level, 0) + floor)
+            net = features[f"{other}_{line[0]}_net"].to_numpy()[rows]
+            gross = features[f"{other}_{line[0]}_gross"].to_numpy()[rows]
+            z = net / np.sqrt(gross + np.maximum(gross - net, 0) + 1.0)  # var(net) = var(gross) + var(background)
+            bad |= ok & (frac > p.anode_ratio * np.maximum(level, 0) + floor) & (z > p.anode_z)
     v.judge(rows[judged])
     v.flag(rows[bad], BAD, "anode")
 
