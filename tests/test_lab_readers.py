@@ -265,7 +265,7 @@ def test_csv_ignore_columns_and_duplicate_synonyms(tmp_path):
     ("core,depth_ft,CaCO3 [%]\nA,1,2\n", "unknown depth unit 'ft'", None, "depth_ft"),
     ("core,Depth [ft],CaCO3 [%]\nA,1,2\n", "unknown depth unit 'ft'", None, "Depth [ft]"),
     ("core,depth_m,CaCO3 [%]\n", "no data rows", None, None),
-    ("core,depth_m,CaCO3 [%],,TOC\nA,1,2,,3\n", "has no name", None, "column 4"),
+    ("core,depth_m,CaCO3 [%],,TOC\nA,1,2,9,3\n", "has no name", None, "column 4"),  # numbers under no name
     ("core,depth_m,CaCO3 [%]\nA,1,2,7\n", "extra", 2, None),
     ("core,depth_m,CaCO3 [%]\nA,1,inf\n", "not a number", 2, "CaCO3 [%]"),
     ("core,depth_m,CaCO3 [%]\nA,1,\"1,5\"\n", "decimal comma?", 2, "CaCO3 [%]"),
@@ -419,6 +419,62 @@ def test_every_fact_a_table_lacks_is_named_in_one_refusal(tmp_path):
     with pytest.raises(InputError) as info:
         lab_csv.read(path)
     message = str(info.value)
-    for part in ("no core column", "depth column has no unit ('top')", "concentrations without a unit (Ca, Fe)"):
+    # a 10-unit slice is 1 cm only in mm: the depth unit is not asked for (see the next test)
+    for part in ("no core column", "concentrations without a unit (Ca, Fe)"):
+        assert part in message
+    path = write(tmp_path, "icp.csv", "top,bot,SampleID,Ca,Fe\n330,332,B14,502.97,18.3\n430,434,A29,476.87,24.5\n")
+    with pytest.raises(InputError) as info:
+        lab_csv.read(path)
+    message = str(info.value)
+    # 2 and 4 units (median 3): a slice of 2-50 mm in mm and in cm: the unit is asked for
+    for part in ("no core column", "depth column has no unit ('top') (its samples' median thickness (3) is a "
+                 "core slice of 2-50 mm in mm and in cm)", "concentrations without a unit (Ca, Fe)"):
         assert part in message
     assert lab_csv.read(path, core="C1", depth_unit="mm", units="mg/kg").samples["core"].unique().tolist() == ["C1"]
+
+
+@pytest.mark.parametrize("rows, unit, mid", [
+    ("0,1,5\n1,2,6\n", "cm", [5, 15]),            # 1-unit slices: 1 cm
+    ("0,10,5\n10,20,6\n", "mm", [5, 15]),          # 10-unit slices: 1 cm in mm
+    ("1.00,1.02,5\n1.02,1.04,6\n", "m", [1010, 1030]),  # 0.02-unit slices: 2 cm in m
+])
+def test_a_depth_interval_without_a_unit_is_read_in_the_unit_that_makes_it_a_core_slice(tmp_path, rows, unit, mid):
+    table = lab_csv.read(write(tmp_path, "lab.csv", "top,bottom,CaCO3 [%]\n" + rows), core="A")
+    np.testing.assert_allclose(table.samples["mid_mm"], mid)
+    assert table.metadata["assumed_depth_unit"].startswith(f"taken as {unit}:")
+    # said otherwise, the user wins, and nothing is assumed
+    given = lab_csv.read(write(tmp_path, "lab.csv", "top,bottom,CaCO3 [%]\n" + rows), core="A", depth_unit="mm")
+    assert "assumed_depth_unit" not in given.metadata
+
+
+def test_a_mid_depth_without_a_unit_is_still_asked_for(tmp_path):
+    # one depth per sample says nothing of its unit: no slice to measure
+    with pytest.raises(InputError, match="depth column has no unit"):
+        lab_csv.read(write(tmp_path, "lab.csv", "depth,CaCO3 [%]\n10,5\n20,6\n"), core="A")
+
+
+def test_unnamed_columns_are_read_by_what_they_hold(tmp_path):
+    text = ",,Ca,Fe\n,,wt%,wt%\n10-11,2024-03-12 13:35,20,3\n12-13,2024-03-12 13:47,<0.5,ND\nBLANK,,0.1,0.01\n"
+    table = lab_csv.read(write(tmp_path, "bench.csv", text), core="A")
+    np.testing.assert_allclose(table.samples["top_mm"], [100, 120])  # 1-unit slices: cm
+    assert np.isnan(table.samples["Ca"].iloc[1]) and table.flags["Ca"].iloc[1] == "<0.5"
+    assert [r["label"] for r in table.qc] == ["BLANK"]
+    assert table.metadata["ignored_columns"] == "unnamed column 2"
+    # a column of numbers under no name is still refused: what its numbers are is not known
+    with pytest.raises(InputError, match="column 2 has no name"):
+        lab_csv.read(write(tmp_path, "bench.csv", ",,Ca [wt%],Fe [wt%]\n10-11,5,20,3\n"), core="A")
+
+
+def test_a_unitless_column_that_is_no_lab_property_is_left_out_not_taken_as_wt_percent(tmp_path):
+    table = lab_csv.read(write(tmp_path, "lab.csv", "core,depth_cm,CaCO3,weight,Dilution\nA,1,45,0.2051,100\n"))
+    assert "CaCO3" in table.samples and not {"weight", "Dilution"} & set(table.samples.columns)
+    assert table.metadata["left_out"].startswith("weight, Dilution: no unit")
+    kept = lab_csv.read(write(tmp_path, "lab.csv", "core,depth_cm,CaCO3,opal2\nA,1,45,3\n"), units="opal2=wt%")
+    assert kept.samples["opal2"].iloc[0] == 3
+
+
+def test_censored_cells(tmp_path):
+    assert lab_csv.parse_value("<0.0001")[1] == "<0.0001" and np.isnan(lab_csv.parse_value("<0.0001")[0])
+    assert lab_csv.parse_value("> 5000")[1] == ">5000"
+    assert lab_csv.parse_value("<LOD") is None and lab_csv.parse_value("<") is None
+    assert lab_csv.parse_value("<0,5", ",")[1] == "<0,5"

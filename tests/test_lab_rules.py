@@ -40,11 +40,18 @@ def write(tmp_path, name, text):
 def test_real_icp_table_needs_core_depth_unit_and_units(cal):
     with pytest.raises(InputError, match="no core column"):
         lab_csv.read(ICP)
-    with pytest.raises(InputError, match="--depth-unit"):
+    # its depths (330-340, ...) are 10-unit slices: a 1 cm slice in mm, 10 cm in cm, 10 m in m,
+    # so they are read in mm; its element columns have no unit, and its 'weight' and 'Dilution'
+    # columns say they are concentrations in a digest: refused, saying so
+    with pytest.raises(InputError, match=r"concentrations without a unit \(Ag, Al, B.*never taken as wt%.*--units"
+                                         r".*'weight', 'tare', 'Dilution'.*solution") as info:
         lab_csv.read(ICP, core="CD166_19")
-    with pytest.raises(InputError, match=r"concentrations without a unit \(Ag, Al, B.*never taken as wt%.*--units"):
-        lab_csv.read(ICP, core="CD166_19", depth_unit="mm")
-    table = lab_csv.read(ICP, core="CD166_19", depth_unit="mm", units="mg/kg")
+    assert "depth" not in str(info.value)
+    table = lab_csv.read(ICP, core="CD166_19", units="mg/kg")
+    assert table.metadata["assumed_depth_unit"].startswith("taken as mm")
+    # the weighing columns are not lab values: left out, not stored as wt%
+    assert not {"weight", "tare", "wet", "dry", "Dilution"} & set(table.samples.columns)
+    assert table.metadata["left_out"].startswith("weight, tare, wet, dry, Dilution: no unit")
     assert len(table.samples) == 60 and set(table.samples["core"]) == {"CD166_19"}
     first = table.samples.iloc[0]
     assert (first["sample_id"], first["top_mm"], first["bottom_mm"]) == ("B14", 330, 340)
@@ -68,10 +75,24 @@ def test_real_icp_ingest_reports_qc_and_keeps_them(cal, tmp_path):
     assert xrfhub.validate(store).ok
 
 
-def test_real_benchtop_units_row_read_then_depth_missing_said(cal):
-    expected = r"no depth column.*'Cu \[ppm\]', 'S \[mass%\]'.*column\(s\) 1, 2 have no name"
-    with pytest.raises(InputError, match=expected):
-        lab_csv.read(BENCHTOP, core="CD166_19")
+def test_real_benchtop_reads_its_unnamed_interval_column_and_censored_values(cal):
+    # column 1 has no name and holds '33-34' (the sample's interval), column 2 no name and the
+    # measurement time; 'ND' is no value, '<0.0001' is below the detection limit
+    with pytest.raises(InputError, match="no core column") as info:
+        lab_csv.read(BENCHTOP)
+    assert "depth" not in str(info.value)
+    table = lab_csv.read(BENCHTOP, core="CD166_19")
+    first = table.samples.iloc[0]
+    assert (first["top_mm"], first["bottom_mm"], first["mid_mm"]) == (330, 340, 335)  # cm: 1 cm slices
+    assert table.metadata["assumed_depth_unit"].startswith("taken as cm")
+    assert "column 1 (no name)" in table.metadata["depth_interval"]
+    assert "unnamed column 2" in table.metadata["ignored_columns"]
+    assert first["Ca"] == 33 and table.units["Ca"] == "mass%" and table.units["Cu"] == "ppm"
+    censored = table.flags["Cu"] == "<0.0001"
+    assert censored.sum() > 0 and table.samples.loc[censored, "Cu"].isna().all()
+    # the ICP table of the same samples, read in mm, lands on the same depths
+    icp = lab_csv.read(ICP, core="CD166_19", units="mg/kg").samples
+    assert set(icp["top_mm"]) & set(table.samples["top_mm"])
 
 
 def test_written_units_row_and_units_option(tmp_path):

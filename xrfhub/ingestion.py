@@ -33,6 +33,10 @@ from .store.generations import Store, now_iso
 #: an ingest of more files than this goes in batches of whole folders, one generation each, so
 #: that its memory is bounded by a batch (the spectra of some cores), not by the whole corpus
 BATCH_FILES = 20_000
+#: What a lab table's reader notes in its metadata that a user must read at ingest: a depth unit
+#: taken from the samples' thickness, an interval read from an unnamed column, columns left out,
+#: properties taken as wt% by convention.
+SAID_OF_TABLES = ("assumed_depth_unit", "depth_interval", "left_out", "assumed_units")
 
 
 def _batches(cands: list, limit: int) -> list[list]:
@@ -215,6 +219,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
             if p.kind == "samples" and getattr(p.records, "qc", None):  # kept in the manifest, see below
                 report.warnings.append(f"{p.source.name}: {p.records.metadata.get('qc_rows', '')}; "
                                        "not stored as samples, listed with the source in the manifest")
+            if p.kind == "samples":  # what a lab table's reader assumed or left out, said where it is seen
+                report.warnings.extend(f"{p.source.name}: {k.replace('_', ' ')}: {p.records.metadata[k]}"
+                                       for k in SAID_OF_TABLES if p.records.metadata.get(k))
             if p.kind == "elements":  # what an element table's reader noted (units, QC rows, depth scale)
                 report.warnings.extend(f"{p.source.name}: {p.records.metadata[k]}" for k in ("qc_rows", "warnings")
                                        if p.records.metadata.get(k))
@@ -241,6 +248,8 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         _refresh_composite(records, changed)
         stamp = now_iso()
         by_core = _sources_by_core(new + replaced)
+        said = {p.source.name: {k: p.records.metadata[k] for k in SAID_OF_TABLES if p.records.metadata.get(k)}
+                for p in new + replaced if p.kind == "samples"}
         for core_id in sorted(changed & set(records)):
             rec = records[core_id]
             fresh = {s.name for s in by_core.get(core_id, [])}
@@ -250,7 +259,10 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
                 "ingest", "xrfhub", __version__, stamp,
                 {"sources": sorted(s.name for s in by_core.get(core_id, [])),
                  "replaced": sorted(replaced_names & {s.name for s in by_core.get(core_id, [])}),
-                 "options": {k: str(v) for k, v in options.items()}, "format": format or "auto"}))
+                 "options": {k: str(v) for k, v in options.items()}, "format": format or "auto",
+                 # the assumptions a reader made, kept with the data they shaped
+                 **({"read_as": read_as} if (read_as := {s.name: said[s.name] for s in rec.sources
+                                                         if said.get(s.name)}) else {})}))
         fresh_sources = {}
         for p in new + replaced:
             fresh_sources[p.source.name] = {"sha256": p.source.sha256, "format": p.source.format, "kind": p.kind,

@@ -40,6 +40,16 @@ _SEPARATORS = ("\t", ";", ",")
 #: separator, and building it would take seconds per thousand columns.
 MAX_COLUMNS = 1_000
 _COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
+#: A sample's interval written in one cell, top-bottom (``33-34``, ``33.5 - 34.5``, ``33–34``).
+_RANGE = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*[-\u2013]\s*(\d+(?:[.,]\d+)?)\s*$")
+#: Plausible thickness of a discrete lab sample (a slice of core), in mm: 2 mm to 5 cm. A depth
+#: interval without a unit is read in the one unit of mm, cm and m that makes its samples this
+#: thick; a table where none or several do is refused.
+SLICE_MM = (2.0, 50.0)
+_DEPTH_UNITS_TRIED = (("mm", 1.0), ("cm", 10.0), ("m", 1000.0))
+#: Columns that say a table's values are concentrations in a solution (an ICP digest), not yet
+#: mass fractions of the sediment.
+_SOLUTION_WORDS = ("dilution", "weight", "volume", "mass", "tare")
 _DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
 
 
@@ -79,10 +89,19 @@ def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
     """``(value, flag)`` of one cell, or ``None`` when it is not a number.
 
     A PANGAEA prefix ``?`` (questionable) or ``*`` (unknown) keeps the value and sets the flag;
-    ``/`` (not valid) sets the flag and drops the value. Missing-value markers give NaN.
+    ``/`` (not valid) sets the flag and drops the value. Missing-value markers give NaN. A
+    censored value (``<0.0001``, below a detection limit; ``>5000``) gives NaN with the limit as
+    its flag.
     """
     text = text.strip()
     flag = ""
+    if text[:1] in "<>" and len(text) > 1:
+        # censored: below a detection limit (or above a range). The value is not known, so none is
+        # stored; the flag keeps the limit as written ("<0.0001"). Half the limit would be a guess.
+        limit = text[1:].strip()
+        if parse_value(limit, decimal) is None or limit[:1] in "<>":
+            return None
+        return math.nan, text[0] + limit
     if text[:1] in FLAG_KEEPS:
         flag, text = text[0], text[1:].strip()
     if text.lower() in MISSING:
@@ -150,11 +169,14 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     ignore = {str(c).strip() for c in ignore_columns}
     header = header[:_used_width(header, rows)]  # trailing separators on the header line
     check_width(path, header)
+    header, rows, roles, unnamed_text, number = _read_unnamed(header, rows, decimal, roles, metadata)
     fields = [P.split_header(h) for h in header]
     role_of = []
-    unnamed = [i for i, f in enumerate(fields) if not f.text]
+    unnamed = [i for i, f in enumerate(fields) if not f.text and i not in unnamed_text]
     for i, f in enumerate(fields):
-        if not f.text:
+        if i in unnamed_text:
+            role_of.append("ignored")  # dates or notes under no name: listed, not read
+        elif not f.text:
             role_of.append("unnamed")  # refused below, after the depth check says what is missing
         elif f.text in ignore or f.name in ignore:
             role_of.append("ignored")
@@ -170,14 +192,14 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     if mid_i is None and top_i is None:
         named = [f.text for f in fields if f.text]
         shown = named[:8] + ([f"... {len(named) - 8} more"] if len(named) > 8 else [])
-        hint = (f"; column(s) {', '.join(str(i + 1) for i in unnamed)} have no name: if one holds depths, "
+        hint = (f"; column(s) {', '.join(str(number[i]) for i in unnamed)} have no name: if one holds depths, "
                 "name it (e.g. 'depth_cm', 'top_cm'/'bottom_cm')") if unnamed else ""
         raise InputError(path, "no depth column: expected a mid-depth (depth, mid, depth_m, "
                          "'Depth [m]', 'sample depth (cm)') or top and bottom (top_cm/bottom_cm, "
                          f"'Depth top [m]'/'Depth bot [m]'); the header has {shown}{hint}")
     if unnamed:
-        raise InputError(path, f"column {unnamed[0] + 1} has no name in the header row",
-                         field=f"column {unnamed[0] + 1}")
+        raise InputError(path, f"column {number[unnamed[0]]} has no name in the header row",
+                         field=f"column {number[unnamed[0]]}")
     # facts the table does not give (its core, its depth unit, its concentrations' units) are all
     # named in one refusal, so that a user adds every option in one round, not one per run
     missing: list[tuple[str, str | None]] = []
@@ -188,11 +210,18 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     interval = top_i is not None and bot_i is not None
     depth_cols = [top_i, bot_i] if interval else [mid_i]
     factors = {}
+    sliced = None
+    if interval and not depth_unit and not fields[top_i].unit and not fields[bot_i].unit:
+        sliced = _unit_from_slices(rows, top_i, bot_i, decimal)
+        if sliced[0]:
+            depth_unit = sliced[0]
+            metadata["assumed_depth_unit"] = sliced[1]
     for i in depth_cols:
         unit = fields[i].unit or depth_unit
         if not unit:
             if i == depth_cols[0]:
-                missing.append((f"depth column has no unit ({fields[i].text!r}): write it in the header "
+                why = f" ({sliced[1]})" if sliced else ""
+                missing.append((f"depth column has no unit ({fields[i].text!r}){why}: write it in the header "
                                 "('depth_cm', 'Depth [m]') or pass --depth-unit m|cm|mm", fields[i].text))
             continue
         factors[i] = P.depth_factor(unit, path=path, field=fields[i].text)
@@ -212,13 +241,27 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                 given[i] = unit
     unitless = [fields[i].text for i in prop_i
                 if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
+    # a column of no unit that is neither a concentration nor a property known to be written in
+    # wt% (a sample's weight in g, a dilution factor) is no lab value: left out, and said so
+    left_out = [i for i in prop_i if not fields[i].unit and i not in given
+                and not lab_rules.is_concentration(fields[i].name) and not P.is_known_property(fields[i].name)]
     if unitless:
         listed = ", ".join(unitless[:10]) + (f" and {len(unitless) - 10} more" if len(unitless) > 10 else "")
+        solution = [fields[i].text for i in left_out if any(w in fields[i].name.lower() for w in _SOLUTION_WORDS)]
+        hint = (f"; the table also has {', '.join(repr(t) for t in solution)}: its values may be "
+                "concentrations in a solution (mg/L of a digest), to be converted to mass fractions "
+                "of the sediment before they are stored" if solution else "")
         missing.append((f"element concentrations without a unit ({listed}): never taken as wt%; write "
                         "the unit in the header ('Ca [ppm]'), as a units row under the header, or pass "
-                        "--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%)", unitless[0]))
+                        f"--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%){hint}", unitless[0]))
     if missing:
         raise InputError(path, "; and ".join(m for m, _ in missing), field=missing[0][1])
+    if left_out:
+        metadata["left_out"] = (f"{', '.join(fields[i].text for i in left_out)}: no unit, and not a lab "
+                                "property stored as a mass fraction (CaCO3, TOC, an element, ...): left out; "
+                                "--units NAME=wt% keeps one as a mass fraction")
+        prop_i = [i for i in prop_i if i not in left_out]
+        names = _mark_duplicates([P.canonical_property(fields[i].name) for i in prop_i])
     units, pfactor, assumed = {}, {}, []
     for i, name in zip(prop_i, names):
         if not name:
@@ -320,6 +363,78 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         metadata["qc_rows"] = f"{len(qc_rows)} QC row(s) kept apart: " + qc_summary(qc_rows)
     return LabTable(source=source or Path(path).name, samples=samples, flags=flag_frame,
                     units=units, metadata=metadata, qc=qc_rows)
+
+
+def _read_unnamed(header: list[str], rows, decimal: str, roles: dict[int, str] | None, metadata: dict):
+    """Columns the header leaves unnamed, read by what they hold (benchtop XRF exports leave the
+    sample's interval and the measurement time without a name):
+
+    * one column of ``top-bottom`` ranges (``33-34``), in a table with no named depth, is the
+      samples' interval: split into ``top`` and ``bottom`` columns (their unit as for any
+      depth header without one);
+    * a column with no number in it (dates, notes) is listed and not read;
+    * a column of numbers stays unnamed, and is refused: what its numbers are is not known.
+
+    Returns the header, the rows, the roles (indices shifted by a split), the indices of the
+    columns not read, and each column's number in the file (for messages).
+    """
+    unnamed = [i for i, h in enumerate(header) if not h.strip()]
+    if not unnamed:
+        return header, rows, roles, set(), list(range(1, len(header) + 1))
+    named_depth = any(P.column_role(P.split_header(h)) in (P.MID, P.TOP, P.BOTTOM)
+                      for h in header if h.strip()) or any(r in (P.MID, P.TOP, P.BOTTOM)
+                                                           for r in (roles or {}).values())
+    range_col, text_cols = None, set()
+    for i in unnamed:
+        cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
+        ranges = [_RANGE.match(c) for c in cells]
+        if (cells and range_col is None and not named_depth and any(ranges) and
+                all(m or lab_rules.qc_kind([c]) for m, c in zip(ranges, cells))):
+            range_col = i
+        elif not any(ranges) and not any((v := parse_value(c, decimal)) is not None and not math.isnan(v[0])
+                                         for c in cells):
+            text_cols.add(i)
+    for i in text_cols:
+        header[i] = f"unnamed column {i + 1}"
+    if range_col is None:
+        return header, rows, roles, text_cols, list(range(1, len(header) + 1))
+    i = range_col
+    example = next(c[i].strip() for _, c in rows if i < len(c) and _RANGE.match(c[i]))
+    metadata["depth_interval"] = f"column {i + 1} (no name) holds each sample's interval, top-bottom ({example!r})"
+
+    def split(cells):
+        if i >= len(cells):
+            return list(cells)
+        match = _RANGE.match(cells[i])
+        return [*cells[:i], *(match.groups() if match else (cells[i], "")), *cells[i + 1:]]
+
+    shift = lambda j: j + 1 if j > i else j  # noqa: E731 - the columns right of the split move by one
+    return ([*header[:i], "top", "bottom", *header[i + 1:]], [(line, split(c)) for line, c in rows],
+            {shift(j): r for j, r in (roles or {}).items()}, {shift(j) for j in text_cols},
+            [*range(1, i + 2), *range(i + 1, len(header) + 1)])  # both halves are the file's column i + 1
+
+
+def _unit_from_slices(rows, top_i: int, bot_i: int, decimal: str) -> tuple[str, str]:
+    """The unit of a depth interval whose header gives none, from the thickness of its samples:
+    ``(unit, why)`` where exactly one of mm, cm and m makes the median sample a slice of
+    :data:`SLICE_MM`; ``("", why not)`` otherwise."""
+    thick = []
+    for _, cells in rows:
+        if max(top_i, bot_i) < len(cells):
+            top, bot = parse_value(cells[top_i], decimal), parse_value(cells[bot_i], decimal)
+            if top and bot and bot[0] > top[0]:  # NaN compares False: missing depths drop out
+                thick.append(bot[0] - top[0])
+    if not thick:
+        return "", "no sample interval to tell its unit by"
+    med = float(np.median(thick))
+    fits = [unit for unit, factor in _DEPTH_UNITS_TRIED if SLICE_MM[0] <= med * factor <= SLICE_MM[1]]
+    span = f"a core slice of {SLICE_MM[0]:g}-{SLICE_MM[1]:g} mm"
+    if len(fits) == 1:
+        return fits[0], (f"taken as {fits[0]}: the header gives no unit, and {fits[0]} is the only one of "
+                         f"mm, cm and m in which its samples' median thickness ({med:g}) is {span}; "
+                         "pass --depth-unit to say otherwise")
+    where = f"in {' and in '.join(fits)}" if fits else "in none of mm, cm and m"
+    return "", f"its samples' median thickness ({med:g}) is {span} {where}"
 
 
 def qc_summary(qc_rows: list[dict]) -> str:
