@@ -297,7 +297,14 @@ def lab_no_units(tmp, corpus, store, rng):
 
 def lab_depth_no_unit(tmp, corpus, store, rng):
     path = tmp / "new" / "icp.csv"
-    path.write_text("top,bot,SampleID,Ca,Fe,Ti\n330,340,B14,502.97,18.3,1.2\n")
+    path.write_text("depth,SampleID,Ca [ppm],Fe [ppm]\n335,B14,502.97,18.3\n")
+    return ["ingest", path, "--store", store, "--core", "SO264-09-2"]
+
+
+def lab_interval_no_unit(tmp, corpus, store, rng):
+    path = tmp / "new" / "icp.csv"
+    path.write_text("top,bot,SampleID,Ca [ppm],Fe [ppm],weight\n330,340,B14,502.97,18.3,0.2051\n"
+                    "340,350,B15,476.87,24.5,0.2183\n")
     return ["ingest", path, "--store", store, "--core", "SO264-09-2"]
 
 
@@ -367,7 +374,9 @@ CASES = [
     ("Damaged zip of spectra (`XRF Data.zip`)", itrax_bad_zip),
     ("ORTEC `.spe` of a NaI natural-gamma system", ortec_gamma),
     ("Lab table: element concentrations without a unit", lab_no_units),
-    ("Lab table: depth columns without a unit", lab_depth_no_unit),
+    ("Lab table: a mid-depth column without a unit", lab_depth_no_unit),
+    ("Lab table: a depth interval without a unit (1 cm slices if mm), a weight column (read, said)",
+     lab_interval_no_unit),
     ("Lab table with QC rows (BLANK, MESS-4), `--units mg/kg` (kept apart, reported)", lab_qc_rows),
     ("Portable-XRF TSV: no unit, readings not closing at 100 % / 10^6 ppm", pxrf_no_units),
     ("Truncated Bruker RAW v4 pattern", raw4_truncated),

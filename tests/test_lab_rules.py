@@ -95,6 +95,21 @@ def test_real_benchtop_reads_its_unnamed_interval_column_and_censored_values(cal
     assert set(icp["top_mm"]) & set(table.samples["top_mm"])
 
 
+def test_real_benchtop_ingest_says_what_it_assumed_and_keeps_it_with_the_data(cal, tmp_path):
+    import h5py, json
+
+    store = tmp_path / "store"
+    report = xrfhub.ingest([BENCHTOP], store, core="CD166_19")
+    assert report.n_samples == 57
+    said = [w for w in report.warnings if w.startswith("CD166_19_benchtop.csv: assumed depth unit: taken as cm")]
+    assert len(said) == 1
+    nexus = next(store.glob("generations/*/nexus/CD166_19.nxs"))
+    with h5py.File(nexus) as f:
+        params = json.loads(f["core/ingest/parameters/data"][()])
+    assert params["read_as"]["CD166_19_benchtop.csv"]["assumed_depth_unit"].startswith("taken as cm")
+    assert xrfhub.validate(store).ok
+
+
 def test_written_units_row_and_units_option(tmp_path):
     path = write(tmp_path, "bench.csv",
                  "core,depth_cm,Ca,Fe,Zr\n,,mass%,mass%,ppm\nA,10,20.5,3.1,150\nA,11,ND,2.9,160\n")

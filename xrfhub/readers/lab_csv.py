@@ -258,7 +258,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         raise InputError(path, "; and ".join(m for m, _ in missing), field=missing[0][1])
     if left_out:
         metadata["left_out"] = (f"{', '.join(fields[i].text for i in left_out)}: no unit, and not a lab "
-                                "property stored as a mass fraction (CaCO3, TOC, an element, ...): left out; "
+                                "property stored as a mass fraction (CaCO3, TOC, an element, ...); "
                                 "--units NAME=wt% keeps one as a mass fraction")
         prop_i = [i for i in prop_i if i not in left_out]
         names = _mark_duplicates([P.canonical_property(fields[i].name) for i in prop_i])
