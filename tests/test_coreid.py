@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from xrfhub import coreid
 from xrfhub.coreid import CoreMap, match_cores, normalise
 from xrfhub.errors import InputError
 
@@ -117,3 +118,15 @@ def test_map_target_matched_by_key():
     cmap = CoreMap({"lab-1": "ps75_056_1"})
     result = match_cores(["lab-1"], ["PS75-056-1"], cmap)
     assert result.cores == {"lab-1": "PS75-056-1"} and result.how["lab-1"] == "map"
+
+
+@pytest.mark.parametrize("name, cores, expected", [
+    ("itraxBook_CD166_19_(2020)/calibration_samples/calibration_data.csv", {"CD166_19", "GC1-2"}, {"CD166_19"}),
+    ("lab/cd166-19_benchtop.csv", {"CD166_19"}, {"CD166_19"}),       # spelt otherwise, same key
+    ("lab/CD166_190_benchtop.csv", {"CD166_19"}, set()),             # another number
+    ("CD166_19/lab.csv", {"CD166_19", "CD166"}, {"CD166_19"}),       # CD166 is inside CD166_19
+    ("PS75-056-1 and SO264-09-2/lab.csv", {"PS75-056-1", "SO264-09-2"}, {"PS75-056-1", "SO264-09-2"}),
+    ("A/12/lab.csv", {"A", "12"}, set()),                            # one-token ids name nothing
+])
+def test_named_in_path(name, cores, expected):
+    assert set(coreid.named_in_path(name, cores)) == expected

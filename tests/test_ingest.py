@@ -441,3 +441,26 @@ def test_a_refusal_names_every_bad_file_read_not_only_the_first(corpus, tmp_path
     assert not (tmp_path / "hub").exists()
     report = xrfhub.ingest([corpus.scans, bad], tmp_path / "hub", skip_bad=True, progress=False)
     assert sorted(Path(p).name for p, _ in report.skipped) == ["a.csv", "b.csv"] and report.n_spectra == 60
+
+
+def test_a_lab_table_without_a_core_column_takes_the_one_core_its_path_names(corpus, tmp_path):
+    store = tmp_path / "store"
+    named = corpus.root / "PS75-056-1 lab" / "caco3.csv"  # the folder names a scanned core
+    named.parent.mkdir()
+    named.write_text("depth_cm,CaCO3 [%]\n2,40\n5,45\n")
+    report = xrfhub.ingest([corpus.scans, named.parent], store)
+    assert report.n_samples == 2
+    said = [w for w in report.warnings if "core from path: 'PS75-056-1', named by 'PS75-056-1 lab'" in w]
+    assert len(said) == 1, report.warnings
+    lab = xrfhub.open(store, "samples", index=False)
+    assert set(lab["core"].values) == {"PS75-056-1"}
+    # in a later ingest the store's cores count too; a path naming no core, or two, is still refused
+    for folder, text in (("lab", "caco3.csv"), ("PS75-056-1 vs SO264-09-2", "caco3.csv")):
+        path = corpus.root / folder / text
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("depth_cm,CaCO3 [%]\n3,41\n")
+        with pytest.raises(InputError, match="no core column"):
+            xrfhub.ingest([path.parent], store)  # walked: the folder's name is part of the path
+    path = corpus.root / "so264-09-2_caco3.csv"
+    path.write_text("depth_cm,CaCO3 [%]\n3,41\n")
+    assert xrfhub.ingest([path], store).n_samples == 1

@@ -5,6 +5,8 @@ calibration_samples/``, skipped when absent) and on files the tests write.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -228,3 +230,19 @@ def test_cli_depth_for_amptek_mca(tmp_path):
     run_cli("ingest", path, "--store", tmp_path / "s", "--core", "GC1", "--depth", "123.5")
     rows = xrfhub.query(tmp_path / "s", tmp_path / "out.csv", kind="spectra")
     assert rows == 1
+
+
+def test_real_itrax_folder_as_handed_over_lacks_only_the_icp_units(cal, tmp_path):
+    # the folder's name (itraxBook_CD166_19_(2020)) and the benchtop file's name both name the one
+    # scanned core: the lab tables and sum spectra take it; what no file says (the ICP table's
+    # units) is the only refusal
+    with pytest.raises(InputError) as info:
+        xrfhub.ingest([CAL.parent], tmp_path / "store")
+    refused = [info.value, *info.value.others]
+    assert [Path(e.path).name for e in refused] == ["calibration_data.csv"]
+    assert "concentrations without a unit" in refused[0].reason and "core" not in refused[0].reason
+    assert not (tmp_path / "store" / "generations").exists() or not any((tmp_path / "store" / "generations").iterdir())
+    report = xrfhub.ingest([CAL.parent], tmp_path / "store", units="mg/kg", skip_bad=True)
+    assert report.n_samples == 60 + 57 and report.n_spectra == 104
+    assert sum("core from path: 'CD166_19'" in w for w in report.warnings) == 2  # the two lab tables
+    assert [Path(name).name for name, _ in report.skipped] == ["sumspectra_cd166-102.spe", "sumspectra_cd166-33.spe"]

@@ -62,6 +62,30 @@ def normalise(core_id: str) -> str:
     return "-".join(_tokens(core_id))
 
 
+def named_in_path(name: str, cores) -> dict[str, str]:
+    """The cores of ``cores`` that a file's path names, each with the path part naming it.
+
+    A part names a core when the core's key tokens (see ``normalise``) appear in a row among the
+    part's tokens: ``itraxBook_CD166_19_(2020)`` and ``CD166_19_benchtop.csv`` both name
+    ``CD166_19``. Ids of fewer than two tokens (``A``, ``12``) name nothing: they would match
+    any number in any name. A core found inside another one found (``CD166`` in ``CD166_19``) is
+    that other one's.
+    """
+    parts = [_tokens(part) for part in str(name).replace("\\", "/").split("/") if part]
+    found: dict[str, tuple[list[str], str]] = {}
+    for core in cores:
+        key = _tokens(core)
+        if len(key) < 2:
+            continue
+        for raw, tokens in zip((p for p in str(name).replace("\\", "/").split("/") if p), parts):
+            if any(tokens[i:i + len(key)] == key for i in range(len(tokens) - len(key) + 1)):
+                found[core] = (key, raw)
+                break
+    inside = lambda a, b: len(a) < len(b) and any(b[i:i + len(a)] == a for i in range(len(b) - len(a) + 1))  # noqa: E731
+    return {core: raw for core, (key, raw) in found.items()
+            if not any(inside(key, other) for other, _ in found.values())}
+
+
 # --------------------------------------------------------------------------- user's mapping
 
 

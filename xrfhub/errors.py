@@ -32,11 +32,14 @@ class InputError(XrfhubError, ValueError):
     others: tuple["InputError", ...] = ()
 
     def __init__(self, path: str | PathLike, message: str, *, line: int | None = None,
-                 field: str | None = None):
+                 field: str | None = None, lacks: frozenset[str] = frozenset()):
         self.path = str(path)
         self.line = line
         self.field = field
         self.reason = message
+        #: facts the file does not give that a user (or the ingest, from elsewhere) can supply:
+        #: "core", "depth_unit", "units"; empty when the file is wrong, not incomplete
+        self.lacks = frozenset(lacks)
         where = self.path
         if line is not None:
             where += f", line {line}"
@@ -45,11 +48,13 @@ class InputError(XrfhubError, ValueError):
         super().__init__(f"{where}: {message}")
 
     def __reduce__(self):  # keep path/line/field when errors travel back from dask workers
-        return (_rebuild_input_error, (type(self), self.path, self.reason, self.line, self.field))
+        return (_rebuild_input_error, (type(self), self.path, self.reason, self.line, self.field, self.lacks))
 
 
-def _rebuild_input_error(cls, path, reason, line, field):
-    return cls(path, reason, line=line, field=field)
+def _rebuild_input_error(cls, path, reason, line, field, lacks=frozenset()):
+    err = cls(path, reason, line=line, field=field)
+    err.lacks = lacks  # set after: subclasses need not take it
+    return err
 
 
 class UnknownFormatError(InputError):

@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kinds, readers
+from . import coreid, kinds, readers
 from .errors import InputError, NotStored, UnknownFormatError
 from .readers import max_dataset
 from .records import SourceFile
@@ -249,6 +249,37 @@ def _parse_folder(cand: Candidate, options: dict) -> Parsed:
 
 #: below this many files, forking workers costs more than it saves
 POOL_MIN_FILES = 200
+
+
+def with_cores_from_paths(parsed: list[Parsed], cands: list[Candidate], cores, format_name=None,
+                          options=None) -> list[Parsed]:
+    """Read again, with a core, the files that lack only the fact of their core (a lab table
+    without a core column, the sum spectrum of a discrete sample) and whose path names exactly
+    one of ``cores`` (this ingest's scanned cores and the store's): a lab's folder
+    ``itraxBook_CD166_19_(2020)`` or file ``CD166_19_benchtop.csv`` says which core it is, as a
+    user passing ``--core`` would. What was taken is said (the file's warnings, or a lab table's
+    ``core_from_path``, kept with the data). Paths naming no core or several stay refused."""
+    options = options or {}
+    if options.get("core"):
+        return parsed
+    by_name = {c.name: c for c in cands}
+    out = list(parsed)
+    for i, p in enumerate(parsed):
+        if p.error is None or "core" not in p.error.lacks or p.source.name not in by_name:
+            continue
+        named = coreid.named_in_path(p.source.name, cores)
+        if len(named) != 1:
+            continue
+        (core, part), = named.items()
+        again = parse_one(by_name[p.source.name], format_name, {**options, "core": core})
+        said = (f"{core!r}, named by {part!r} in the file's path, the one core of this ingest or the store "
+                "it names (pass --core to say otherwise)")
+        if again.error is None and again.kind == "samples":
+            again.records.metadata["core_from_path"] = said
+        elif again.error is None:
+            again.warnings.append(f"core from the path: {said}")
+        out[i] = again
+    return out
 
 
 def parse_all(cands: list[Candidate], *, format_name=None, options=None, client=None,

@@ -355,7 +355,7 @@ def _sample_spectrum(path: Path, sample: str, header, records, counts, calibrati
     else:
         raise InputError(path, f"ITRAX sum spectrum of the discrete sample {sample!r}: the file names no core (header "
                                f"Section name {written!r}, Sample name {header.get('sample name', ('',))[0]!r}); "
-                               "pass --core", field="Section name")
+                               "pass --core", field="Section name", lacks=frozenset({"core"}))
     ctx = itrax_results.scan_context(path)
     warnings += ctx["warnings"]
     cal = _calibration(calibration, None, None, ctx, header, path, warnings, names=(core_id, ""))

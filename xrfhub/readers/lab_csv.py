@@ -203,8 +203,10 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     # facts the table does not give (its core, its depth unit, its concentrations' units) are all
     # named in one refusal, so that a user adds every option in one round, not one per run
     missing: list[tuple[str, str | None]] = []
+    lacks = set()
     core_i = cols.get(P.CORE, [None])[0]
     if core is None and core_i is None and default_core is None:
+        lacks.add("core")
         missing.append(("no core column (core, core_id, 'Core ID', Event, Site/Hole): "
                         "add one, or name the core: --core ID (Python: core='ID')", None))
     interval = top_i is not None and bot_i is not None
@@ -220,6 +222,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         unit = fields[i].unit or depth_unit
         if not unit:
             if i == depth_cols[0]:
+                lacks.add("depth_unit")
                 why = f" ({sliced[1]})" if sliced else ""
                 missing.append((f"depth column has no unit ({fields[i].text!r}){why}: write it in the header "
                                 "('depth_cm', 'Depth [m]') or pass --depth-unit m|cm|mm", fields[i].text))
@@ -248,6 +251,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     if unitless:
         listed = ", ".join(unitless[:10]) + (f" and {len(unitless) - 10} more" if len(unitless) > 10 else "")
         solution = [fields[i].text for i in left_out if any(w in fields[i].name.lower() for w in _SOLUTION_WORDS)]
+        lacks.add("units")
         hint = (f"; the table also has {', '.join(repr(t) for t in solution)}: its values may be "
                 "concentrations in a solution (mg/L of a digest), to be converted to mass fractions "
                 "of the sediment before they are stored" if solution else "")
@@ -255,7 +259,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                         "the unit in the header ('Ca [ppm]'), as a units row under the header, or pass "
                         f"--units (e.g. --units ppm, or --units Ca=mg/kg,Fe=wt%){hint}", unitless[0]))
     if missing:
-        raise InputError(path, "; and ".join(m for m, _ in missing), field=missing[0][1])
+        raise InputError(path, "; and ".join(m for m, _ in missing), field=missing[0][1], lacks=frozenset(lacks))
     if left_out:
         metadata["left_out"] = (f"{', '.join(fields[i].text for i in left_out)}: no unit, and not a lab "
                                 "property stored as a mass fraction (CaCO3, TOC, an element, ...); "
