@@ -476,5 +476,18 @@ def test_a_unitless_column_that_is_no_lab_property_is_left_out_not_taken_as_wt_p
 def test_censored_cells(tmp_path):
     assert lab_csv.parse_value("<0.0001")[1] == "<0.0001" and np.isnan(lab_csv.parse_value("<0.0001")[0])
     assert lab_csv.parse_value("> 5000")[1] == ">5000"
-    assert lab_csv.parse_value("<LOD") is None and lab_csv.parse_value("<") is None
+    assert lab_csv.parse_value("<LOD")[1] == "<" and lab_csv.parse_value("b.d.l.")[1] == "<"
+    assert lab_csv.parse_value("<") is None and lab_csv.parse_value("<<5") is None
     assert lab_csv.parse_value("<0,5", ",")[1] == "<0,5"
+
+
+def test_a_depth_column_of_ranges_is_an_interval_in_its_unit(tmp_path):
+    table = lab_csv.read(write(tmp_path, "lab.csv", "core,Depth [cm],CaCO3 [%]\nA,33-34,40\nA,43 - 44,41\nA,BLANK,0\n"))
+    np.testing.assert_allclose(table.samples["top_mm"], [330, 430])
+    np.testing.assert_allclose(table.samples["bottom_mm"], [340, 440])
+    assert "assumed_depth_unit" not in table.metadata  # the header gives cm
+    assert table.metadata["depth_interval"].startswith("column 2 ('Depth [cm]') holds each sample's interval")
+    assert [r["label"] for r in table.qc] == ["BLANK"]
+    # a depth column mixing ranges and single depths is no interval: the single depth is refused as before
+    with pytest.raises(InputError, match="depth is '33-34'"):
+        lab_csv.read(write(tmp_path, "lab.csv", "core,Depth [cm],CaCO3 [%]\nA,33-34,40\nA,43,41\n"))

@@ -31,6 +31,9 @@ DESCRIPTION = "Lab table as CSV (comma, semicolon or tab; core, depth or top/bot
 
 #: Cells that mean "no value" in hand-made tables (compared lower-case, stripped).
 MISSING = frozenset({"", "nan", "na", "n/a", "n.a.", "nd", "n.d.", "-", "--", "null", "none"})
+#: Cells that say "below the detection (or quantification) limit" without giving it: no value,
+#: flagged "<" (a value below a stated limit, "<0.0001", keeps the limit as its flag).
+BELOW_LIMIT = frozenset({"<lod", "<dl", "<d.l.", "<loq", "<mdl", "<ql", "bdl", "b.d.l.", "bld", "<bdl"})
 #: PANGAEA quality prefixes -> does the value stay? ("/" = not valid: the value is dropped).
 FLAG_KEEPS = {"?": True, "*": True, "/": False}
 
@@ -91,10 +94,12 @@ def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
     A PANGAEA prefix ``?`` (questionable) or ``*`` (unknown) keeps the value and sets the flag;
     ``/`` (not valid) sets the flag and drops the value. Missing-value markers give NaN. A
     censored value (``<0.0001``, below a detection limit; ``>5000``) gives NaN with the limit as
-    its flag.
+    its flag; ``<LOD``, ``bdl`` and the like give NaN flagged ``<``.
     """
     text = text.strip()
     flag = ""
+    if text.lower() in BELOW_LIMIT:
+        return math.nan, "<"
     if text[:1] in "<>" and len(text) > 1:
         # censored: below a detection limit (or above a range). The value is not known, so none is
         # stored; the flag keeps the limit as written ("<0.0001"). Half the limit would be a guess.
@@ -370,33 +375,34 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
 
 
 def _read_unnamed(header: list[str], rows, decimal: str, roles: dict[int, str] | None, metadata: dict):
-    """Columns the header leaves unnamed, read by what they hold (benchtop XRF exports leave the
-    sample's interval and the measurement time without a name):
+    """Columns read by what they hold where the header does not say (benchtop XRF exports leave
+    the sample's interval and the measurement time without a name; hand-made tables write an
+    interval under a depth header):
 
-    * one column of ``top-bottom`` ranges (``33-34``), in a table with no named depth, is the
-      samples' interval: split into ``top`` and ``bottom`` columns (their unit as for any
-      depth header without one);
-    * a column with no number in it (dates, notes) is listed and not read;
-    * a column of numbers stays unnamed, and is refused: what its numbers are is not known.
+    * a column of ``top-bottom`` ranges (``33-34``) is the samples' interval, split into ``top``
+      and ``bottom`` columns: the one depth column when it holds only ranges (its unit kept),
+      or an unnamed column in a table with no depth column (no unit: as any depth header
+      without one);
+    * an unnamed column with no number in it (dates, notes) is listed and not read;
+    * an unnamed column of numbers stays unnamed, and is refused: what its numbers are is not known.
 
     Returns the header, the rows, the roles (indices shifted by a split), the indices of the
     columns not read, and each column's number in the file (for messages).
     """
-    unnamed = [i for i, h in enumerate(header) if not h.strip()]
-    if not unnamed:
-        return header, rows, roles, set(), list(range(1, len(header) + 1))
-    named_depth = any(P.column_role(P.split_header(h)) in (P.MID, P.TOP, P.BOTTOM)
-                      for h in header if h.strip()) or any(r in (P.MID, P.TOP, P.BOTTOM)
-                                                           for r in (roles or {}).values())
-    range_col, text_cols = None, set()
+    roles = roles or {}
+    fields = [P.split_header(h) for h in header]
+    role = lambda j: roles.get(j) or (P.column_role(fields[j]) if fields[j].text else "")  # noqa: E731
+    depth = [j for j in range(len(header)) if role(j) in (P.MID, P.TOP, P.BOTTOM)]
+    unnamed = [i for i, f in enumerate(fields) if not f.text]
+    range_col, unit, text_cols = None, "", set()
+    if len(depth) == 1 and role(depth[0]) == P.MID and depth[0] not in roles and _all_ranges(rows, depth[0]):
+        range_col, unit = depth[0], fields[depth[0]].unit
     for i in unnamed:
         cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
-        ranges = [_RANGE.match(c) for c in cells]
-        if (cells and range_col is None and not named_depth and any(ranges) and
-                all(m or lab_rules.qc_kind([c]) for m, c in zip(ranges, cells))):
+        if range_col is None and not depth and _all_ranges(rows, i):
             range_col = i
-        elif not any(ranges) and not any((v := parse_value(c, decimal)) is not None and not math.isnan(v[0])
-                                         for c in cells):
+        elif not any(_RANGE.match(c) or ((v := parse_value(c, decimal)) is not None and not math.isnan(v[0]))
+                     for c in cells):
             text_cols.add(i)
     for i in text_cols:
         header[i] = f"unnamed column {i + 1}"
@@ -404,7 +410,8 @@ def _read_unnamed(header: list[str], rows, decimal: str, roles: dict[int, str] |
         return header, rows, roles, text_cols, list(range(1, len(header) + 1))
     i = range_col
     example = next(c[i].strip() for _, c in rows if i < len(c) and _RANGE.match(c[i]))
-    metadata["depth_interval"] = f"column {i + 1} (no name) holds each sample's interval, top-bottom ({example!r})"
+    named = f"({header[i]!r})" if header[i].strip() else "(no name)"
+    metadata["depth_interval"] = f"column {i + 1} {named} holds each sample's interval, top-bottom ({example!r})"
 
     def split(cells):
         if i >= len(cells):
@@ -413,9 +420,17 @@ def _read_unnamed(header: list[str], rows, decimal: str, roles: dict[int, str] |
         return [*cells[:i], *(match.groups() if match else (cells[i], "")), *cells[i + 1:]]
 
     shift = lambda j: j + 1 if j > i else j  # noqa: E731 - the columns right of the split move by one
-    return ([*header[:i], "top", "bottom", *header[i + 1:]], [(line, split(c)) for line, c in rows],
-            {shift(j): r for j, r in (roles or {}).items()}, {shift(j) for j in text_cols},
+    halves = [f"top [{unit}]", f"bottom [{unit}]"] if unit else ["top", "bottom"]
+    return ([*header[:i], *halves, *header[i + 1:]], [(line, split(c)) for line, c in rows],
+            {shift(j): r for j, r in roles.items()}, {shift(j) for j in text_cols},
             [*range(1, i + 2), *range(i + 1, len(header) + 1)])  # both halves are the file's column i + 1
+
+
+def _all_ranges(rows, i: int) -> bool:
+    """Every filled cell of column ``i`` a ``top-bottom`` range or a QC label, one at least a range."""
+    cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
+    ranges = [bool(_RANGE.match(c)) for c in cells]
+    return any(ranges) and all(r or lab_rules.qc_kind([c]) for r, c in zip(ranges, cells))
 
 
 def _unit_from_slices(rows, top_i: int, bot_i: int, decimal: str) -> tuple[str, str]:
