@@ -317,7 +317,7 @@ def lab_qc_rows(tmp, corpus, store, rng):
 
 def pxrf_no_units(tmp, corpus, store, rng):
     path = tmp / "new" / "GeoExploration.tsv"
-    path.write_text("File #\tMgO\tMgO Err\tSiO2\tSiO2 Err\tCa\tCa Err\tSample Type\tExpedition\tSite & Hole\t"
+    path.write_text("File #\tMg\tMg Err\tSi\tSi Err\tCa\tCa Err\tSample Type\tExpedition\tSite & Hole\t"
                     "Core/Section\tTextID\tTop Offset (cm)\n1\t0.7\t0.3\t60.2\t0.4\t4.3\t0.02\tSHLF\t397\tU1587B\t"
                     "22X/1\tSHLF11836911\t20\n")
     return ["ingest", path, "--store", store]
@@ -378,7 +378,7 @@ CASES = [
     ("Lab table: a depth interval without a unit (1 cm slices if mm), a weight column (read, said)",
      lab_interval_no_unit),
     ("Lab table with QC rows (BLANK, MESS-4), `--units mg/kg` (kept apart, reported)", lab_qc_rows),
-    ("Portable-XRF TSV: no unit, readings not closing at 100 % / 10^6 ppm", pxrf_no_units),
+    ("Portable-XRF TSV: no unit, no major oxides, readings not closing at 100 % / 10^6 ppm", pxrf_no_units),
     ("Truncated Bruker RAW v4 pattern", raw4_truncated),
     ("Bruker UXD pattern without a wavelength", uxd_no_wavelength),
     ("ITRAX sum spectrum of a discrete sample (`sumspectra_<sample>.spe`) without `--core`", itrax_sample_no_core),

@@ -106,9 +106,14 @@ def test_real_vanta_export_in_ppm_by_closure(iodp):
     assert set(t.points["depth_scale"]) == {"section-relative"} and t.points["section_top_mm"].isna().all()
 
 
-def test_real_geoexploration_needs_units_then_reads(iodp):
-    with pytest.raises(InputError, match="never taken as wt%; pass --units"):
-        pxrf_export.read(PXRF / "GeoExploration.tsv")
+def test_real_geoexploration_reads_its_oxides_in_percent_and_says_why(iodp):
+    # no unit anywhere, and the readings do not close (36-54 %: carbonate sediment without its
+    # CO2 and water); but they report major oxides, which as ppm would leave 99.99 % of the sample
+    # unreported: read as %, said
+    t = pxrf_export.read(PXRF / "GeoExploration.tsv", section_top_mm_override=0)
+    assert "major oxides (MgO, Al2O3, SiO2, K2O) and each sums to 36-54: read as %" in t.metadata["warnings"]
+    assert pxrf_export.read(PXRF / "GeoExploration.tsv", units="%", section_top_mm_override=0).values[
+        "concentration"][0, t.lines.index("SiO2")] == pytest.approx(18.1759)
     t = pxrf_export.read(PXRF / "GeoExploration.tsv", units="%", section_top_mm_override=0)
     assert len(t.points) == 7 and set(t.points["core"]) == {"397-U1587B-22X"}
     assert t.points["position_mm"].tolist() == [200, 400, 600, 1100, 1160, 1280, 1400]
@@ -119,7 +124,7 @@ def test_real_geoexploration_needs_units_then_reads(iodp):
 
 
 def test_real_pxrf_folder_ingests_and_validates(iodp, tmp_path):
-    report = xrfhub.ingest([PXRF], tmp_path / "store", units="%")
+    report = xrfhub.ingest([PXRF], tmp_path / "store")
     assert report.n_points == 18 and len(report.cores) == 12
     assert any("QC row(s) kept apart" in w for w in report.warnings)
     assert xrfhub.validate(tmp_path / "store").ok

@@ -18,8 +18,9 @@ warning) + offset. Values are stored as ``concentration`` in wt% (``concentratio
 
 Units: a header unit wins; else the readings' closure: when every reading's columns (with the
 ``LE`` balance) sum to 10^6 the unit is ppm, to 100 it is %; a ``Unit`` column that disagrees is
-named in a warning. Otherwise ``--units`` must say (``--units %``): a concentration is never taken
-as wt% by default. Rows that are not samples (``Mode`` ``Cal Check``, ``Sample Type``
+named in a warning. Readings that report major oxides (SiO2, Al2O3, ...) and each sum to 20-105
+are in % (as ppm the sample would be 99.98 % unreported elements), said in a warning. Otherwise
+``--units`` must say (``--units %``): a concentration is never taken as wt% by default. Rows that are not samples (``Mode`` ``Cal Check``, ``Sample Type``
 ``Standard``, no sample identity) are QC rows: kept apart in ``metadata['qc_rows']`` and reported.
 """
 from __future__ import annotations
@@ -45,6 +46,11 @@ DESCRIPTION = "Portable-XRF export (Vanta CSV / GeoExploration TSV: Text_ID, sec
 
 _CLOSURE = {"ppm": 1e6, "%": 100.0}
 _CLOSURE_TOLERANCE = 0.01
+#: Major-element oxides: a reading that reports them and sums to OXIDE_TOTAL (as %: an analysis
+#: without its volatiles, CO2, water and organic matter) is in %. Read as ppm, the same numbers
+#: would leave more than 99.98 % of the sample to elements the analyser does not report.
+_MAJOR_OXIDES = frozenset({"SiO2", "Al2O3", "CaO", "MgO", "K2O", "Na2O", "Fe2O3", "TiO2"})
+OXIDE_TOTAL = (20.0, 105.0)
 _MISSING = {"nd": "nd", "<lod": "<LOD", "": ""}
 
 
@@ -229,6 +235,12 @@ def _unit_factors(path, header, conc, header_units, values, points, units, warni
         if default and P.unit_key(default) != P.unit_key(closure):
             warnings.append(f"--units {default} not used: every reading sums to {_CLOSURE[closure]:,.0f} ({closure})")
         return np.full(len(conc), P.value_factor(closure, path=path, field="closure"))
+    oxides = [i for i in conc if P.split_header(header[i]).name in _MAJOR_OXIDES]
+    if oxides and not default and not per and len(sums) and np.all((sums >= OXIDE_TOTAL[0]) & (sums <= OXIDE_TOTAL[1])):
+        warnings.append(f"no unit written; the readings report major oxides ({', '.join(header[i] for i in oxides[:4])}) "
+                        f"and each sums to {sums.min():.0f}-{sums.max():.0f}: read as % (as ppm, more than 99.98 % "
+                        "of every sample would be elements the analyser does not report); pass --units to say otherwise")
+        return np.full(len(conc), P.value_factor("%", path=path, field="oxide total"))
     for k, i in enumerate(conc):
         name = P.split_header(header[i]).name
         unit = header_units[i] or per.get(name) or default
