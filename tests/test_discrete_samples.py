@@ -225,9 +225,10 @@ def test_written_sections_table_leaves_sample_spectra_alone(tmp_path):
 
 
 def test_real_folder_ingested_bare_names_the_table_and_leaves_no_store(real, tmp_path):
-    """The whole real folder with no option: a lab table whose depth column has no name is refused
-    (guessing its unit would store a guess); the message names the file and what to write, says
-    nothing was stored and how to store the rest (--skip-bad), and no empty store is left behind."""
+    """The whole real folder with no option: the scans, the folder and the benchtop file name the
+    core, the benchtop table's unnamed interval is read; what no file says, the ICP table's units,
+    is refused (taking them would store a guess): the message names the file and what to write,
+    says nothing was stored and how to store the rest (--skip-bad), and no empty store is left."""
     from click.testing import CliRunner
 
     from xrfhub_cli.main import cli
@@ -235,10 +236,8 @@ def test_real_folder_ingested_bare_names_the_table_and_leaves_no_store(real, tmp
     store = tmp_path / "store"
     result = CliRunner().invoke(cli, ["ingest", str(real), "--store", str(store)])
     assert result.exit_code == 2, result.output
-    assert "CD166_19_benchtop.csv" in result.output and "depth_cm" in result.output
+    assert "calibration_data.csv, field 'Ag': element concentrations without a unit" in result.output
+    assert "--units" in result.output and "no core column" not in result.output
     assert "nothing was stored" in result.output and "--skip-bad" in result.output
-    # every bad file at once, not the first of four rounds: the ICP table needs --core, the
-    # calibration samples' sum spectra name no core
-    assert "calibration_data.csv: no core column" in result.output and "--core ID" in result.output
-    assert result.output.count("sumspectra_cd166-") == 2 and "fix these 4 files" in result.output
+    assert "fix that file" in result.output and "CD166_19_benchtop.csv" not in result.output
     assert not store.exists()
