@@ -120,8 +120,9 @@ def test_written_units_row_and_units_option(tmp_path):
     assert table.metadata["units_row"] == "line 2"
     np.testing.assert_allclose(table.samples["Zr"], [0.015, 0.016])
     assert np.isnan(table.samples["Ca"][1])
-    # no units at all: refused, then per-column and default units fill only what is missing
-    path = write(tmp_path, "plain.csv", "core,depth_cm,Ca,Fe,SiO2,TOC\nA,10,20.5,3.1,50,0.4\n")
+    # no units at all (and a total no rock has): refused, then per-column and default units fill
+    # only what is missing
+    path = write(tmp_path, "plain.csv", "core,depth_cm,Ca,Fe,SiO2,TOC\nA,10,20.5,3.1,500,0.4\n")
     with pytest.raises(InputError, match=r"without a unit \(Ca, Fe, SiO2\)") as err:
         lab_csv.read(path)
     assert err.value.field == "Ca"
@@ -246,3 +247,17 @@ def test_real_itrax_folder_as_handed_over_lacks_only_the_icp_units(cal, tmp_path
     assert report.n_samples == 60 + 57 and report.n_spectra == 104
     assert sum("core from path: 'CD166_19'" in w for w in report.warnings) == 2  # the two lab tables
     assert [Path(name).name for name, _ in report.skipped] == ["sumspectra_cd166-102.spe", "sumspectra_cd166-33.spe"]
+
+
+def test_major_oxides_without_a_unit_are_read_as_percent_from_their_totals(tmp_path):
+    text = "core,depth_cm,SiO2,Al2O3,CaO,Zr\nA,1,55.1,14.2,8.0,0.02\nA,2,48.3,12.9,15.5,0.018\nA,BLANK,0.1,0.01,0.02,0\n"
+    table = lab_csv.read(write(tmp_path, "majors.csv", text))
+    assert table.samples["SiO2"].iloc[0] == pytest.approx(55.1)
+    assert "each sums to 77-77: read as %" in table.metadata["oxide_units"]
+    assert table.metadata["unit:SiO2"] == "% (read from the oxide total)"
+    # totals far from a rock's (ppm-sized numbers), or no major oxide: asked for, as before
+    for bad in ("core,depth_cm,SiO2,Al2O3\nA,1,550,142\n", "core,depth_cm,Ca,Fe,Zr\nA,1,30,4,0.02\n"):
+        with pytest.raises(InputError, match="concentrations without a unit"):
+            lab_csv.read(write(tmp_path, "majors.csv", bad))
+    # a user's --units wins
+    assert lab_csv.read(write(tmp_path, "majors.csv", text), units="ppm").units["SiO2"] == "ppm"

@@ -37,7 +37,8 @@ BATCH_FILES = 20_000
 #: taken from its path (``sources.with_cores_from_paths``), a depth unit
 #: taken from the samples' thickness, an interval read from an unnamed column, columns left out,
 #: properties taken as wt% by convention.
-SAID_OF_TABLES = ("core_from_path", "assumed_depth_unit", "depth_interval", "left_out", "assumed_units")
+SAID_OF_TABLES = ("core_from_path", "assumed_depth_unit", "depth_interval", "oxide_units", "left_out",
+                  "assumed_units")
 
 
 def _batches(cands: list, limit: int) -> list[list]:

@@ -235,6 +235,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         factors[i] = P.depth_factor(unit, path=path, field=fields[i].text)
 
     sample_i = cols.get(P.SAMPLE_ID, [None])[0]
+    identity = [i for i in (*depth_cols, core_i, sample_i) if i is not None]  # cells that tell QC rows
 
     prop_i = cols.get(P.PROPERTY, [])
     names = _mark_duplicates([P.canonical_property(fields[i].name) for i in prop_i])
@@ -249,6 +250,14 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                 given[i] = unit
     unitless = [fields[i].text for i in prop_i
                 if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
+    concentrations = [i for i in prop_i if lab_rules.is_concentration(fields[i].name)]
+    if unitless and len(unitless) == len(concentrations):  # none has a unit: their totals may say it
+        why = lab_rules.oxides_in_percent([fields[i].name for i in concentrations],
+                                          _sample_totals(rows, concentrations, identity, decimal))
+        if why:
+            given.update({i: "%" for i in concentrations})
+            metadata["oxide_units"] = why
+            unitless = []
     # a column of no unit that is neither a concentration nor a property known to be written in
     # wt% (a sample's weight in g, a dilution factor) is no lab value: left out, and said so
     left_out = [i for i in prop_i if not fields[i].unit and i not in given
@@ -279,7 +288,8 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         unit = fields[i].unit or given.get(i, "")
         units[name] = unit
         if i in given:
-            metadata[f"unit:{name}"] = f"{unit} (given with --units)"
+            metadata[f"unit:{name}"] = f"{unit} (read from the oxide total)" if "oxide_units" in metadata \
+                else f"{unit} (given with --units)"
         if unit:
             pfactor[i] = P.value_factor(unit, path=path, field=fields[i].text)
         else:
@@ -300,7 +310,6 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     values = {name: [] for name in names}
     flags = {name: [] for name in names}
     width = len(fields)
-    identity = [i for i in (*depth_cols, core_i, sample_i) if i is not None]
     qc_rows = []
     for line, cells in rows:
         if not any(c.strip() for c in cells):
@@ -431,6 +440,17 @@ def _all_ranges(rows, i: int) -> bool:
     cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
     ranges = [bool(_RANGE.match(c)) for c in cells]
     return any(ranges) and all(r or lab_rules.qc_kind([c]) for r, c in zip(ranges, cells))
+
+
+def _sample_totals(rows, columns: list[int], identity: list[int], decimal: str) -> list[float]:
+    """Each sample row's sum of ``columns`` (QC rows and missing values left out)."""
+    out = []
+    for _, cells in rows:
+        if not any(c.strip() for c in cells) or lab_rules.qc_kind([cells[j] for j in identity if j < len(cells)]):
+            continue
+        parsed = [parse_value(cells[i], decimal) for i in columns if i < len(cells)]
+        out.append(sum(v[0] for v in parsed if v is not None and not math.isnan(v[0])))
+    return out
 
 
 def _unit_from_slices(rows, top_i: int, bot_i: int, decimal: str) -> tuple[str, str]:

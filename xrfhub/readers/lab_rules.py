@@ -13,11 +13,14 @@ Not a reader: ``lab_csv.table_from_cells`` (the step every lab reader ends with)
 * **Units of concentrations.** An element or oxide column (``Ca``, ``Al2O3``) without a unit is
   never taken as wt% (an ICP ``Ca = 502.97`` is mg/kg or mg/L, not 502 %): its unit comes from
   the header, a units row, or the user (``--units ppm`` for all, ``--units Ca=ppm,Fe=wt%`` per
-  column); otherwise the table is refused.
+  column), or, for major oxides whose every sample sums to 20-105, from that total (%, said);
+  otherwise the table is refused.
 """
 from __future__ import annotations
 
 import re
+
+import numpy as np
 
 from .. import properties as P
 from ..errors import InputError
@@ -68,6 +71,25 @@ def is_concentration(name: str) -> bool:
     name = name.strip()
     # CaCO3, TOC and the other known properties are wt% by convention; a bare symbol never is
     return name in _SYMBOLS or (bool(_OXIDE.match(name)) and not P.is_known_property(name))
+
+
+#: Major-element oxides: readings without a unit that report them and each sum to OXIDE_TOTAL
+#: (as %: an analysis without its volatiles, CO2, water and organic matter) are in %. Read as
+#: ppm, the same numbers would leave more than 99.98 % of every sample unreported.
+MAJOR_OXIDES = frozenset({"SiO2", "Al2O3", "CaO", "MgO", "K2O", "Na2O", "Fe2O3", "TiO2"})
+OXIDE_TOTAL = (20.0, 105.0)
+
+
+def oxides_in_percent(names, sums) -> str:
+    """Why readings without a unit (columns ``names``, each sample's total ``sums``) are in %, or
+    "" when they are not shown to be: major oxides among them and every total in OXIDE_TOTAL."""
+    oxides = [n for n in names if n in MAJOR_OXIDES]
+    sums = np.asarray(sums, dtype=float)
+    if not oxides or not sums.size or not np.all((sums >= OXIDE_TOTAL[0]) & (sums <= OXIDE_TOTAL[1])):
+        return ""
+    return (f"no unit written; the readings report major oxides ({', '.join(oxides[:4])}) and each sums to "
+            f"{sums.min():.0f}-{sums.max():.0f}: read as % (as ppm, more than 99.98 % of every sample would be "
+            "elements not reported); pass --units to say otherwise")
 
 
 def units_row(header: list[str], first: list[str]) -> list[str] | None:

@@ -46,11 +46,6 @@ DESCRIPTION = "Portable-XRF export (Vanta CSV / GeoExploration TSV: Text_ID, sec
 
 _CLOSURE = {"ppm": 1e6, "%": 100.0}
 _CLOSURE_TOLERANCE = 0.01
-#: Major-element oxides: a reading that reports them and sums to OXIDE_TOTAL (as %: an analysis
-#: without its volatiles, CO2, water and organic matter) is in %. Read as ppm, the same numbers
-#: would leave more than 99.98 % of the sample to elements the analyser does not report.
-_MAJOR_OXIDES = frozenset({"SiO2", "Al2O3", "CaO", "MgO", "K2O", "Na2O", "Fe2O3", "TiO2"})
-OXIDE_TOTAL = (20.0, 105.0)
 _MISSING = {"nd": "nd", "<lod": "<LOD", "": ""}
 
 
@@ -235,11 +230,9 @@ def _unit_factors(path, header, conc, header_units, values, points, units, warni
         if default and P.unit_key(default) != P.unit_key(closure):
             warnings.append(f"--units {default} not used: every reading sums to {_CLOSURE[closure]:,.0f} ({closure})")
         return np.full(len(conc), P.value_factor(closure, path=path, field="closure"))
-    oxides = [i for i in conc if P.split_header(header[i]).name in _MAJOR_OXIDES]
-    if oxides and not default and not per and len(sums) and np.all((sums >= OXIDE_TOTAL[0]) & (sums <= OXIDE_TOTAL[1])):
-        warnings.append(f"no unit written; the readings report major oxides ({', '.join(header[i] for i in oxides[:4])}) "
-                        f"and each sums to {sums.min():.0f}-{sums.max():.0f}: read as % (as ppm, more than 99.98 % "
-                        "of every sample would be elements the analyser does not report); pass --units to say otherwise")
+    why = "" if default or per else lab_rules.oxides_in_percent([P.split_header(header[i]).name for i in conc], sums)
+    if why:
+        warnings.append(why)
         return np.full(len(conc), P.value_factor("%", path=path, field="oxide total"))
     for k, i in enumerate(conc):
         name = P.split_header(header[i]).name
