@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from xrfhub.errors import ConfigError, InputError
-from xrfhub.readers import lab_csv, lab_iodp, lab_pangaea
+from xrfhub.readers import lab_cells, lab_csv, lab_iodp, lab_pangaea
 
 READERS = {"pangaea": lab_pangaea, "lab-csv": lab_csv, "iodp": lab_iodp}
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -474,11 +474,11 @@ def test_a_unitless_column_that_is_no_lab_property_is_left_out_not_taken_as_wt_p
 
 
 def test_censored_cells(tmp_path):
-    assert lab_csv.parse_value("<0.0001")[1] == "<0.0001" and np.isnan(lab_csv.parse_value("<0.0001")[0])
-    assert lab_csv.parse_value("> 5000")[1] == ">5000"
-    assert lab_csv.parse_value("<LOD")[1] == "<" and lab_csv.parse_value("b.d.l.")[1] == "<"
-    assert lab_csv.parse_value("<") is None and lab_csv.parse_value("<<5") is None
-    assert lab_csv.parse_value("<0,5", ",")[1] == "<0,5"
+    assert lab_cells.parse_value("<0.0001")[1] == "<0.0001" and np.isnan(lab_cells.parse_value("<0.0001")[0])
+    assert lab_cells.parse_value("> 5000")[1] == ">5000"
+    assert lab_cells.parse_value("<LOD")[1] == "<" and lab_cells.parse_value("b.d.l.")[1] == "<"
+    assert lab_cells.parse_value("<") is None and lab_cells.parse_value("<<5") is None
+    assert lab_cells.parse_value("<0,5", ",")[1] == "<0,5"
 
 
 def test_a_depth_column_of_ranges_is_an_interval_in_its_unit(tmp_path):

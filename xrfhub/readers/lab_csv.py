@@ -24,18 +24,11 @@ from .. import properties as P
 from ..errors import ConfigError, InputError
 from ..records import LabTable
 from . import lab_rules
+from .lab_cells import parse_value, read_unnamed, sample_totals, unit_from_slices
 
 FORMAT = "lab-csv"
 KIND = "samples"
 DESCRIPTION = "Lab table as CSV (comma, semicolon or tab; core, depth or top/bottom, values)"
-
-#: Cells that mean "no value" in hand-made tables (compared lower-case, stripped).
-MISSING = frozenset({"", "nan", "na", "n/a", "n.a.", "nd", "n.d.", "-", "--", "null", "none"})
-#: Cells that say "below the detection (or quantification) limit" without giving it: no value,
-#: flagged "<" (a value below a stated limit, "<0.0001", keeps the limit as its flag).
-BELOW_LIMIT = frozenset({"<lod", "<dl", "<d.l.", "<loq", "<mdl", "<ql", "bdl", "b.d.l.", "bld", "<bdl"})
-#: PANGAEA quality prefixes -> does the value stay? ("/" = not valid: the value is dropped).
-FLAG_KEEPS = {"?": True, "*": True, "/": False}
 
 _SEPARATORS = ("\t", ";", ",")
 #: Columns a lab table may have. Real exports have tens (an IODP report ~30, a PANGAEA data set
@@ -43,13 +36,6 @@ _SEPARATORS = ("\t", ";", ",")
 #: separator, and building it would take seconds per thousand columns.
 MAX_COLUMNS = 1_000
 _COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
-#: A sample's interval written in one cell, top-bottom (``33-34``, ``33.5 - 34.5``, ``33–34``).
-_RANGE = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*[-\u2013]\s*(\d+(?:[.,]\d+)?)\s*$")
-#: Plausible thickness of a discrete lab sample (a slice of core), in mm: 2 mm to 5 cm. A depth
-#: interval without a unit is read in the one unit of mm, cm and m that makes its samples this
-#: thick; a table where none or several do is refused.
-SLICE_MM = (2.0, 50.0)
-_DEPTH_UNITS_TRIED = (("mm", 1.0), ("cm", 10.0), ("m", 1000.0))
 #: Columns that say a table's values are concentrations in a solution (an ICP digest), not yet
 #: mass fractions of the sediment.
 _SOLUTION_WORDS = ("dilution", "weight", "volume", "mass", "tare")
@@ -86,40 +72,6 @@ def split_lines(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- cells -> LabTable
-
-
-def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
-    """``(value, flag)`` of one cell, or ``None`` when it is not a number.
-
-    A PANGAEA prefix ``?`` (questionable) or ``*`` (unknown) keeps the value and sets the flag;
-    ``/`` (not valid) sets the flag and drops the value. Missing-value markers give NaN. A
-    censored value (``<0.0001``, below a detection limit; ``>5000``) gives NaN with the limit as
-    its flag; ``<LOD``, ``bdl`` and the like give NaN flagged ``<``.
-    """
-    text = text.strip()
-    flag = ""
-    if text.lower() in BELOW_LIMIT:
-        return math.nan, "<"
-    if text[:1] in "<>" and len(text) > 1:
-        # censored: below a detection limit (or above a range). The value is not known, so none is
-        # stored; the flag keeps the limit as written ("<0.0001"). Half the limit would be a guess.
-        limit = text[1:].strip()
-        if parse_value(limit, decimal) is None or limit[:1] in "<>":
-            return None
-        return math.nan, text[0] + limit
-    if text[:1] in FLAG_KEEPS:
-        flag, text = text[0], text[1:].strip()
-    if text.lower() in MISSING:
-        return math.nan, flag
-    if decimal == ",":
-        text = text.replace(",", ".")
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    return (value if FLAG_KEEPS.get(flag, True) else math.nan), flag
 
 
 def _depth(cell: str, decimal: str, path, line: int, field: str) -> float:
@@ -174,7 +126,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     ignore = {str(c).strip() for c in ignore_columns}
     header = header[:_used_width(header, rows)]  # trailing separators on the header line
     check_width(path, header)
-    header, rows, roles, unnamed_text, number = _read_unnamed(header, rows, decimal, roles, metadata)
+    header, rows, roles, unnamed_text, number = read_unnamed(header, rows, decimal, roles, metadata)
     fields = [P.split_header(h) for h in header]
     role_of = []
     unnamed = [i for i, f in enumerate(fields) if not f.text and i not in unnamed_text]
@@ -219,7 +171,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     factors = {}
     sliced = None
     if interval and not depth_unit and not fields[top_i].unit and not fields[bot_i].unit:
-        sliced = _unit_from_slices(rows, top_i, bot_i, decimal)
+        sliced = unit_from_slices(rows, top_i, bot_i, decimal)
         if sliced[0]:
             depth_unit = sliced[0]
             metadata["assumed_depth_unit"] = sliced[1]
@@ -253,7 +205,7 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     concentrations = [i for i in prop_i if lab_rules.is_concentration(fields[i].name)]
     if unitless and len(unitless) == len(concentrations):  # none has a unit: their totals may say it
         why = lab_rules.oxides_in_percent([fields[i].name for i in concentrations],
-                                          _sample_totals(rows, concentrations, identity, decimal))
+                                          sample_totals(rows, concentrations, identity, decimal))
         if why:
             given.update({i: "%" for i in concentrations})
             metadata["oxide_units"] = why
@@ -381,99 +333,6 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
         metadata["qc_rows"] = f"{len(qc_rows)} QC row(s) kept apart: " + qc_summary(qc_rows)
     return LabTable(source=source or Path(path).name, samples=samples, flags=flag_frame,
                     units=units, metadata=metadata, qc=qc_rows)
-
-
-def _read_unnamed(header: list[str], rows, decimal: str, roles: dict[int, str] | None, metadata: dict):
-    """Columns read by what they hold where the header does not say (benchtop XRF exports leave
-    the sample's interval and the measurement time without a name; hand-made tables write an
-    interval under a depth header):
-
-    * a column of ``top-bottom`` ranges (``33-34``) is the samples' interval, split into ``top``
-      and ``bottom`` columns: the one depth column when it holds only ranges (its unit kept),
-      or an unnamed column in a table with no depth column (no unit: as any depth header
-      without one);
-    * an unnamed column with no number in it (dates, notes) is listed and not read;
-    * an unnamed column of numbers stays unnamed, and is refused: what its numbers are is not known.
-
-    Returns the header, the rows, the roles (indices shifted by a split), the indices of the
-    columns not read, and each column's number in the file (for messages).
-    """
-    roles = roles or {}
-    fields = [P.split_header(h) for h in header]
-    role = lambda j: roles.get(j) or (P.column_role(fields[j]) if fields[j].text else "")  # noqa: E731
-    depth = [j for j in range(len(header)) if role(j) in (P.MID, P.TOP, P.BOTTOM)]
-    unnamed = [i for i, f in enumerate(fields) if not f.text]
-    range_col, unit, text_cols = None, "", set()
-    if len(depth) == 1 and role(depth[0]) == P.MID and depth[0] not in roles and _all_ranges(rows, depth[0]):
-        range_col, unit = depth[0], fields[depth[0]].unit
-    for i in unnamed:
-        cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
-        if range_col is None and not depth and _all_ranges(rows, i):
-            range_col = i
-        elif not any(_RANGE.match(c) or ((v := parse_value(c, decimal)) is not None and not math.isnan(v[0]))
-                     for c in cells):
-            text_cols.add(i)
-    for i in text_cols:
-        header[i] = f"unnamed column {i + 1}"
-    if range_col is None:
-        return header, rows, roles, text_cols, list(range(1, len(header) + 1))
-    i = range_col
-    example = next(c[i].strip() for _, c in rows if i < len(c) and _RANGE.match(c[i]))
-    named = f"({header[i]!r})" if header[i].strip() else "(no name)"
-    metadata["depth_interval"] = f"column {i + 1} {named} holds each sample's interval, top-bottom ({example!r})"
-
-    def split(cells):
-        if i >= len(cells):
-            return list(cells)
-        match = _RANGE.match(cells[i])
-        return [*cells[:i], *(match.groups() if match else (cells[i], "")), *cells[i + 1:]]
-
-    shift = lambda j: j + 1 if j > i else j  # noqa: E731 - the columns right of the split move by one
-    halves = [f"top [{unit}]", f"bottom [{unit}]"] if unit else ["top", "bottom"]
-    return ([*header[:i], *halves, *header[i + 1:]], [(line, split(c)) for line, c in rows],
-            {shift(j): r for j, r in roles.items()}, {shift(j) for j in text_cols},
-            [*range(1, i + 2), *range(i + 1, len(header) + 1)])  # both halves are the file's column i + 1
-
-
-def _all_ranges(rows, i: int) -> bool:
-    """Every filled cell of column ``i`` a ``top-bottom`` range or a QC label, one at least a range."""
-    cells = [c[i].strip() for _, c in rows if i < len(c) and c[i].strip()]
-    ranges = [bool(_RANGE.match(c)) for c in cells]
-    return any(ranges) and all(r or lab_rules.qc_kind([c]) for r, c in zip(ranges, cells))
-
-
-def _sample_totals(rows, columns: list[int], identity: list[int], decimal: str) -> list[float]:
-    """Each sample row's sum of ``columns`` (QC rows and missing values left out)."""
-    out = []
-    for _, cells in rows:
-        if not any(c.strip() for c in cells) or lab_rules.qc_kind([cells[j] for j in identity if j < len(cells)]):
-            continue
-        parsed = [parse_value(cells[i], decimal) for i in columns if i < len(cells)]
-        out.append(sum(v[0] for v in parsed if v is not None and not math.isnan(v[0])))
-    return out
-
-
-def _unit_from_slices(rows, top_i: int, bot_i: int, decimal: str) -> tuple[str, str]:
-    """The unit of a depth interval whose header gives none, from the thickness of its samples:
-    ``(unit, why)`` where exactly one of mm, cm and m makes the median sample a slice of
-    :data:`SLICE_MM`; ``("", why not)`` otherwise."""
-    thick = []
-    for _, cells in rows:
-        if max(top_i, bot_i) < len(cells):
-            top, bot = parse_value(cells[top_i], decimal), parse_value(cells[bot_i], decimal)
-            if top and bot and bot[0] > top[0]:  # NaN compares False: missing depths drop out
-                thick.append(bot[0] - top[0])
-    if not thick:
-        return "", "no sample interval to tell its unit by"
-    med = float(np.median(thick))
-    fits = [unit for unit, factor in _DEPTH_UNITS_TRIED if SLICE_MM[0] <= med * factor <= SLICE_MM[1]]
-    span = f"a core slice of {SLICE_MM[0]:g}-{SLICE_MM[1]:g} mm"
-    if len(fits) == 1:
-        return fits[0], (f"taken as {fits[0]}: the header gives no unit, and {fits[0]} is the only one of "
-                         f"mm, cm and m in which its samples' median thickness ({med:g}) is {span}; "
-                         "pass --depth-unit to say otherwise")
-    where = f"in {' and in '.join(fits)}" if fits else "in none of mm, cm and m"
-    return "", f"its samples' median thickness ({med:g}) is {span} {where}"
 
 
 def qc_summary(qc_rows: list[dict]) -> str:
