@@ -259,5 +259,8 @@ def test_major_oxides_without_a_unit_are_read_as_percent_from_their_totals(tmp_p
     for bad in ("core,depth_cm,SiO2,Al2O3\nA,1,550,142\n", "core,depth_cm,Ca,Fe,Zr\nA,1,30,4,0.02\n"):
         with pytest.raises(InputError, match="concentrations without a unit"):
             lab_csv.read(write(tmp_path, "majors.csv", bad))
-    # a user's --units wins
-    assert lab_csv.read(write(tmp_path, "majors.csv", text), units="ppm").units["SiO2"] == "ppm"
+    # a --units for all (meant for a folder's other tables) gives way, and says so; one for the
+    # column does not
+    table = lab_csv.read(write(tmp_path, "majors.csv", text), units="ppm")
+    assert table.units["SiO2"] == "%" and table.metadata["oxide_units"].startswith("--units ppm not used: ")
+    assert lab_csv.read(write(tmp_path, "majors.csv", text), units="ppm,SiO2=ppm").units["SiO2"] == "ppm"

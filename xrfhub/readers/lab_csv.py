@@ -200,16 +200,17 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
                 unit = default_unit
             if unit:
                 given[i] = unit
-    unitless = [fields[i].text for i in prop_i
-                if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
     concentrations = [i for i in prop_i if lab_rules.is_concentration(fields[i].name)]
-    if unitless and len(unitless) == len(concentrations):  # none has a unit: their totals may say it
+    if concentrations and not column_units and not any(fields[i].unit for i in concentrations):
+        # no column's unit is written or given: major oxides' totals may say it; they outweigh a
+        # --units meant for a folder's other tables (SiO2 60 as ppm is no rock), as closure does
         why = lab_rules.oxides_in_percent([fields[i].name for i in concentrations],
                                           sample_totals(rows, concentrations, identity, decimal))
         if why:
             given.update({i: "%" for i in concentrations})
-            metadata["oxide_units"] = why
-            unitless = []
+            metadata["oxide_units"] = f"--units {default_unit} not used: {why}" if default_unit else why
+    unitless = [fields[i].text for i in prop_i
+                if not fields[i].unit and i not in given and lab_rules.is_concentration(fields[i].name)]
     # a column of no unit that is neither a concentration nor a property known to be written in
     # wt% (a sample's weight in g, a dilution factor) is no lab value: left out, and said so
     left_out = [i for i in prop_i if not fields[i].unit and i not in given

@@ -230,9 +230,12 @@ def _unit_factors(path, header, conc, header_units, values, points, units, warni
         if default and P.unit_key(default) != P.unit_key(closure):
             warnings.append(f"--units {default} not used: every reading sums to {_CLOSURE[closure]:,.0f} ({closure})")
         return np.full(len(conc), P.value_factor(closure, path=path, field="closure"))
-    why = "" if default or per else lab_rules.oxides_in_percent([P.split_header(header[i]).name for i in conc], sums)
+    # major oxides' totals outweigh a --units meant for a folder's other tables (as closure does);
+    # per-column units, written for these columns, do not give way
+    why = "" if per else lab_rules.oxides_in_percent([P.split_header(header[i]).name for i in conc], sums)
     if why:
-        warnings.append(why)
+        warnings.append(f"--units {default} not used: {why}" if default and P.unit_key(default) != P.unit_key("%")
+                        else why)
         return np.full(len(conc), P.value_factor("%", path=path, field="oxide total"))
     for k, i in enumerate(conc):
         name = P.split_header(header[i]).name
