@@ -89,7 +89,7 @@ def oxides_in_percent(names, sums) -> str:
         return ""
     return (f"no unit written; the readings report major oxides ({', '.join(oxides[:4])}) and each sums to "
             f"{sums.min():.0f}-{sums.max():.0f}: read as % (as ppm, more than 99.98 % of every sample would be "
-            "elements not reported); pass --units to say otherwise")
+            f"elements not reported); to say otherwise, give the columns' units (--units {oxides[0]}=ppm,...)")
 
 
 def units_row(header: list[str], first: list[str]) -> list[str] | None:
