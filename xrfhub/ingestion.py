@@ -33,9 +33,10 @@ from .store.generations import Store, now_iso
 #: an ingest of more files than this goes in batches of whole folders, one generation each, so
 #: that its memory is bounded by a batch (the spectra of some cores), not by the whole corpus
 BATCH_FILES = 20_000
-#: What a lab table's reader notes in its metadata that a user must read at ingest: its core
-#: taken from its path (``sources.with_cores_from_paths``), a depth unit
-#: taken from the samples' thickness, an interval read from an unnamed column, columns left out,
+#: What a lab table's reader notes in its metadata that a user must read at ingest (and that is
+#: kept in the core's ingest process): its core taken from its path
+#: (``sources.with_cores_from_paths``), a depth unit taken from its samples' thickness, an
+#: interval read from one cell, oxides read as % from their totals, columns left out, and
 #: properties taken as wt% by convention.
 SAID_OF_TABLES = ("core_from_path", "assumed_depth_unit", "depth_interval", "oxide_units", "left_out",
                   "assumed_units")
@@ -143,8 +144,9 @@ def ingest(paths, store, *, format: str | None = None, core_map=None, skip_bad: 
         # the user's core map persists, so lab cores that arrive before their scans still find them
         cmap = coreid.CoreMap({**manifest.get("core_map", {}), **(user_map.pairs if user_map else {})})
         parsed = parse_all(part, format_name=format, options=options, client=client, progress=progress)
-        scanned = {s.core for p in parsed if p.records is not None for s in _spectra_of(p)}
-        parsed = with_cores_from_paths(parsed, part, scanned | set(index.cores()), format, options)
+        parsed = with_cores_from_paths(  # the cores, only if some file lacks its own
+            parsed, part, lambda: {s.core for p in parsed if p.records is not None for s in _spectra_of(p)}
+            | set(index.cores()), format, options)
 
         new: list[Parsed] = []
         replaced: list[Parsed] = []

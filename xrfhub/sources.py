@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,11 +252,12 @@ def _parse_folder(cand: Candidate, options: dict) -> Parsed:
 POOL_MIN_FILES = 200
 
 
-def with_cores_from_paths(parsed: list[Parsed], cands: list[Candidate], cores, format_name=None,
-                          options=None) -> list[Parsed]:
+def with_cores_from_paths(parsed: list[Parsed], cands: list[Candidate], cores: Callable[[], set[str]],
+                          format_name=None, options=None) -> list[Parsed]:
     """Read again, with a core, the files that lack only the fact of their core (a lab table
     without a core column, the sum spectrum of a discrete sample) and whose path names exactly
-    one of ``cores`` (this ingest's scanned cores and the store's): a lab's folder
+    one of ``cores()`` (this ingest's scanned cores and the store's, asked for only when a file
+    lacks its core): a lab's folder
     ``itraxBook_CD166_19_(2020)`` or file ``CD166_19_benchtop.csv`` says which core it is, as a
     user passing ``--core`` would. What was taken is said (the file's warnings, or a lab table's
     ``core_from_path``, kept with the data). Paths naming no core or several stay refused."""
@@ -263,11 +265,13 @@ def with_cores_from_paths(parsed: list[Parsed], cands: list[Candidate], cores, f
     if options.get("core"):
         return parsed
     by_name = {c.name: c for c in cands}
+    lacking = [i for i, p in enumerate(parsed)
+               if p.error is not None and "core" in p.error.lacks and p.source.name in by_name]
+    known = cores() if lacking else set()
     out = list(parsed)
-    for i, p in enumerate(parsed):
-        if p.error is None or "core" not in p.error.lacks or p.source.name not in by_name:
-            continue
-        named = coreid.named_in_path(p.source.name, cores)
+    for i in lacking:
+        p = parsed[i]
+        named = coreid.named_in_path(p.source.name, known)
         if len(named) != 1:
             continue
         (core, part), = named.items()

@@ -117,10 +117,15 @@ def table_from_cells(path, header: list[str], rows: list[tuple[int, list[str]]],
     is used when the table has no core column (PANGAEA's single event). ``depth_unit`` is the
     unit of depth columns whose header gives none. ``roles`` forces the role of columns by
     index (the IODP reader knows its layout better than the generic synonyms). Element and
-    oxide columns without a unit take ``units`` (``"ppm"``, ``"Ca=ppm,Fe=wt%"``) or are refused:
-    a concentration is never taken as wt% by default; other property columns without a unit
-    are taken as wt% (noted in ``metadata['assumed_units']``). QC rows (blanks, standards,
-    marked duplicates; see ``lab_rules``) are kept apart in ``LabTable.qc``.
+    oxide columns without a unit take ``units`` (``"ppm"``, ``"Ca=ppm,Fe=wt%"``), or % when they
+    are major oxides whose every sample totals 20-105 (``metadata['oxide_units']``), or are
+    refused: a concentration is never taken as wt% by default. Known properties without a unit
+    (CaCO3, TOC) are wt% by convention (``metadata['assumed_units']``); other columns without one
+    (a weight, a dilution) are left out (``metadata['left_out']``). What the header does not
+    say is read from the cells (``lab_cells``): intervals written ``33-34``, unnamed columns, a
+    depth interval's unit. QC rows (blanks, standards, marked duplicates; see ``lab_rules``) are
+    kept apart in ``LabTable.qc``. Facts a user could supply are named in one refusal, in
+    ``InputError.lacks`` too.
     """
     metadata = dict(metadata or {})
     ignore = {str(c).strip() for c in ignore_columns}
