@@ -124,3 +124,15 @@ def test_plugins_show_what_each_preset_changes():
     result = CliRunner().invoke(cli, ["plugins"])
     assert result.exit_code == 0, result.output
     assert "tiny: width=128" in result.output
+
+
+def test_info_shows_a_setting_measured_per_spectrum_as_its_range():
+    import numpy as np
+
+    from xrfhub.summary import _setting, _shown
+
+    live = np.linspace(13.34, 13.51, 104)
+    assert _shown(_setting(live)) == "13.34-13.51 (104 distinct values)"
+    assert _setting(np.array([10.0, 30.0, 10.0])) == [10.0, 30.0]  # a few values stay a list
+    assert _setting(np.array([np.nan, 6.0, 13.5])) == [6.0, 13.5, None]  # a spectrum without one
+    assert _setting(np.array(["", "Pd-Thick"], dtype=object)) == ["", "Pd-Thick"]

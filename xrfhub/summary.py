@@ -29,7 +29,7 @@ def info(store) -> dict:
     if "spectra" in kinds:
         ds = api.open(store, "spectra", index=False)
         out["scan_settings"] = {
-            name: sorted({_plain(v) for v in np.unique(ds[name].values)})
+            name: _setting(ds[name].values)
             for name in ("tube_kv", "tube_ma", "live_time_s", "filter", "calibration_source", "instrument")
         }
         _spectra_by_voltage(ds, out["cores"])
@@ -65,6 +65,26 @@ def _spectra_by_voltage(ds, cores: dict) -> None:
             cores[core]["spectra_by_kv"] = {f"{kv:g}": int(n) for kv, n in row.items() if n}
 
 
+#: More distinct numbers than this are a range, not a list: a live time measured per spectrum
+#: has as many values as spectra, which no one reads one by one.
+MAX_LISTED = 8
+
+
+def _setting(values: np.ndarray):
+    """The distinct values of one scan setting, or for many numbers their range and count."""
+    distinct = sorted({_plain(v) for v in np.unique(values)}, key=lambda v: (v is None, str(type(v)), v))
+    numbers = [v for v in distinct if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) > MAX_LISTED and len(numbers) == len([v for v in distinct if v is not None]):
+        return {"min": min(numbers), "max": max(numbers), "distinct": len(numbers)}
+    return distinct
+
+
+def _shown(setting) -> str:
+    if isinstance(setting, dict):
+        return f"{setting['min']:g}-{setting['max']:g} ({setting['distinct']} distinct values)"
+    return str(setting)
+
+
 def _plain(v):
     if isinstance(v, (np.floating, float)):
         return None if np.isnan(v) else float(v)
@@ -94,7 +114,7 @@ def format_info(summary: dict) -> str:
             lines.append(f"  {'':<16} diffraction series {grid}: {n} pattern(s)"
                          + (f", {c.get('n_labels', 0)} labelled" if c.get("n_labels") else ""))
     if "scan_settings" in summary:
-        lines.append("scan settings: " + "; ".join(f"{k} {v}" for k, v in summary["scan_settings"].items()))
+        lines.append("scan settings: " + "; ".join(f"{k} {_shown(v)}" for k, v in summary["scan_settings"].items()))
         if len(summary["scan_settings"].get("tube_kv", [])) > 1:
             lines.append("  spectra of several voltages share cores and depths: select one with "
                          "xrfhub.open(store).sel(core=..., tube_kv=10)")
