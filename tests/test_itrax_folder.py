@@ -58,12 +58,14 @@ def test_real_folder_ingests_whole_and_validates(real, tmp_path):
     assert any(k.endswith("CD166_19_S1/sumspectra.spe") and "sum spectrum" in v for k, v in noted.items())
     assert any(k.endswith("result.txt") and "superseded by Results.txt" in v for k, v in noted.items())
     # no scan point is refused: the section folder's placeholder-only spectra take the run's settings;
-    # the discrete samples' sum spectra name no core (item 12: --core places them, see
-    # test_discrete_samples.py)
+    # the discrete samples' sum spectra take the core the folder names, and are skipped because no
+    # lab row names their samples (see test_discrete_samples.py); the ICP table lacks its units
     skipped = dict(report.skipped)
     assert not [k for k in skipped if k.endswith(".spe") and "/sumspectra_" not in k]
-    assert sorted(k.rsplit("/", 1)[1] for k, v in skipped.items() if "pass --core" in v) == [
+    assert sorted(k.rsplit("/", 1)[1] for k, v in skipped.items() if "no lab row of core CD166_19" in v) == [
         "sumspectra_cd166-102.spe", "sumspectra_cd166-33.spe"]
+    assert [k.rsplit("/", 1)[1] for k, v in skipped.items() if "without a unit" in v] == ["calibration_data.csv"]
+    assert report.n_samples == 57  # the benchtop table, its interval read from its unnamed column
     assert any("CD166_19_(2020)_SETTINGS.dfl" in w for w in report.warnings)
     assert xrfhub.validate(store).ok
     # what is not stored is remembered with its reason: a second ingest changes nothing
