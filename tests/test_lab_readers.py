@@ -491,3 +491,12 @@ def test_a_depth_column_of_ranges_is_an_interval_in_its_unit(tmp_path):
     # a depth column mixing ranges and single depths is no interval: the single depth is refused as before
     with pytest.raises(InputError, match="depth is '33-34'"):
         lab_csv.read(write(tmp_path, "lab.csv", "core,Depth [cm],CaCO3 [%]\nA,33-34,40\nA,43,41\n"))
+
+
+def test_thousands_separators_and_bracketed_units_rows(tmp_path):
+    assert lab_cells.parse_value("1,234.5")[0] == 1234.5 and lab_cells.parse_value("12,345")[0] == 12345
+    assert lab_cells.parse_value("1,2345") is None  # not grouped by three: no number
+    assert lab_cells.parse_value("1,5", ",")[0] == 1.5  # with decimal commas a comma is the decimal mark
+    text = 'core,depth_cm,Ca,Zr\n,,(wt%),[ppm]\nA,10,20.5,"1,210"\n'
+    table = lab_csv.read(write(tmp_path, "lab.csv", text))
+    assert table.units == {"Ca": "wt%", "Zr": "ppm"} and table.samples["Zr"][0] == pytest.approx(0.121)

@@ -30,6 +30,9 @@ BELOW_LIMIT = frozenset({"<lod", "<dl", "<d.l.", "<loq", "<mdl", "<ql", "bdl", "
 #: PANGAEA quality prefixes -> does the value stay? ("/" = not valid: the value is dropped).
 FLAG_KEEPS = {"?": True, "*": True, "/": False}
 
+#: A number whose commas group thousands (``1,234`` or ``12,345.6``), read where the decimal
+#: mark is a point: a comma-separated file quotes such cells, and a lab's spreadsheet writes them.
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 #: A sample's interval written in one cell, top-bottom (``33-34``, ``33.5 - 34.5``, ``33–34``).
 _RANGE = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*[-\u2013]\s*(\d+(?:[.,]\d+)?)\s*$")
 #: Plausible thickness of a discrete lab sample (a slice of core), in mm: 2 mm to 5 cm. A depth
@@ -64,6 +67,8 @@ def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
         return math.nan, flag
     if decimal == ",":
         text = text.replace(",", ".")
+    elif _THOUSANDS.match(text):  # "1,234.5" with decimal points: the commas group thousands
+        text = text.replace(",", "")
     try:
         value = float(text)
     except ValueError:

@@ -98,10 +98,13 @@ def units_row(header: list[str], first: list[str]) -> list[str] | None:
     A units row has at least two non-empty cells, every one a known unit (mass fraction or
     length), and no cell under a named column that is a number.
     """
-    filled = [c.strip() for c in first if c.strip()]
+    # "(wt%)" and "[ppm]": spreadsheets often bracket the units of their units row
+    cells = [c.strip().removeprefix("(").removesuffix(")").removeprefix("[").removesuffix("]").strip()
+             for c in first]
+    filled = [c for c in cells if c]
     if len(filled) < 2 or not all(P.is_unit(c) for c in filled):
         return None
-    return [c.strip() for c in first] + [""] * (len(header) - len(first))
+    return cells + [""] * (len(header) - len(cells))
 
 
 def parse_units_option(text: str | dict | None, path) -> tuple[str, dict[str, str]]:
