@@ -477,7 +477,9 @@ def test_censored_cells(tmp_path):
     assert lab_cells.parse_value("<0.0001")[1] == "<0.0001" and np.isnan(lab_cells.parse_value("<0.0001")[0])
     assert lab_cells.parse_value("> 5000")[1] == ">5000"
     assert lab_cells.parse_value("<LOD")[1] == "<" and lab_cells.parse_value("b.d.l.")[1] == "<"
+    assert lab_cells.parse_value("< LOD")[1] == "<"
     assert lab_cells.parse_value("<") is None and lab_cells.parse_value("<<5") is None
+    assert lab_cells.parse_value("<ND") is None and lab_cells.parse_value("<?5") is None  # no limit given
     assert lab_cells.parse_value("<0,5", ",")[1] == "<0,5"
 
 

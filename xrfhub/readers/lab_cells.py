@@ -52,13 +52,14 @@ def parse_value(text: str, decimal: str = ".") -> tuple[float, str] | None:
     """
     text = text.strip()
     flag = ""
-    if text.lower() in BELOW_LIMIT:
+    if text.lower().replace(" ", "") in BELOW_LIMIT:  # "< LOD" as analysers write it too
         return math.nan, "<"
     if text[:1] in "<>" and len(text) > 1:
         # censored: below a detection limit (or above a range). The value is not known, so none is
         # stored; the flag keeps the limit as written ("<0.0001"). Half the limit would be a guess.
         limit = text[1:].strip()
-        if parse_value(limit, decimal) is None or limit[:1] in "<>":
+        bound = parse_value(limit, decimal) if limit[:1] not in "<>" else None
+        if bound is None or bound[1] or math.isnan(bound[0]):
             return None
         return math.nan, text[0] + limit
     if text[:1] in FLAG_KEEPS:
