@@ -19,6 +19,7 @@ from xrfhub.errors import ConfigError, InputError
 TRANSFORMS = ("instance", "channel", "log")
 HEADS = ("linear", "sigmoid100")
 POOLS = ("cls", "mean")
+TARGET_TRANSFORMS = ("none", "logit")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -70,6 +71,11 @@ class MaxConfig:
     # of their counts and its CaCO3 is the mixture of theirs, so mixed pairs are plausible samples
     # between the training cores (Zhang et al. 2018, mixup; applied to raw counts, before the transform)
     mixup: float = 0.0
+    # what the fine-tune regresses: the target itself ("none"), or for a percentage (CaCO3 wt%) its
+    # part-to-rest log-ratio ln((y + c) / (100 - y + c)), c = LOGIT_C ("logit"): a part of a closed
+    # whole, whose log-ratio is what XRF intensities relate to linearly (Weltje & Tjallingii 2008;
+    # the logratio plugin's cross-validation chooses it for CaCO3). Predictions are mapped back to wt%.
+    target_transform: str = "none"
     min_lr: float = 0.0
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
@@ -170,6 +176,11 @@ class MaxConfig:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.head not in HEADS:
             raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ConfigError(f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}")
+        if self.target_transform != "none" and self.head == "sigmoid100":
+            raise ConfigError("target_transform: the published head (sigmoid100) predicts wt% itself; "
+                              "use target_transform=none with it")
         if self.pool not in POOLS:
             raise ConfigError(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.transform not in TRANSFORMS:

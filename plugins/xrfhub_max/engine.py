@@ -230,21 +230,51 @@ class _Reconstruction:
         return torch.Generator(device=self.device).manual_seed(self.seed + 1)
 
 
+#: The ``c`` of the "logit" target, ln((y + c) / (100 - y + c)) in wt%: keeps 0 and 100 wt% finite
+#: (+-5.3) and barely moves the values between (the logratio plugin's offset for closed parts).
+LOGIT_C = 0.5
+
+
+def to_target_space(y, name: str):
+    """Targets as the fine-tune regresses them (``config.target_transform``)."""
+    if name == "logit":
+        return np.log((y + LOGIT_C) / (100.0 - y + LOGIT_C))
+    return y
+
+
+def from_target_space(z, name: str):
+    """Predictions in target space back in the target's units (wt% for "logit")."""
+    if name == "logit":
+        r = np.exp(np.clip(z, -50.0, 50.0))
+        return (r * (100.0 + LOGIT_C) - LOGIT_C) / (1.0 + r)
+    return z
+
+
+def normalised_targets(y, stats: dict) -> np.ndarray:
+    """Targets as the model is trained to output them: in target space, z-scored with ``stats``."""
+    return (to_target_space(np.asarray(y, dtype=np.float64), stats.get("transform", "none"))
+            - stats["mean"]) / stats["std"]
+
+
 class _Regression:
     """Fine-tuning: MSE on z-scored targets; training batches mixed up when ``mixup`` > 0."""
 
     kind = "regressor"
 
     def __init__(self, transform: Transform, device: torch.device, mean: float, std: float,
-                 mixup: float = 0.0, seed: int = 0):
+                 mixup: float = 0.0, seed: int = 0, target_transform: str = "none"):
         self.transform, self.device, self.mean, self.std = transform, device, mean, std
+        self.target_transform = target_transform
         self.generator = None
         self.mixup, self.rng = mixup, np.random.default_rng([seed, 7])  # the mixing draws, seeded
 
     def loss(self, net: nn.Module, batch, training: bool, generator=None, rows=None) -> tuple[Any, int]:
         x, y = batch
         x = to_device(x, self.device).float()
-        y = (to_device(y, self.device).float().reshape(-1) - self.mean) / self.std
+        y = to_device(y, self.device).float().reshape(-1)
+        if self.target_transform == "logit":  # the same map as to_target_space, on tensors
+            y = torch.log((y + LOGIT_C) / (100.0 - y + LOGIT_C))
+        y = (y - self.mean) / self.std
         if training and self.mixup > 0 and len(y) > 1:
             x, y = self._mix(x, y)
         x = self.transform(x)
@@ -303,6 +333,11 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     if stop_epoch is not None and (val is not None or not 1 <= stop_epoch <= config.epochs):
         # refused before anything is written to run_dir
         raise ConfigError(f"stop_epoch {stop_epoch} needs no validation and 1..{config.epochs}")
+    if config.target_transform == "logit" and not (resume and (Path(run_dir) / ckpt.TARGET_STATS_FILE).is_file()):
+        y = np.concatenate([np.asarray(torch.as_tensor(t).float()).reshape(-1) for _, t in _epoch_batches(train, 0)])
+        if y.size and (np.nanmin(y) < 0 or np.nanmax(y) > 100):  # refused before anything is written
+            raise ConfigError(f"target_transform=logit is for percentages (0-100); the targets run "
+                              f"{np.nanmin(y):g}-{np.nanmax(y):g}: use target_transform=none")
     run_dir = Path(run_dir)
     transform = _prepare_transform(config, transform, run_dir, resume,
                                    lambda: (x for x, _ in _epoch_batches(train, 0)))
@@ -310,13 +345,13 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     if resume and stats_path.is_file():
         target_stats = ckpt.read_json(stats_path)
     elif target_stats is None:
-        target_stats = target_statistics(_epoch_batches(train, 0))
+        target_stats = target_statistics(_epoch_batches(train, 0), config.target_transform)
     if _rank_world()[0] == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(stats_path, target_stats)
     device = pick_device(config.device)
     task = _Regression(transform, device, float(target_stats["mean"]),
-                       float(target_stats["std"]), config.mixup, config.seed)
+                       float(target_stats["std"]), config.mixup, config.seed, target_stats.get("transform", "none"))
     result = _fit(task, model, config, train, val, run_dir, config.finetune_lr,
                   warmup_epochs(config, "finetune"), resume, progress, wrap, split_batches, config.layer_decay,
                   stop_epoch)
@@ -326,15 +361,18 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     return result
 
 
-def target_statistics(batches: Iterable[Any]) -> dict[str, float]:
-    """Mean and population std of the targets in ``(x, y)`` batches (std 0 -> 1)."""
+def target_statistics(batches: Iterable[Any], transform: str = "none") -> dict[str, float]:
+    """Mean and population std of the targets in ``(x, y)`` batches (std 0 -> 1), in the target
+    space of ``transform`` (named in the result, so that predictions are mapped back)."""
     y = np.concatenate([np.asarray(torch.as_tensor(t).float()).reshape(-1) for _, t in batches])
     if y.size == 0:
         raise ConfigError("fine-tuning needs at least one target value")
     if not np.isfinite(y).all():
         raise ConfigError("fine-tuning targets contain NaN or infinite values; drop them first")
+    y = to_target_space(y.astype(np.float64), transform)
     std = float(y.std())
-    return {"mean": float(y.mean()), "std": std if std > 0 else 1.0, "count": int(y.size)}
+    out = {"mean": float(y.mean()), "std": std if std > 0 else 1.0, "count": int(y.size)}
+    return out | ({"transform": transform} if transform != "none" else {})
 
 
 @torch.no_grad()
@@ -354,7 +392,8 @@ def predict(model: nn.Module, batches: BatchSource, transform: Transform,
             targets.append(np.asarray(torch.as_tensor(batch[1]).float()).reshape(-1))
     pred = np.concatenate(preds) if preds else np.zeros(0, np.float32)
     if target_stats is not None:
-        pred = pred * target_stats["std"] + target_stats["mean"]
+        pred = from_target_space(pred * target_stats["std"] + target_stats["mean"],
+                                 target_stats.get("transform", "none")).astype(np.float32)
     if with_targets:
         return pred, (np.concatenate(targets) if targets else np.zeros(0, np.float32))
     return pred

@@ -372,6 +372,8 @@ class MaxPlugin:
         the grid) and the gradients, taken with respect to the unshifted channels, are averaged:
         every channel meets every position in a patch once and the grid cancels out.
         """
+        from . import engine
+
         run, config, members = self.members(run_dir)
         if run["stage"] == "finetune":
             x, y, _, _ = labelled_samples(store, run["target"], cores=cores)
@@ -385,7 +387,7 @@ class MaxPlugin:
         shifts = config.patch if shifts is None else max(1, min(int(shifts), config.patch))
         offsets = np.unique(np.linspace(0, config.patch, shifts, endpoint=False).astype(int))
         # a cross-fitted run's saliency is its fold models' mean, as its prediction is
-        total = sum(_saliency_sum(model, transform, None if y is None else (y - stats["mean"]) / stats["std"],
+        total = sum(_saliency_sum(model, transform, None if y is None else engine.normalised_targets(y, stats),
                                   x, offsets, config) for model, transform, stats in members)
         return (total / (len(x) * len(members))).astype(np.float32), len(x)
 
