@@ -235,10 +235,11 @@ class _Reconstruction:
 LOGIT_C = 0.5
 
 
-def to_target_space(y, name: str):
-    """Targets as the fine-tune regresses them (``config.target_transform``)."""
+def to_target_space(y, name: str, log=np.log):
+    """Targets as the fine-tune regresses them (``config.target_transform``); ``log=torch.log``
+    for tensors."""
     if name == "logit":
-        return np.log((y + LOGIT_C) / (100.0 - y + LOGIT_C))
+        return log((y + LOGIT_C) / (100.0 - y + LOGIT_C))
     return y
 
 
@@ -271,9 +272,7 @@ class _Regression:
     def loss(self, net: nn.Module, batch, training: bool, generator=None, rows=None) -> tuple[Any, int]:
         x, y = batch
         x = to_device(x, self.device).float()
-        y = to_device(y, self.device).float().reshape(-1)
-        if self.target_transform == "logit":  # the same map as to_target_space, on tensors
-            y = torch.log((y + LOGIT_C) / (100.0 - y + LOGIT_C))
+        y = to_target_space(to_device(y, self.device).float().reshape(-1), self.target_transform, log=torch.log)
         y = (y - self.mean) / self.std
         if training and self.mixup > 0 and len(y) > 1:
             x, y = self._mix(x, y)
@@ -333,11 +332,6 @@ def finetune(model: nn.Module, config: MaxConfig, train: BatchSource,
     if stop_epoch is not None and (val is not None or not 1 <= stop_epoch <= config.epochs):
         # refused before anything is written to run_dir
         raise ConfigError(f"stop_epoch {stop_epoch} needs no validation and 1..{config.epochs}")
-    if config.target_transform == "logit" and not (resume and (Path(run_dir) / ckpt.TARGET_STATS_FILE).is_file()):
-        y = np.concatenate([np.asarray(torch.as_tensor(t).float()).reshape(-1) for _, t in _epoch_batches(train, 0)])
-        if y.size and (np.nanmin(y) < 0 or np.nanmax(y) > 100):  # refused before anything is written
-            raise ConfigError(f"target_transform=logit is for percentages (0-100); the targets run "
-                              f"{np.nanmin(y):g}-{np.nanmax(y):g}: use target_transform=none")
     run_dir = Path(run_dir)
     transform = _prepare_transform(config, transform, run_dir, resume,
                                    lambda: (x for x, _ in _epoch_batches(train, 0)))
@@ -369,6 +363,9 @@ def target_statistics(batches: Iterable[Any], transform: str = "none") -> dict[s
         raise ConfigError("fine-tuning needs at least one target value")
     if not np.isfinite(y).all():
         raise ConfigError("fine-tuning targets contain NaN or infinite values; drop them first")
+    if transform == "logit" and (y.min() < 0 or y.max() > 100):  # before finetune writes anything
+        raise ConfigError(f"target_transform=logit is for percentages (0-100); the targets run "
+                          f"{y.min():g}-{y.max():g}: use target_transform=none")
     y = to_target_space(y.astype(np.float64), transform)
     std = float(y.std())
     out = {"mean": float(y.mean()), "std": std if std > 0 else 1.0, "count": int(y.size)}
