@@ -169,7 +169,9 @@ def plugins_():
 @click.option("--config", default=None, help="A preset (tiny, base, ...) or a YAML file.")
 @click.option("--set", "sets", multiple=True, help="Override one config key: key=value (repeatable).")
 @click.option("--epochs", type=int, default=None)
-@click.option("--holdout-cores", default=None, help="Comma-separated cores kept out of training.")
+@click.option("--holdout-cores", default=None,
+              help="Comma-separated cores kept out of training (the test set), or 'auto': a seeded fifth of "
+                   "the labelled cores, drawn so that the training cores keep the lab values' range.")
 @click.option("--target", default=None, help="Lab property to predict (fine-tuning).")
 @click.option("--init", type=click.Path(exists=True), default=None,
               help="Run folder to start from (inherits its config and held-out cores); for max also the "
@@ -204,6 +206,8 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
         return
     click.echo(f"trained {summary.plugin} ({summary.stage}{', ' + summary.target if summary.target else ''}) "
                f"in {summary.run_dir}")
+    if summary.holdout_cores:
+        click.echo(f"held out (the test set): {', '.join(summary.holdout_cores)}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
     for note in getattr(summary, "warnings", []):
         click.echo(f"warning: {note}", err=True)

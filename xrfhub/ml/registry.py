@@ -63,6 +63,8 @@ class RunSummary:
     # prediction by the fold model that never trained on its core: {"y", "pred", "cores"}; training
     # calibrates the run's intervals on them, with no calibration cores held apart
     out_of_fold: dict | None = None
+    # the test cores the run kept out (named, inherited from --init or drawn by --holdout-cores auto)
+    holdout_cores: tuple[str, ...] = ()
 
 
 @dataclass

@@ -88,6 +88,61 @@ def claim_run_folder(out, *, resume: bool, overwrite: bool) -> bool:
     return False
 
 
+AUTO = "auto"
+#: ``--holdout-cores auto`` tests on this share of the labelled cores (at least one).
+HOLDOUT_FRACTION = 0.2
+
+
+def draw_holdout_cores(store, seed: int) -> tuple[str, ...]:
+    """A seeded draw of whole test cores (``--holdout-cores auto``) that leaves the training cores
+    the range of every lab property (:func:`~xrfhub.ml.intervals.choose_cores`).
+
+    Why the range: a calibration model is trusted between the lab values it learnt from; a test
+    core beyond them measures extrapolation (issue 16: the demo store's only carbonate ooze held
+    out gave every model a negative R2). The draw reads lab values only, never a model's numbers,
+    and it uses every property, so that one seed draws the same cores for every plugin and stage.
+    """
+    from . import intervals
+
+    try:
+        pool = intervals.labelled_cores(store)
+    except (KeyError, StoreError):
+        pool = []
+    if len(pool) < 3:
+        raise ConfigError(f"--holdout-cores {AUTO} needs at least 3 cores with lab values (2 to train on, 1 to "
+                          f"test); the store {store} has {len(pool)}: {', '.join(pool) or 'none'}; name the cores")
+    return tuple(intervals.choose_cores(pool, seed=seed, fraction=HOLDOUT_FRACTION,
+                                        values=intervals.core_values(store), stream=7))
+
+
+def extrapolation(store, target: str, holdout, excluded) -> tuple[dict, list[str]]:
+    """How far the held-out cores' lab values reach beyond the training cores' range, and a
+    warning per held-out core that does: its scores then measure extrapolation, not a new core
+    like the training ones. ``excluded``: the cores that did not train (held-out, calibration)."""
+    from . import intervals
+
+    values = intervals.core_values(store, target)
+    train = [np.asarray(v, dtype=np.float64).ravel() for c, v in values.items() if c not in set(excluded)]
+    train = np.concatenate(train) if train else np.zeros(0)
+    train = train[np.isfinite(train)]
+    if not train.size:
+        return {}, []
+    lo, hi = float(train.min()), float(train.max())
+    record, notes = {"training_range": [lo, hi], "cores": {}}, []
+    for core in holdout:
+        v = np.asarray(values.get(core, np.zeros(0)), dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if not v.size:
+            continue
+        outside = int(((v < lo) | (v > hi)).sum())
+        record["cores"][core] = {"n": int(v.size), "outside": outside, "min": float(v.min()), "max": float(v.max())}
+        if outside:
+            notes.append(f"held-out core {core}: {outside} of its {v.size} lab {target} values ({v.min():.4g}-"
+                         f"{v.max():.4g}) lie outside the range the training cores span ({lo:.4g}-{hi:.4g}); its "
+                         "scores measure extrapolation, which no calibration model is trusted for")
+    return record, notes
+
+
 def _calibration_cores(store, plugin, asked, inherited, holdout, *, target, seed, stage) -> tuple[str, ...]:
     """The calibration cores of a run: inherited from --init, named, or drawn (``auto``)."""
     from . import intervals
@@ -176,7 +231,15 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             raise ConfigError(f"--init {init} is a {parent['plugin']!r} run, not {name!r}")
         base, inherited = parent["config"], tuple(parent.get("holdout_cores", ()))
         inherited_cal = tuple(parent.get("calibration_cores", ()))
+    overrides = dict(sets or {})
+    if epochs is not None:
+        overrides["epochs"] = str(epochs)
+    cfg = registry.build_config(plugin, config, overrides, base=base)
     holdout = tuple(holdout_cores) if holdout_cores is not None else None
+    if holdout == (AUTO,):
+        if not spectra_plugin:
+            raise ConfigError(f"--holdout-cores {AUTO}: plugin {name!r} holds out series itself; name them")
+        holdout = inherited if inherited is not None else draw_holdout_cores(store, int(getattr(cfg, "seed", 0)))
     if inherited is not None and holdout is not None and set(holdout) != set(inherited):
         raise ConfigError(f"--holdout-cores {','.join(holdout)} conflicts with the cores held out by --init "
                           f"{init} ({','.join(inherited) or 'none'}): a fine-tune must not see cores its "
@@ -185,10 +248,6 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
     holdout = tuple(holdout or ())
     if spectra_plugin:
         check_cores(store, holdout)
-    overrides = dict(sets or {})
-    if epochs is not None:
-        overrides["epochs"] = str(epochs)
-    cfg = registry.build_config(plugin, config, overrides, base=base)
     calibration: tuple[str, ...] = ()
     if spectra_plugin:
         calibration = _calibration_cores(store, plugin, calibration_cores, inherited_cal, holdout, target=target,
@@ -254,6 +313,11 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         if not existed and not resume:  # a refusal leaves nothing behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if spectra_plugin and holdout and target and stage != "pretrain":
+        reach, far = extrapolation(store, target, holdout, holdout + calibration)
+        if reach:
+            run["held_out_range"] = reach
+            notes += far
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
@@ -267,7 +331,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         run.setdefault("metrics", dict(summary.metrics or {}))["warnings"] = notes
     (Path(out) / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
     summary.metrics = run.get("metrics", summary.metrics)
-    summary.warnings = notes
+    summary.warnings, summary.holdout_cores = notes, tuple(holdout)
     return summary
 
 
