@@ -167,3 +167,15 @@ def test_evaluate_refuses_bad_requests_clearly(store, tmp_path):
                                                                "baseline": "false"}, progress=False)
     with pytest.raises(ConfigError, match="other settings"):
         evaluate(hub, cores[:1], tmp_path / "s", quick=True, progress=False)
+
+
+def test_auto_tests_on_the_cores_train_draws(store, tmp_path):
+    from xrfhub.ml.training import draw_holdout_cores
+
+    hub, _ = store
+    summary = evaluate(hub, ["auto"], tmp_path / "a", quick=True, progress=False,
+                       sets={"seeds": "0", "amounts": "all", "fewshot_amounts": "5", "mask_ratios": "0.5",
+                             "transforms": "instance", "baseline": "false"})
+    drawn = draw_holdout_cores(hub, 0)
+    assert json.loads((tmp_path / "a" / "evaluation.json").read_text())["holdout_cores"] == list(drawn)
+    assert drawn[0] in summary.read_text()

@@ -270,7 +270,8 @@ def saliency(store, run_dir, out, core):
 @cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
 @click.option("--holdout-cores", required=True,
-              help="Comma-separated cores (diffraction: series): the test set, never trained on.")
+              help="Comma-separated cores (diffraction: series): the test set, never trained on; for spectra "
+                   "'auto' draws them as `train --holdout-cores auto` does (seed 0).")
 @click.option("--out", required=True, type=click.Path(), help="Report folder (CSV, PNG, summary.md; resumable).")
 @click.option("--target", type=click.Choice(["spectra", "phase", "phases"]), default="spectra", show_default=True,
               help="spectra: the MAX paper's CaCO3/TOC protocol; phase or phases: diffraction classifiers "

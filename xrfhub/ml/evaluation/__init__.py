@@ -19,6 +19,8 @@ def evaluate(store, holdout_cores, out, *, config: EvalConfig | None = None, qui
              progress: bool = True, keep_flagged: bool = False) -> Path:
     """Run (or resume) the evaluation; returns the path of the Markdown summary.
 
+    ``holdout_cores`` ``["auto"]`` tests on the cores ``xrfhub train --holdout-cores auto`` draws
+    with seed 0 (same for every protocol seed, so runs stay comparable).
     ``reference`` is a folder with the paper's CSV tables (set beside our numbers when given).
     A resumed evaluation must use the same settings: finished runs are reused as they are.
     Spectra QC flagged bad or suspect are left out of every run unless ``keep_flagged``; what
@@ -30,6 +32,10 @@ def evaluate(store, holdout_cores, out, *, config: EvalConfig | None = None, qui
     config = config or (EvalConfig.quick() if quick else EvalConfig())
     if sets:
         config = config.replace(**sets)
+    if list(holdout_cores) == ["auto"]:  # the test cores `xrfhub train --holdout-cores auto` draws (seed 0)
+        from ..training import draw_holdout_cores
+
+        holdout_cores = draw_holdout_cores(store, 0)
     evaluation = Evaluation(store, holdout_cores, out, config, progress=progress)  # checks the request first
     settings = {"store": str(store), "holdout_cores": list(holdout_cores), "config": config.to_dict()}
     out = claim_folder(out, settings, restart)
