@@ -7,6 +7,7 @@ scores measure extrapolation.
 """
 import json
 
+import numpy as np
 import pytest
 
 import xrfhub
@@ -85,3 +86,19 @@ def test_auto_needs_three_labelled_cores(corpus, tmp_path):
         training.train("lin", hub, stage="train", out=tmp_path / "run", plugin_from=str(tmp_path / "lin.py"),
                        target="CaCO3", holdout_cores=["auto"], progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_predict_counts_and_records_the_predictions_beyond_the_training_values(store, tmp_path):
+    hub, plugin = store
+    run = tmp_path / "ooze"
+    training.train("lin", hub, stage="train", out=run, plugin_from=plugin, target="CaCO3", holdout_cores=[OOZE],
+                   progress=False)
+    lo, hi = json.loads((run / "run.json").read_text())["training_range"]["CaCO3"]
+    shown = run_cli("predict", "--store", hub, "--run", run)
+    preds = xrfhub.open(hub, "predictions")
+    reach = json.loads(preds.attrs["provenance"])["training_range"]["CaCO3"]
+    v = preds["CaCO3"].values
+    v = v[np.isfinite(v)]
+    assert reach == {"range": [lo, hi], "n": int(v.size), "beyond": int(((v < lo) | (v > hi)).sum())}
+    assert reach["beyond"] > 0  # the ooze core's spectra lie far above every training core
+    assert f"{reach['beyond']} of {reach['n']} CaCO3 predictions lie beyond" in shown.stderr

@@ -233,6 +233,11 @@ def predict(store, run_dir, wait, interval, scheduler):
     coverage = prediction_coverage(store, run_id) if "," not in run_id else ""
     if coverage:
         click.echo(coverage)
+    from xrfhub.ml.domain import prediction_note
+
+    extrapolated = prediction_note(store, run_id) if "," not in run_id else ""
+    for line in extrapolated.splitlines():
+        click.echo(f"warning: {line}", err=True)
 
 
 @cli.command()

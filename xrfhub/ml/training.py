@@ -115,34 +115,6 @@ def draw_holdout_cores(store, seed: int) -> tuple[str, ...]:
                                         values=intervals.core_values(store), stream=7))
 
 
-def extrapolation(store, target: str, holdout, excluded) -> tuple[dict, list[str]]:
-    """How far the held-out cores' lab values reach beyond the training cores' range, and a
-    warning per held-out core that does: its scores then measure extrapolation, not a new core
-    like the training ones. ``excluded``: the cores that did not train (held-out, calibration)."""
-    from . import intervals
-
-    values = intervals.core_values(store, target)
-    train = [np.asarray(v, dtype=np.float64).ravel() for c, v in values.items() if c not in set(excluded)]
-    train = np.concatenate(train) if train else np.zeros(0)
-    train = train[np.isfinite(train)]
-    if not train.size:
-        return {}, []
-    lo, hi = float(train.min()), float(train.max())
-    record, notes = {"training_range": [lo, hi], "cores": {}}, []
-    for core in holdout:
-        v = np.asarray(values.get(core, np.zeros(0)), dtype=np.float64).ravel()
-        v = v[np.isfinite(v)]
-        if not v.size:
-            continue
-        outside = int(((v < lo) | (v > hi)).sum())
-        record["cores"][core] = {"n": int(v.size), "outside": outside, "min": float(v.min()), "max": float(v.max())}
-        if outside:
-            notes.append(f"held-out core {core}: {outside} of its {v.size} lab {target} values ({v.min():.4g}-"
-                         f"{v.max():.4g}) lie outside the range the training cores span ({lo:.4g}-{hi:.4g}); its "
-                         "scores measure extrapolation, which no calibration model is trusted for")
-    return record, notes
-
-
 def _calibration_cores(store, plugin, asked, inherited, holdout, *, target, seed, stage) -> tuple[str, ...]:
     """The calibration cores of a run: inherited from --init, named, or drawn (``auto``)."""
     from . import intervals
@@ -313,11 +285,15 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         if not existed and not resume:  # a refusal leaves nothing behind
             shutil.rmtree(out, ignore_errors=True)
         raise
-    if spectra_plugin and holdout and target and stage != "pretrain":
-        reach, far = extrapolation(store, target, holdout, holdout + calibration)
-        if reach:
-            run["held_out_range"] = reach
-            notes += far
+    if spectra_plugin and target and stage != "pretrain":
+        from . import domain
+
+        span = domain.training_range(store, target, holdout + calibration)
+        if span is not None:  # what predict counts its extrapolations against
+            run["training_range"] = {target: list(span)}
+            if holdout:
+                run["held_out_range"], far = domain.held_out_reach(store, target, holdout, holdout + calibration, span)
+                notes += far
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
@@ -444,12 +420,17 @@ def _predict(store, run_dir, *, progress, wait, interval, session=None) -> str:
 
         warnings.warn(f"plugin {run['plugin']!r} predicted in this process, not on the dask cluster: it does not "
                       "apply its model through xrfhub.ml.loaders.predict_spectra", RuntimeWarning, stacklevel=3)
+    from . import domain
+
     ids = []
     for r in results:
         bounds, provenance = None, r.provenance
         if calibration is not None:
             bounds, described = _bounds(plugin, run_dir, store, r, calibration, interval)
             provenance = {**provenance, "interval": described}
+        reach = domain.beyond(r.values, run.get("training_range", {}))
+        if reach:
+            provenance = {**provenance, "training_range": reach}
         if session is not None and session.used:  # where the values were computed, not what they are
             provenance = {**provenance, "computed_on": {"dask_workers": len(session.workers),
                                                         "blocks": session.blocks}}
