@@ -17,7 +17,7 @@ from xrfhub_baseline.model import NmfSvr, closure, from_log, log_target, rbf_dec
 from xrfhub_baseline.plugin import BaselineConfig, published_settings  # noqa: E402
 
 RUN_KEYS = {"plugin", "stage", "target", "store", "holdout_cores", "init", "config", "metrics", "xrfhub_version",
-            "created", "plugin_source", "qc"}
+            "created", "plugin_source", "qc", "training_range", "held_out_range"}
 
 
 @pytest.fixture(scope="module")

@@ -89,8 +89,8 @@ def random_style(rng: np.random.Generator, high_toc: bool = False) -> CoreStyle:
     carb = float(np.clip(carb * rng.lognormal(0, 0.5), 0.005, 0.85))
     opal = float(np.clip(opal * rng.lognormal(0, 0.4), 0.01, 0.7))
     org = float(np.clip(org * rng.lognormal(0, 0.35), 0.001, 0.05))
-    if high_toc:
-        org = float(rng.uniform(0.02, 0.045))
+    if high_toc:  # above the 0.05 every other core is clipped to: a shift, not the tail of the others
+        org = float(rng.uniform(0.05, 0.08))
     water_top = float(rng.uniform(0.45, 0.65))
     return CoreStyle(carbonate=carb, opal=opal, organic=org, swing=float(rng.uniform(0.5, 1.5)),
                      cycle_m=float(rng.uniform(1.5, 6.0)), water_top=water_top,

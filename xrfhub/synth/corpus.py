@@ -10,8 +10,13 @@
 
 Cores vary the way real archives do: space or ``!`` file-name scheme, new or old head, LF or
 CRLF, decimal commas, section tokens in cm (4 digits) or mm (5 digits), 1 m or 1.5 m sections,
-10 or 5 mm steps, per-core energy calibration. Everything is drawn from one seeded
-``numpy.random.Generator``: the same seed gives byte-identical files.
+10 or 5 mm steps, per-core energy calibration. The cores (names, formats, sediment histories, lab
+values) are drawn from one seeded ``numpy.random.Generator``; each run's counting noise and water
+film from its own generator seeded by (seed, core, run). Why apart: numpy's Poisson sampler takes a
+number of draws that depends on the expected counts, and those depend on floating-point physics
+(scipy, xraylib), so with one stream a library update moved every later draw: numpy 2.1 and 2.4
+gave demo seed 0 different carbonate-rich cores. Now a library update can change counts, not which
+core is which. The same seed and libraries give byte-identical files.
 """
 from __future__ import annotations
 
@@ -291,6 +296,11 @@ def _lab_samples(rng, core: CoreTruth, hist: comp.CoreHistory, spacing: float,
     return rows
 
 
+def _noise(seed: int, core: int, run: int) -> np.random.Generator:
+    """The generator of one run's counting noise and water film, apart from the cores' stream."""
+    return np.random.default_rng([int(seed), int(core), int(run), 1])
+
+
 def generate_corpus(out_dir: str | Path, size="demo", seed: int = 0) -> CorpusTruth:
     """Write a synthetic corpus under ``out_dir`` and return (and save) its truth.
 
@@ -322,21 +332,21 @@ def generate_corpus(out_dir: str | Path, size="demo", seed: int = 0) -> CorpusTr
         if scanned:
             n_sec = len(core.section_tops_mm)
             split = n_sec // 2 if (i == variant_core and n_sec > 1) else n_sec
-            scan, start = _write_run(rng, out, core, hist, "Run 1 at  10kV", 1, 10, core.step_mm,
+            scan, start = _write_run(_noise(seed, i, 1), out, core, hist, "Run 1 at  10kV", 1, 10, core.step_mm,
                                      list(range(split)), start)
             core.scans.append(scan)
             if split < n_sec:
                 top_cm = int(core.section_tops_mm[split] / 10)
                 bot_cm = int(math.ceil(core.length_mm / 10))
-                scan, start = _write_run(rng, out, core, hist, f"Run 3 at  10kV_{top_cm}-{bot_cm}cm",
+                scan, start = _write_run(_noise(seed, i, 3), out, core, hist, f"Run 3 at  10kV_{top_cm}-{bot_cm}cm",
                                          3, 10, core.step_mm, list(range(split, n_sec)), start)
                 core.scans.append(scan)
             if i in kv30:
-                scan, start = _write_run(rng, out, core, hist, "Run 2 at  30kV", 2, 30,
+                scan, start = _write_run(_noise(seed, i, 2), out, core, hist, "Run 2 at  30kV", 2, 30,
                                          2 * core.step_mm, list(range(n_sec)), start)
                 core.scans.append(scan)
             if i in kv50:
-                scan, start = _write_run(rng, out, core, hist, "Run 4 at  50kV", 4, 50,
+                scan, start = _write_run(_noise(seed, i, 4), out, core, hist, "Run 4 at  50kV", 4, 50,
                                          2 * core.step_mm, [0], start)
                 core.scans.append(scan)
             for s in core.scans:
