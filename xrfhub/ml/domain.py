@@ -11,23 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import StoreError
-from . import intervals
 
 
-def training_range(store, target: str, excluded) -> tuple[float, float] | None:
-    """Smallest and largest matched lab value of ``target`` over the cores outside ``excluded``."""
-    values = intervals.core_values(store, target)
+def training_range(values: dict, excluded) -> tuple[float, float] | None:
+    """Smallest and largest lab value over the cores outside ``excluded``; ``values``: core ->
+    its matched lab values of one property (:func:`~xrfhub.ml.intervals.core_values`)."""
     parts = [np.asarray(v, dtype=np.float64).ravel() for c, v in values.items() if c not in set(excluded)]
     train = np.concatenate(parts) if parts else np.zeros(0)
     train = train[np.isfinite(train)]
     return (float(train.min()), float(train.max())) if train.size else None
 
 
-def held_out_reach(store, target: str, holdout, excluded, span) -> tuple[dict, list[str]]:
-    """Per held-out core, how many of its lab values lie outside ``span`` (the training range),
-    and a warning for each core that has any."""
+def held_out_reach(values: dict, target: str, holdout, span) -> tuple[dict, list[str]]:
+    """Per held-out core, how many of its lab values (``values``, as for :func:`training_range`)
+    lie outside ``span`` (the training range), and a warning for each core that has any."""
     lo, hi = span
-    values = intervals.core_values(store, target)
     record, notes = {"training_range": [lo, hi], "cores": {}}, []
     for core in holdout:
         v = np.asarray(values.get(core, np.zeros(0)), dtype=np.float64).ravel()

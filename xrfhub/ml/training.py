@@ -286,13 +286,14 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             shutil.rmtree(out, ignore_errors=True)
         raise
     if spectra_plugin and target and stage != "pretrain":
-        from . import domain
+        from . import domain, intervals
 
-        span = domain.training_range(store, target, holdout + calibration)
+        values = intervals.core_values(store, target)  # read once for the range and the test cores
+        span = domain.training_range(values, holdout + calibration)
         if span is not None:  # what predict counts its extrapolations against
             run["training_range"] = {target: list(span)}
             if holdout:
-                run["held_out_range"], far = domain.held_out_reach(store, target, holdout, holdout + calibration, span)
+                run["held_out_range"], far = domain.held_out_reach(values, target, holdout, span)
                 notes += far
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
