@@ -69,6 +69,13 @@ def test_the_folds_partition_the_labelled_cores_and_every_pair_is_scored_out_of_
     metrics = summary.metrics
     assert metrics["validation_split"] == "folds" and metrics["folds"] == 3 and len(metrics["best_epoch"]) == 3
     assert metrics["validation"]["n"] == 12 and metrics["held_out"]["n"] == 4
+    # the out-of-fold pairs, core by core, with whether each lay inside its model's training range
+    by_core = metrics["validation_by_core"]
+    assert sorted(by_core) == sorted(set(CORES) - {HELD}) and sum(r["n"] for r in by_core.values()) == 12
+    assert all("inside_training_range" in r and np.isfinite(r["bias"]) for r in by_core.values())
+    inside = [r["r2"] for r in by_core.values() if r["inside_training_range"]]
+    assert metrics["interpolation_r2"] == (pytest.approx(np.mean(inside)) if inside else None)
+    assert json.loads((out / "metrics.json").read_text())["validation_by_core"] == by_core
 
 
 def test_each_pair_is_predicted_by_the_model_of_its_own_fold(run, store):

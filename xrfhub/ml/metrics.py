@@ -33,3 +33,36 @@ def regression_metrics(y, pred, train_mean: float) -> dict[str, float]:
     return {"n": int(len(y)), "r2": r2,
             "r2_vs_training_mean": 1.0 - sse / sst_train if sst_train > 0 else float("nan"),
             "rmse": math.sqrt(sse / len(y))}
+
+
+def by_core(y, pred, cores, trained_on: dict | None = None) -> dict[str, dict]:
+    """Each core's ``n``, ``r2``, ``rmse`` and ``bias`` (mean prediction minus lab value).
+
+    Why per core: a held-out core is scored on its own, and sklearn's R2 of a core that spans
+    little (a carbonate-poor core) is harsh on errors a pooled score hides among cores that span
+    much. ``trained_on`` maps a core to the cores the model that predicted it trained on (a
+    cross-fit's other folds); each core then says whether its lab values lie inside their range
+    (``inside_training_range``): an interpolation core, as the held-out cores an ``auto`` draw takes.
+    """
+    y = np.asarray(y, dtype=np.float64).ravel()
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    cores = np.asarray(cores).astype(str).ravel()
+    span = {str(c): (float(y[cores == c].min()), float(y[cores == c].max())) for c in np.unique(cores)}
+    out = {}
+    for c, (lo, hi) in span.items():
+        m = cores == c
+        row = {k: v for k, v in regression_metrics(y[m], pred[m], float(np.mean(y))).items()
+               if k != "r2_vs_training_mean"}
+        row["bias"] = float(np.mean(pred[m] - y[m]))
+        others = [o for o in (trained_on or {}).get(c, ()) if o in span]
+        if others:
+            row["inside_training_range"] = bool(min(span[o][0] for o in others) <= lo
+                                                and hi <= max(span[o][1] for o in others))
+        out[c] = row
+    return out
+
+
+def interpolation_r2(per_core: dict[str, dict]) -> float | None:
+    """The mean per-core R2 over the interpolation cores of :func:`by_core` (None without any)."""
+    r2 = [row["r2"] for row in per_core.values() if row.get("inside_training_range") and "r2" in row]
+    return float(np.mean(r2)) if r2 else None

@@ -1,0 +1,47 @@
+"""Per-core scores of out-of-fold predictions (``xrfhub.ml.metrics.by_core``).
+
+A held-out core is scored on its own, so a recipe is judged on its training cores the same way:
+each core's R2, RMSE and bias, and whether its values lie inside the range of the cores its
+model trained on (interpolation cores, the only kind an ``auto`` draw holds out).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import mean_squared_error, r2_score
+
+from xrfhub.ml.metrics import by_core, interpolation_r2
+
+
+def _pairs():
+    rng = np.random.default_rng(3)
+    cores = np.repeat(["low", "mid", "high"], 20)
+    y = np.concatenate([rng.uniform(0, 10, 20), rng.uniform(5, 50, 20), rng.uniform(40, 95, 20)])
+    pred = y + rng.normal(0, 2, 60) + np.where(cores == "high", -30.0, 0.0)
+    return y, pred, cores
+
+
+def test_each_core_is_scored_as_sklearn_scores_it_alone():
+    y, pred, cores = _pairs()
+    per = by_core(y, pred, cores)
+    assert sorted(per) == ["high", "low", "mid"] and all(isinstance(k, str) for k in per)
+    for core, row in per.items():
+        m = cores == core
+        assert row["n"] == 20
+        assert row["r2"] == pytest.approx(r2_score(y[m], pred[m]))
+        assert row["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y[m], pred[m])))
+        assert row["bias"] == pytest.approx(np.mean(pred[m] - y[m]))
+        assert "inside_training_range" not in row  # nothing said about the models
+    assert per["high"]["bias"] < -25 and abs(per["low"]["bias"]) < 2
+
+
+def test_interpolation_cores_are_those_inside_the_range_their_model_trained_on():
+    y, pred, cores = _pairs()
+    # one core per fold: each model trained on the two other cores
+    trained_on = {c: [o for o in ("low", "mid", "high") if o != c] for c in ("low", "mid", "high")}
+    per = by_core(y, pred, cores, trained_on)
+    # "mid" (5-50) lies inside low+high (0-95); "low" and "high" reach past the others' range
+    assert {c: row["inside_training_range"] for c, row in per.items()} == {"low": False, "mid": True, "high": False}
+    assert interpolation_r2(per) == pytest.approx(per["mid"]["r2"])
+    # the extrapolated core's failure does not enter the figure; nor does anything without a range
+    assert interpolation_r2(by_core(y, pred, cores)) is None
