@@ -17,7 +17,18 @@ One JSON line per seed goes to ``OUT/results.jsonl``::
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 [--jobs 2]
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --pretrain-epochs 25
 
+    python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --finetune-set target_transform=logit
+
 The second line pre-trains longer on the same stores and scores against the first line's baseline.
+The third fine-tunes from the first line's pre-training with extra ``--set`` options, in
+``seedG/<options>/``, and scores against the same baseline.
+
+Beside the held-out figures, each run prints the figure a recipe may be chosen on: the
+**interpolation-core out-of-fold R2**. In the cross-fit (``folds=4``) every training core is
+predicted by a fold model that never trained on it; a core whose CaCO3 lies inside the range of
+the cores that model trained on is an interpolation core, as the held-out cores an ``auto`` draw
+takes are. Each is scored by its own scikit-learn R2, as the test scores a held-out core, and the
+figure is their mean. It reads training cores only.
 
 Each job runs torch on one thread (``OMP_NUM_THREADS=1``), so ``--jobs 2`` fills this 2-core CPU.
 """
@@ -46,20 +57,40 @@ def xrfhub(*args, log: Path) -> float:
     return (time.perf_counter() - start) / 60.0
 
 
-def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True) -> dict:
+def interpolation_r2(folds_json: Path) -> tuple[float, dict]:
+    """The interpolation-core out-of-fold R2 (see above) of a cross-fitted run, and each core's
+    metrics; read from ``folds.json``, so runs made before ``metrics.json`` reported it score too."""
+    from xrfhub.ml.metrics import by_core, interpolation_r2 as mean_inside
+
+    saved = json.loads(folds_json.read_text())
+    oof = saved["out_of_fold"]
+    pool = sorted(set(oof["cores"]))
+    trained_on = {c: [o for o in pool if o not in f["cores"]] for f in saved["folds"] for c in f["cores"]}
+    per_core = by_core(oof["y"], oof["pred"], oof["cores"], trained_on)
+    score = mean_inside(per_core)
+    return (float("nan") if score is None else score), per_core
+
+
+def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = ()) -> dict:
     store = root / f"seed{seed}"
-    # the README's 5 pre-training epochs in the seed's folder; another length beside them
+    # the README's 5 pre-training epochs in the seed's folder; another length, or other fine-tune
+    # options, beside them
     work = store if pretrain_epochs == 5 else store / f"pretrain{pretrain_epochs}"
+    if sets:
+        work = work / "+".join(s.replace("=", "-") for s in sets)
     work.mkdir(parents=True, exist_ok=True)
     log, hub = work / "log.txt", store / "demo" / "hub"
+    pre = work.parent / "pre" if sets else work / "pre"
     minutes = {}
     if not (hub / "store.json").exists():
         minutes["demo"] = xrfhub("demo", "--out", store / "demo", "--seed", seed, log=log)
-    minutes["pretrain"] = xrfhub("train", "max", "--store", hub, "--stage", "pretrain", "--config", "tiny",
-                                 "--epochs", pretrain_epochs, "--holdout-cores", "auto", "--out", work / "pre",
-                                 "--overwrite", log=log)
+    if not sets or not (pre / "run.json").exists():
+        minutes["pretrain"] = xrfhub("train", "max", "--store", hub, "--stage", "pretrain", "--config", "tiny",
+                                     "--epochs", pretrain_epochs, "--holdout-cores", "auto", "--out", pre,
+                                     "--overwrite", log=log)
+    extra = [a for s in sets for a in ("--set", s)]
     minutes["finetune"] = xrfhub("train", "max", "--store", hub, "--stage", "finetune", "--target", "CaCO3",
-                                 "--init", work / "pre", "--epochs", 60, "--set", "folds=4", "--out",
+                                 "--init", pre, "--epochs", 60, "--set", "folds=4", *extra, "--out",
                                  work / "caco3", "--overwrite", log=log)
     if baseline:
         minutes["baseline"] = xrfhub("train", "baseline", "--store", hub, "--target", "CaCO3", "--holdout-cores",
@@ -68,7 +99,9 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True)
         minutes["predict"] = xrfhub("predict", "--store", hub, "--run", work / "caco3", "--interval", 0.9, log=log)
     ours = json.loads((work / "caco3" / "run.json").read_text())
     base = json.loads((store / "caco3-lee2022" / "run.json").read_text())
-    return {"seed": seed, "pretrain_epochs": pretrain_epochs, "held_out": ours["holdout_cores"],
+    interp, per_core = interpolation_r2(work / "caco3" / "folds.json")
+    return {"seed": seed, "pretrain_epochs": pretrain_epochs, "finetune_set": list(sets),
+            "interpolation_r2": interp, "interpolation_cores": per_core, "held_out": ours["holdout_cores"],
             "baseline_held_out": base["holdout_cores"], "max": ours["metrics"]["held_out"],
             "out_of_fold": ours["metrics"]["validation"], "baseline": base["metrics"]["held_out"],
             "held_out_range": ours.get("held_out_range"), "warnings": ours.get("warnings", []),
@@ -83,25 +116,30 @@ def main(argv=None) -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=5,
                     help="pre-training length (the README's 5; another runs in seedG/pretrainN beside it, "
                          "scored against the baseline of the README's run)")
+    ap.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra fine-tune option (repeatable), from the README's pre-training, in seedG/<options>/")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs, args.pretrain_epochs == 5),
-                                args.seeds))
+        results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs,
+                                               args.pretrain_epochs == 5 and not args.finetune_set,
+                                               tuple(args.finetune_set)), args.seeds))
     with (args.out / "results.jsonl").open("a") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
-    print(f"pre-training: {args.pretrain_epochs} epochs")
-    print("| seed | held-out core | out-of-fold R2 (RMSE) | MAX held-out R2 (RMSE) | baseline R2 (RMSE) "
-          "| RMSE ours / baseline | 90 % coverage (width) | minutes: pre-train, fine-tune |")
-    print("|---|---|---|---|---|---|---|---|")
+    options = " ".join(args.finetune_set) or "the README's"
+    print(f"pre-training: {args.pretrain_epochs} epochs; fine-tune options: {options}")
+    print("| seed | held-out core | interpolation-core R2 | out-of-fold R2 (RMSE) | MAX held-out R2 (RMSE) "
+          "| baseline R2 (RMSE) | RMSE ours / baseline | 90 % coverage (width) | minutes: pre-train, fine-tune |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m, b, iv, oof = r["max"], r["baseline"], r["max"].get("interval_90", {}), r["out_of_fold"]
-        print(f"| {r['seed']} | {', '.join(r['held_out'])} | {oof['r2']:.3f} ({oof['rmse']:.2f}) | {m['r2']:.3f} "
+        print(f"| {r['seed']} | {', '.join(r['held_out'])} | {r['interpolation_r2']:.3f} | {oof['r2']:.3f} "
+              f"({oof['rmse']:.2f}) | {m['r2']:.3f} "
               f"({m['rmse']:.2f}) | {b['r2']:.3f} ({b['rmse']:.2f}) | {m['rmse'] / b['rmse']:.2f} "
               f"| {iv.get('coverage', float('nan')):.2f} ({iv.get('mean_width', float('nan')):.1f}) "
-              f"| {r['minutes']['pretrain']}, {r['minutes']['finetune']} |")
+              f"| {r['minutes'].get('pretrain', '-')}, {r['minutes']['finetune']} |")
     mean = sum(r["max"]["r2"] for r in results) / len(results)
     base = sum(r["baseline"]["r2"] for r in results) / len(results)
     print(f"mean held-out R2: MAX {mean:.3f}, baseline {base:.3f}; MAX >= 0.90 on "
