@@ -174,6 +174,9 @@ def test_a_shifted_core_breaks_exchangeability_and_the_run_says_so(store, tmp_pa
     iv = s.metrics["held_out"]["interval_90"]
     assert iv["coverage"] < LEVEL - 0.2  # its TOC lies far above every calibration core's
     assert any("exchangeab" in w and shifted in w for w in s.warnings)
+    # the picture: calibration cores beside the held-out core and its intervals
+    fig = (tmp_path / "toc" / "fit.png").read_bytes()
+    assert fig[:4] == b"\x89PNG" and len(fig) > 10_000
 
 
 @pytest.mark.slow

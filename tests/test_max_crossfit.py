@@ -76,6 +76,7 @@ def test_the_folds_partition_the_labelled_cores_and_every_pair_is_scored_out_of_
     inside = [r["r2"] for r in by_core.values() if r["inside_training_range"]]
     assert metrics["interpolation_r2"] == (pytest.approx(np.mean(inside)) if inside else None)
     assert json.loads((out / "metrics.json").read_text())["validation_by_core"] == by_core
+    assert (out / "fit.png").read_bytes()[:4] == b"\x89PNG"  # out of fold beside the held-out core
 
 
 def test_each_pair_is_predicted_by_the_model_of_its_own_fold(run, store):

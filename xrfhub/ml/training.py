@@ -265,7 +265,8 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             # the plugin cross-fitted: every labelled core already has out-of-fold predictions
             cal = _out_of_fold_calibration(out_of_fold, target)
             notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal,
-                                        {"folds": run["metrics"].get("fold_cores")})
+                                        {"folds": run["metrics"].get("fold_cores")},
+                                        ("training cores, out of fold", out_of_fold))
         elif cross:
             from . import crossconformal
 
@@ -342,13 +343,18 @@ def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inhe
         raise ConfigError(f"--calibration-cores {','.join(calibration)}: no labelled {target} pairs to calibrate on")
     cal = intervals.calibrate(predictor, cx, cy, ccores, target, notes, method=method or intervals.METHOD)
     _, ty, _, _ = labelled_samples(store, target, exclude_cores=list(holdout) + list(calibration))
-    extra = regression_metrics(cy, predictor(cx), float(np.mean(ty)))
-    return _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra)
+    cpred = np.asarray(predictor(cx), dtype=np.float64)
+    extra = regression_metrics(cy, cpred, float(np.mean(ty)))
+    shown = ("calibration cores", {"y": cy, "pred": cpred, "cores": ccores})
+    return _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra, shown)
 
 
-def _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra) -> list[str]:
-    """Store a run's calibration, record it in the metrics and score the held-out cores with it."""
+def _score_calibration(plugin, store, out, target, holdout, calibration, run, cal, extra,
+                       shown=None) -> list[str]:
+    """Store a run's calibration, record it in the metrics and score the held-out cores with it;
+    draw ``fit.png`` with ``shown`` (title, pairs: the cores that calibrated) beside the held-out cores."""
     from . import intervals
+    from .fitplot import write_fit_png
     from .loaders import labelled_samples
     from .metrics import regression_metrics
 
@@ -363,15 +369,20 @@ def _score_calibration(plugin, store, out, target, holdout, calibration, run, ca
                               "selection": cal.selection,
                               "half_width_90": cal.half_width(0.9) if cal.n >= intervals.min_pairs(0.9) else None}
     metrics.pop("held_out", None)
+    panels = [shown] if shown else []
     if holdout:
         hx, hy, hcores, _ = labelled_samples(store, target, cores=list(holdout))
         if len(hy):
             pred = np.asarray(predictor(hx), dtype=np.float64)
             metrics["held_out"] = regression_metrics(hy, pred, train_mean)
+            held = {"y": hy, "pred": pred, "cores": hcores}
             if cal.n >= intervals.min_pairs(0.9):
                 lower, upper = cal.interval(pred, 0.9)
                 metrics["held_out"]["interval_90"] = intervals.coverage(hy, lower, upper)
                 notes += intervals.exchangeability_notes(hy, lower, upper, hcores, 0.9)
+                held.update(lower=lower, upper=upper)
+            panels.append(("held-out cores" + (", 0.9 interval" if "lower" in held else ""), held))
+    write_fit_png(out, target, panels)
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     if len(cal.cores) < intervals.FEW_CORES:
         notes.append(f"only {len(cal.cores)} calibration core(s): the coverage on a new core varies widely with "
