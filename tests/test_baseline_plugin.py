@@ -72,6 +72,8 @@ def test_toc_uses_its_own_published_settings(store, tmp_path):
     assert "published for TOC" in hyper["source"]
     assert summary.metrics["held_out"]["n"] > 10 and np.isfinite(summary.metrics["validation"]["rmse"])
     assert NmfSvr.load(tmp_path / "toc").components.shape == (13, 2048)
+    # no calibration cores, so the picture shows the held-out core alone
+    assert (tmp_path / "toc" / "fit.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_other_targets_borrow_the_caco3_settings_and_say_so():

@@ -57,3 +57,17 @@ def write_fit_png(run_dir, target: str, panels, *, unit: str = "") -> Path | Non
     if not any(p is not None and len(p["y"]) for _, p in panels):
         return None
     return Path(save_figure(fit_figure(target, panels, unit=unit), Path(run_dir) / FILE))
+
+
+def held_out_picture(plugin, store, run_dir, target: str, holdout) -> Path | None:
+    """``fit.png`` of a run trained without calibration: its held-out cores, predicted by the run.
+    A plugin that offers no ``predictor(run_dir)`` gets no picture."""
+    from .loaders import labelled_samples
+
+    if not hasattr(plugin, "predictor"):
+        return None
+    x, y, cores, _ = labelled_samples(store, target, cores=list(holdout))
+    if not len(y):
+        return None
+    pred = np.asarray(plugin.predictor(run_dir)(x), dtype=np.float64)
+    return write_fit_png(run_dir, target, [("held-out cores", {"y": y, "pred": pred, "cores": cores})])

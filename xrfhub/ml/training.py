@@ -287,7 +287,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             shutil.rmtree(out, ignore_errors=True)
         raise
     if spectra_plugin and target and stage != "pretrain":
-        from . import domain, intervals
+        from . import domain, fitplot, intervals
 
         values = intervals.core_values(store, target)  # read once for the range and the test cores
         span = domain.training_range(values, holdout + calibration)
@@ -296,6 +296,8 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             if holdout:
                 run["held_out_range"], far = domain.held_out_reach(values, target, holdout, span)
                 notes += far
+        if holdout and not (Path(out) / fitplot.FILE).exists():  # an uncalibrated run: its test set alone
+            fitplot.held_out_picture(plugin, store, out, target, holdout)
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
