@@ -20,7 +20,7 @@ from .metrics import regression_metrics
 FILE = "fit.png"
 
 
-def _panel(ax, y, pred, cores, title: str, *, lower=None, upper=None, unit: str = "") -> None:
+def _panel(ax, y, pred, cores, title: str, *, lower=None, upper=None) -> None:
     y, pred, cores = np.asarray(y, float), np.asarray(pred, float), np.asarray(cores).astype(str)
     colours = pyplot().get_cmap("tab10")
     for i, core in enumerate(sorted(set(cores.tolist()))):
@@ -34,29 +34,28 @@ def _panel(ax, y, pred, cores, title: str, *, lower=None, upper=None, unit: str 
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", label="1:1")
     score = regression_metrics(y, pred, float(np.mean(y)))
     if "r2" in score:
-        title += f"\nR2 {score['r2']:.3f}, RMSE {score['rmse']:.2f}{unit}"
+        title += f"\nR2 {score['r2']:.3f}, RMSE {score['rmse']:.2f}"
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel(f"measured{unit and ' (' + unit.strip() + ')'}")
+    ax.set_xlabel("measured")
     ax.set_ylabel("predicted")
     ax.legend(fontsize=6, loc="upper left", frameon=False)
 
 
-def fit_figure(target: str, panels, *, unit: str = ""):
+def fit_figure(target: str, panels):
     """The figure (left open, for tests to read): ``panels`` is a list of ``(title, pairs)``, each
     ``pairs`` a dict of ``y``, ``pred``, ``cores`` and, for an interval, ``lower``, ``upper``."""
     panels = [(title, p) for title, p in panels if p is not None and len(p["y"])]
     fig, axes = pyplot().subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
     for ax, (title, p) in zip(axes[0], panels):
-        _panel(ax, p["y"], p["pred"], p["cores"], f"{target}: {title}", lower=p.get("lower"),
-               upper=p.get("upper"), unit=unit)
+        _panel(ax, p["y"], p["pred"], p["cores"], f"{target}: {title}", lower=p.get("lower"), upper=p.get("upper"))
     return fig
 
 
-def write_fit_png(run_dir, target: str, panels, *, unit: str = "") -> Path | None:
+def write_fit_png(run_dir, target: str, panels) -> Path | None:
     """Write ``fit.png`` into the run folder; None (and nothing written) when no panel has pairs."""
     if not any(p is not None and len(p["y"]) for _, p in panels):
         return None
-    return Path(save_figure(fit_figure(target, panels, unit=unit), Path(run_dir) / FILE))
+    return Path(save_figure(fit_figure(target, panels), Path(run_dir) / FILE))
 
 
 def held_out_picture(plugin, store, run_dir, target: str, holdout) -> Path | None:

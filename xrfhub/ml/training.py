@@ -261,7 +261,9 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         run = _read_run(out)
         notes = list(getattr(summary, "warnings", []) or [])
         out_of_fold = getattr(summary, "out_of_fold", None)
-        if out_of_fold and target and not calibration and interval_method in (None, METHOD_CV):
+        from_folds = bool(out_of_fold and target and not calibration and interval_method in (None, METHOD_CV))
+        calibrated = from_folds or cross or bool(calibration and target and stage != "pretrain")
+        if from_folds:
             # the plugin cross-fitted: every labelled core already has out-of-fold predictions
             cal = _out_of_fold_calibration(out_of_fold, target)
             notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal,
@@ -296,7 +298,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             if holdout:
                 run["held_out_range"], far = domain.held_out_reach(values, target, holdout, span)
                 notes += far
-        if holdout and not (Path(out) / fitplot.FILE).exists():  # an uncalibrated run: its test set alone
+        if holdout and not calibrated:  # the calibration drew fit.png; without one, the test set alone
             fitplot.held_out_picture(plugin, store, out, target, holdout)
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
