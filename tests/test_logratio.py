@@ -131,9 +131,14 @@ def test_cli_trains_and_predicts_on_spectra_and_writes_a_prediction_run(spectra_
 
     shutil.copytree(root / "hub", store)
     out = tmp_path / "run"
-    run_cli("train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", CORES[-1],
-            "--out", out, "--set", "form=alr")
+    trained = run_cli("train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", CORES[-1],
+                      "--out", out, "--set", "form=alr")
     run = json.loads((out / "run.json").read_text())
+    held = run["metrics"]["held_out"]
+    # after the metrics, the lines a person reads: the test set's scores and the picture
+    assert f"held-out CaCO3: R2 {held['r2']:.3f}, RMSE {held['rmse']:.3g} over 4 pairs" in trained.stdout
+    # it scores element areas, not spectra: no predictor(run_dir), so no picture (and no line for one)
+    assert "picture:" not in trained.stdout and not (out / "fit.png").exists()
     m = run["metrics"]
     assert run["plugin"] == "logratio" and run["holdout_cores"] == [CORES[-1]] and m["source"] == "spectra"
     assert "Ca-Ka" in (m["model"]["numerator"], m["model"]["denominator"])  # the generator's CaCO3 is the Ca peak

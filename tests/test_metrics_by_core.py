@@ -45,3 +45,19 @@ def test_interpolation_cores_are_those_inside_the_range_their_model_trained_on()
     assert interpolation_r2(per) == pytest.approx(per["mid"]["r2"])
     # the extrapolated core's failure does not enter the figure; nor does anything without a range
     assert interpolation_r2(by_core(y, pred, cores)) is None
+
+
+def test_the_run_summary_reads_the_cores_worst_first_and_marks_extrapolated_ones(tmp_path):
+    from xrfhub.ml.registry import RunSummary
+
+    y, pred, cores = _pairs()
+    trained_on = {c: [o for o in ("low", "mid", "high") if o != c] for c in ("low", "mid", "high")}
+    metrics = {"validation_by_core": by_core(y, pred, cores, trained_on),
+               "held_out": {"n": 12, "r2": 0.8123, "rmse": 1.234, "interval_90": {"n": 12, "coverage": 0.75,
+                                                                                  "mean_width": 4.56}}}
+    lines = RunSummary(tmp_path, "max", "finetune", "CaCO3", metrics).headline()
+    assert lines[0] == "held-out CaCO3: R2 0.812, RMSE 1.23 over 12 pairs"
+    assert lines[1] == "  0.9 interval: covers 0.75 of them, mean width 4.56"
+    assert lines[2].startswith("training cores out of fold, R2 (bias): high ")  # the worst first
+    assert lines[2].index("*") < lines[2].index(", low") and lines[2].endswith("trained on")  # high: beyond
+    assert len(lines) == 3  # no fit.png in the folder, so no picture line

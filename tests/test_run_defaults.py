@@ -129,6 +129,10 @@ def test_the_baseline_shows_progress_and_warns_when_nmf_does_not_converge(store,
     assert "warning: NMF did not converge in 3 iterations" in result.stderr
     run = json.loads((tmp_path / "bl" / "run.json").read_text())
     assert run["metrics"]["model"]["nmf_converged"] is False and any("NMF" in w for w in run["warnings"])
+    # after the metrics, the lines a person reads: the test set's scores and the picture
+    held = run["metrics"]["held_out"]
+    assert f"held-out CaCO3: R2 {held['r2']:.3f}, RMSE {held['rmse']:.3g} over {held['n']} pairs" in result.stdout
+    assert f"picture: {tmp_path / 'bl' / 'fit.png'}" in result.stdout and (tmp_path / "bl" / "fit.png").is_file()
     with pytest.warns(RuntimeWarning, match="NMF did not converge"):
         training.train("baseline", hub, stage="train", out=tmp_path / "bl2", target="CaCO3",
                        holdout_cores=[cores[-1]], sets={"max_iter": "3"}, progress=False)

@@ -209,6 +209,8 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
     if summary.holdout_cores:
         click.echo(f"held out (the test set): {', '.join(summary.holdout_cores)}")
     click.echo(json.dumps(summary.metrics, indent=1, default=str))
+    for line in summary.headline():
+        click.echo(line)
     for note in getattr(summary, "warnings", []):
         click.echo(f"warning: {note}", err=True)
 

@@ -66,6 +66,31 @@ class RunSummary:
     # the test cores the run kept out (named, inherited from --init or drawn by --holdout-cores auto)
     holdout_cores: tuple[str, ...] = ()
 
+    def headline(self) -> list[str]:
+        """What a person reads first after training: the test set's scores and interval coverage,
+        the training cores out of fold (worst first, with their bias), and where the picture is."""
+        m, lines = self.metrics or {}, []
+        held = m.get("held_out") or {}
+        if "r2" in held:
+            lines.append(f"held-out {self.target}: R2 {held['r2']:.3f}, RMSE {held['rmse']:.3g} over {held['n']} pairs")
+            iv = held.get("interval_90")
+            if iv and iv.get("n"):
+                lines.append(f"  0.9 interval: covers {iv['coverage']:.2f} of them, mean width {iv['mean_width']:.3g}")
+        per_core = m.get("validation_by_core") or {}
+        rows = sorted((r["r2"], c, r) for c, r in per_core.items() if "r2" in r)
+        if rows:
+            text = ", ".join(f"{c} {r2:.2f} ({r['bias']:+.2g}){'' if r.get('inside_training_range', True) else '*'}"
+                             for r2, c, r in rows)
+            lines.append(f"training cores out of fold, R2 (bias): {text}"
+                         + ("; * beyond the range its fold model trained on"
+                            if any(not r.get("inside_training_range", True) for _, _, r in rows) else ""))
+        from .fitplot import FILE
+
+        picture = Path(self.run_dir) / FILE
+        if picture.is_file():
+            lines.append(f"picture: {picture}")
+        return lines
+
 
 @dataclass
 class FittedRegressor:
