@@ -13,11 +13,16 @@ training cores keep the lab values' range), in fresh processes:
 Printed per seed: the held-out core, MAX's held-out CaCO3 R2 and RMSE (scikit-learn's), the Lee
 2022 baseline's on the same core, the RMSE ratio (ours / baseline), the 90 % interval's coverage and
 mean width on the held-out pairs, and the minutes each took. Nothing is chosen on these numbers.
-One JSON line per seed goes to ``OUT/results.jsonl``::
+One JSON line per seed goes to ``OUT/results.jsonl``.
+
+``--corpus c10`` runs the same commands on a generated 10-core corpus instead of the demo store
+(the issue's own setting: 10 cores of 3-4 m, lab samples every 80 mm, 10 kV only), made with
+``xrfhub.synth.generate_corpus`` and read in with ``xrfhub ingest`` as a user would::
 
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 [--jobs 2]
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --pretrain-epochs 25
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --finetune-set target_transform=none
+    python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2
 
 The second line pre-trains longer on the same stores and scores against the first line's baseline.
 The third fine-tunes from the first line's pre-training with other ``--set`` options in place of
@@ -73,9 +78,26 @@ def interpolation_r2(folds_json: Path) -> tuple[float, dict]:
 
 
 README_SETS = ("target_transform=logit",)  # the README's fine-tune options beside folds=4
+#: generated corpora beside the demo store (``xrfhub.synth.generate_corpus`` sizes)
+CORPORA = {"c10": {"n_cores": 10, "length_m": (3.0, 4.0), "lab_spacing_mm": 80.0, "n_30kv": 0, "n_50kv": 0}}
 
 
-def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = README_SETS) -> dict:
+def make_store(store: Path, corpus: str, seed: int, log: Path) -> float:
+    """The seed's store in ``store/demo/hub``: ``xrfhub demo``, or a generated corpus ingested."""
+    if corpus == "demo":
+        return xrfhub("demo", "--out", store / "demo", "--seed", seed, log=log)
+    from xrfhub.synth import generate_corpus
+
+    start = time.perf_counter()
+    folder = store / "demo" / "corpus"
+    generate_corpus(folder, size=CORPORA[corpus], seed=seed)
+    lab = sorted((folder / "lab").iterdir())
+    return (time.perf_counter() - start) / 60.0 + xrfhub("ingest", folder / "scans", *lab, "--store",
+                                                          store / "demo" / "hub", log=log)
+
+
+def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = README_SETS,
+         corpus: str = "demo") -> dict:
     store = root / f"seed{seed}"
     # the README's 5 pre-training epochs in the seed's folder; another length, or other fine-tune
     # options, beside them
@@ -88,7 +110,7 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     pre = work.parent / "pre" if variant else work / "pre"
     minutes = {}
     if not (hub / "store.json").exists():
-        minutes["demo"] = xrfhub("demo", "--out", store / "demo", "--seed", seed, log=log)
+        minutes["demo"] = make_store(store, corpus, seed, log)
     if not variant or not (pre / "run.json").exists():
         minutes["pretrain"] = xrfhub("train", "max", "--store", hub, "--stage", "pretrain", "--config", "tiny",
                                      "--epochs", pretrain_epochs, "--holdout-cores", "auto", "--out", pre,
@@ -105,7 +127,7 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     ours = json.loads((work / "caco3" / "run.json").read_text())
     base = json.loads((store / "caco3-lee2022" / "run.json").read_text())
     interp, per_core = interpolation_r2(work / "caco3" / "folds.json")
-    return {"seed": seed, "pretrain_epochs": pretrain_epochs, "finetune_set": list(sets),
+    return {"corpus": corpus, "seed": seed, "pretrain_epochs": pretrain_epochs, "finetune_set": list(sets),
             "interpolation_r2": interp, "interpolation_cores": per_core, "held_out": ours["holdout_cores"],
             "baseline_held_out": base["holdout_cores"], "max": ours["metrics"]["held_out"],
             "out_of_fold": ours["metrics"]["validation"], "baseline": base["metrics"]["held_out"],
@@ -118,6 +140,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--corpus", default="demo", choices=["demo", *CORPORA],
+                    help="the store each seed makes: the demo's, or a generated corpus (see above)")
     ap.add_argument("--pretrain-epochs", type=int, default=5,
                     help="pre-training length (the README's 5; another runs in seedG/pretrainN beside it, "
                          "scored against the baseline of the README's run)")
@@ -130,13 +154,14 @@ def main(argv=None) -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         sets = tuple(args.finetune_set or README_SETS)
         results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs,
-                                               args.pretrain_epochs == 5 and sets == README_SETS, sets),
+                                               args.pretrain_epochs == 5 and sets == README_SETS, sets,
+                                               args.corpus),
                                 args.seeds))
     with (args.out / "results.jsonl").open("a") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
     options = " ".join(args.finetune_set or README_SETS)
-    print(f"pre-training: {args.pretrain_epochs} epochs; fine-tune options: {options}")
+    print(f"corpus: {args.corpus}; pre-training: {args.pretrain_epochs} epochs; fine-tune options: {options}")
     print("| seed | held-out core | interpolation-core R2 | out-of-fold R2 (RMSE) | MAX held-out R2 (RMSE) "
           "| baseline R2 (RMSE) | RMSE ours / baseline | 90 % coverage (width) | minutes: pre-train, fine-tune |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -133,3 +133,37 @@ def test_cross_conformal_caco3_coverage_on_held_out_cores_over_seeds(store, tmp_
         iv = s.metrics["held_out"]["interval_90"]
         covered, n = covered + iv["coverage"] * iv["n"], n + iv["n"]
     assert abs(covered / n - LEVEL) <= 0.05, covered / n
+
+
+#: the six generated stores of docs/results.md ("measured again on today's generator"): generator
+#: seeds 5, 11 and 12, with 16 cores (8 held out in turn) and 8 cores (6 in turn)
+STORES = [(n_cores, corpus_seed, n_runs) for corpus_seed in (5, 11, 12) for n_cores, n_runs in ((16, 8), (8, 6))]
+
+
+@pytest.mark.slow
+def test_cross_conformal_covers_new_cores_within_two_points_over_six_stores(tmp_path):
+    """The issue's goal, CaCO3 coverage within 2 points of nominal on held-out cores, measured where
+    it can be: over the 42 held-out cores of six generated stores, each core weighing the same.
+    One store's 6-8 cores cannot pin it down (0.78-0.98 a store, docs/results.md): the error is
+    mostly one bias per core, so a core is covered nearly whole or hardly at all."""
+    import xrfhub
+    from xrfhub.synth import generate_corpus
+
+    from test_intervals import LINEAR_PLUGIN
+
+    plugin = tmp_path / "lin.py"
+    plugin.write_text(LINEAR_PLUGIN)
+    per_core = []
+    for n_cores, corpus_seed, n_runs in STORES:
+        root = tmp_path / f"c{n_cores}-{corpus_seed}"
+        spec = {"n_cores": n_cores, "length_m": (1.2, 1.5), "lab_spacing_mm": 30.0, "n_30kv": 0, "n_50kv": 0,
+                "n_held_out": 1}
+        truth = generate_corpus(root / "corpus", size=spec, seed=corpus_seed)
+        xrfhub.ingest([root / "corpus" / "scans", *sorted((root / "corpus" / "lab").iterdir())], root / "hub")
+        normal = sorted(c for c, t in truth.cores.items() if t.has_scan and not t.held_out)
+        for seed in range(n_runs):
+            s = _train((root / "hub", normal, None, str(plugin)), root / f"s{seed}", "CaCO3",
+                       [normal[seed % len(normal)]], seed, interval_method="cross-conformal-cores")
+            per_core.append(s.metrics["held_out"]["interval_90"]["coverage"])
+    assert len(per_core) == 42
+    assert abs(np.mean(per_core) - LEVEL) <= 0.02, np.mean(per_core)
