@@ -168,6 +168,24 @@ def test_caco3_coverage_on_held_out_cores_over_seeds_is_near_nominal(store, tmp_
     assert s.metrics["calibration"]["method"] == "split-conformal"
 
 
+def test_each_held_out_core_is_scored_on_its_own_with_or_without_calibration(store, tmp_path):
+    _, normal, _, _ = store
+    held = normal[:2]
+    s = _train(store, tmp_path / "cal", "CaCO3", held, 0, calibration_cores=["auto"])
+    per, pooled = s.metrics["held_out_by_core"], s.metrics["held_out"]
+    assert sorted(per) == sorted(held) and sum(r["n"] for r in per.values()) == pooled["n"]
+    covered = sum(r["interval_coverage"] * r["n"] for r in per.values()) / pooled["n"]
+    assert covered == pytest.approx(pooled["interval_90"]["coverage"])
+    assert json.loads((tmp_path / "cal" / "metrics.json").read_text())["held_out_by_core"] == per
+    assert any(line.startswith("  by core, R2 (bias, 0.9 coverage): ") for line in s.headline())
+    # without calibration: no interval, the same per-core scores, and the plugin's own metrics kept
+    plain = _train(store, tmp_path / "plain", "CaCO3", held, 0)
+    run = json.loads((tmp_path / "plain" / "run.json").read_text())
+    assert sorted(run["metrics"]["held_out_by_core"]) == sorted(held) and run["metrics"]["n"] > 100
+    assert plain.metrics["held_out_by_core"] == run["metrics"]["held_out_by_core"]
+    assert not any("interval_coverage" in r for r in plain.metrics["held_out_by_core"].values())
+
+
 def test_a_shifted_core_breaks_exchangeability_and_the_run_says_so(store, tmp_path):
     _, _, shifted, _ = store
     s = _train(store, tmp_path / "toc", "TOC", [shifted], 0, calibration_cores=["auto"])

@@ -47,6 +47,29 @@ def test_interpolation_cores_are_those_inside_the_range_their_model_trained_on()
     assert interpolation_r2(by_core(y, pred, cores)) is None
 
 
+def test_with_an_interval_each_core_says_how_much_of_it_the_interval_holds():
+    y, pred, cores = _pairs()
+    per = by_core(y, pred, cores, lower=pred - 5, upper=pred + 5)
+    for core, row in per.items():
+        m = cores == core
+        assert row["interval_coverage"] == pytest.approx(np.mean(np.abs(y[m] - pred[m]) <= 5))
+    assert per["high"]["interval_coverage"] == 0.0 and per["low"]["interval_coverage"] > 0.9  # 30 wt% off
+    assert "interval_coverage" not in by_core(y, pred, cores)["low"]
+
+
+def test_the_run_summary_names_each_held_out_core_worst_first(tmp_path):
+    from xrfhub.ml.registry import RunSummary
+
+    y, pred, cores = _pairs()
+    metrics = {"held_out": {"n": 60, "r2": 0.5, "rmse": 17.0},
+               "held_out_by_core": by_core(y, pred, cores, lower=pred - 5, upper=pred + 5)}
+    lines = RunSummary(tmp_path, "max", "finetune", "CaCO3", metrics).headline()
+    assert lines[1].startswith("  by core, R2 (bias, 0.9 coverage): high ")
+    assert "covered 0.00)" in lines[1].split(",  ")[0] and lines[1].index("high") < lines[1].index("low")
+    plain = {"held_out": metrics["held_out"], "held_out_by_core": by_core(y, pred, cores)}
+    assert RunSummary(tmp_path, "x", "train", "CaCO3", plain).headline()[1].startswith("  by core, R2 (bias): ")
+
+
 def test_the_run_summary_reads_the_cores_worst_first_and_marks_extrapolated_ones(tmp_path):
     from xrfhub.ml.registry import RunSummary
 

@@ -58,9 +58,10 @@ def write_fit_png(run_dir, target: str, panels) -> Path | None:
     return Path(save_figure(fit_figure(target, panels), Path(run_dir) / FILE))
 
 
-def held_out_picture(plugin, store, run_dir, target: str, holdout) -> Path | None:
-    """``fit.png`` of a run trained without calibration: its held-out cores, predicted by the run.
-    A plugin that offers no ``predictor(run_dir)`` gets no picture."""
+def held_out_pairs(plugin, store, run_dir, target: str, holdout) -> dict | None:
+    """The held-out cores' lab values and the run's predictions of them (``y``, ``pred``, ``cores``),
+    for a run trained without calibration; None for a plugin that offers no ``predictor(run_dir)``
+    or held-out cores without lab pairs."""
     from .loaders import labelled_samples
 
     if not hasattr(plugin, "predictor"):
@@ -68,5 +69,4 @@ def held_out_picture(plugin, store, run_dir, target: str, holdout) -> Path | Non
     x, y, cores, _ = labelled_samples(store, target, cores=list(holdout))
     if not len(y):
         return None
-    pred = np.asarray(plugin.predictor(run_dir)(x), dtype=np.float64)
-    return write_fit_png(run_dir, target, [("held-out cores", {"y": y, "pred": pred, "cores": cores})])
+    return {"y": y, "pred": np.asarray(plugin.predictor(run_dir)(x), dtype=np.float64), "cores": cores}

@@ -35,7 +35,7 @@ def regression_metrics(y, pred, train_mean: float) -> dict[str, float]:
             "rmse": math.sqrt(sse / len(y))}
 
 
-def by_core(y, pred, cores, trained_on: dict | None = None) -> dict[str, dict]:
+def by_core(y, pred, cores, trained_on: dict | None = None, *, lower=None, upper=None) -> dict[str, dict]:
     """Each core's ``n``, ``r2``, ``rmse`` and ``bias`` (mean prediction minus lab value).
 
     Why per core: a held-out core is scored on its own, and sklearn's R2 of a core that spans
@@ -43,10 +43,16 @@ def by_core(y, pred, cores, trained_on: dict | None = None) -> dict[str, dict]:
     much. ``trained_on`` maps a core to the cores the model that predicted it trained on (a
     cross-fit's other folds); each core then says whether its lab values lie inside their range
     (``inside_training_range``): an interpolation core, as the held-out cores an ``auto`` draw takes.
+    With an interval's ``lower`` and ``upper`` bounds, each core also says which share of its lab
+    values they hold (``interval_coverage``): a core's coverage, not the pool's, is what tells a
+    user whether to trust that core's intervals.
     """
     y = np.asarray(y, dtype=np.float64).ravel()
     pred = np.asarray(pred, dtype=np.float64).ravel()
     cores = np.asarray(cores).astype(str).ravel()
+    inside = None
+    if lower is not None and upper is not None:
+        inside = (y >= np.asarray(lower, dtype=np.float64).ravel()) & (y <= np.asarray(upper, dtype=np.float64).ravel())
     span = {str(c): (float(y[cores == c].min()), float(y[cores == c].max())) for c in np.unique(cores)}
     out = {}
     for c, (lo, hi) in span.items():
@@ -54,6 +60,8 @@ def by_core(y, pred, cores, trained_on: dict | None = None) -> dict[str, dict]:
         row = {k: v for k, v in regression_metrics(y[m], pred[m], float(np.mean(y))).items()
                if k != "r2_vs_training_mean"}
         row["bias"] = float(np.mean(pred[m] - y[m]))
+        if inside is not None:
+            row["interval_coverage"] = float(np.mean(inside[m]))
         others = [o for o in (trained_on or {}).get(c, ()) if o in span]
         if others:
             row["inside_training_range"] = bool(min(span[o][0] for o in others) <= lo

@@ -76,6 +76,12 @@ class RunSummary:
             iv = held.get("interval_90")
             if iv and iv.get("n"):
                 lines.append(f"  0.9 interval: covers {iv['coverage']:.2f} of them, mean width {iv['mean_width']:.3g}")
+        held_cores = sorted((r.get("r2", float("nan")), c, r) for c, r in (m.get("held_out_by_core") or {}).items())
+        if held_cores:  # a test set's score can hide one core the model gets wrong over its whole length
+            text = ", ".join(f"{c} {r2:.2f} ({r['bias']:+.2g}"
+                             + (f", covered {r['interval_coverage']:.2f}" if "interval_coverage" in r else "") + ")"
+                             for r2, c, r in held_cores)
+            lines.append(f"  by core, R2 (bias{', 0.9 coverage' if 'covered' in text else ''}): {text}")
         per_core = m.get("validation_by_core") or {}
         rows = sorted((r["r2"], c, r) for c, r in per_core.items() if "r2" in r)
         if rows:

@@ -290,6 +290,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         raise
     if spectra_plugin and target and stage != "pretrain":
         from . import domain, fitplot, intervals
+        from .metrics import by_core
 
         values = intervals.core_values(store, target)  # read once for the range and the test cores
         span = domain.training_range(values, holdout + calibration)
@@ -299,7 +300,11 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
                 run["held_out_range"], far = domain.held_out_reach(values, target, holdout, span)
                 notes += far
         if holdout and not calibrated:  # the calibration drew fit.png; without one, the test set alone
-            fitplot.held_out_picture(plugin, store, out, target, holdout)
+            held = fitplot.held_out_pairs(plugin, store, out, target, holdout)
+            if held is not None:
+                fitplot.write_fit_png(out, target, [("held-out cores", held)])
+                run.setdefault("metrics", dict(summary.metrics or {}))  # a plugin may keep its metrics in run.json
+                _add_metric(out, run, "held_out_by_core", by_core(held["y"], held["pred"], held["cores"]))
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
                      "metrics say nothing about new cores; pass --holdout-cores for a test set")
@@ -315,6 +320,17 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
     summary.metrics = run.get("metrics", summary.metrics)
     summary.warnings, summary.holdout_cores = notes, tuple(holdout)
     return summary
+
+
+def _add_metric(out, run: dict, key: str, value) -> None:
+    """Add one entry to a run's metrics, in ``run.json`` (written by the caller) and in the plugin's
+    own ``metrics.json`` where it wrote one."""
+    run["metrics"][key] = value
+    path = Path(out) / "metrics.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        saved[key] = value
+        path.write_text(json.dumps(saved, indent=1, default=str))
 
 
 def _out_of_fold_calibration(out_of_fold: dict, target: str):
@@ -360,7 +376,7 @@ def _score_calibration(plugin, store, out, target, holdout, calibration, run, ca
     from . import intervals
     from .fitplot import write_fit_png
     from .loaders import labelled_samples
-    from .metrics import regression_metrics
+    from .metrics import by_core, regression_metrics
 
     notes = list(cal.notes)
     predictor = plugin.predictor(out)
@@ -373,6 +389,7 @@ def _score_calibration(plugin, store, out, target, holdout, calibration, run, ca
                               "selection": cal.selection,
                               "half_width_90": cal.half_width(0.9) if cal.n >= intervals.min_pairs(0.9) else None}
     metrics.pop("held_out", None)
+    metrics.pop("held_out_by_core", None)
     panels = [shown] if shown else []
     if holdout:
         hx, hy, hcores, _ = labelled_samples(store, target, cores=list(holdout))
@@ -385,6 +402,7 @@ def _score_calibration(plugin, store, out, target, holdout, calibration, run, ca
                 metrics["held_out"]["interval_90"] = intervals.coverage(hy, lower, upper)
                 notes += intervals.exchangeability_notes(hy, lower, upper, hcores, 0.9)
                 held.update(lower=lower, upper=upper)
+            metrics["held_out_by_core"] = by_core(hy, pred, hcores, lower=held.get("lower"), upper=held.get("upper"))
             panels.append(("held-out cores" + (", 0.9 interval" if "lower" in held else ""), held))
     write_fit_png(out, target, panels)
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
