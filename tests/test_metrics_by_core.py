@@ -64,8 +64,9 @@ def test_the_run_summary_names_each_held_out_core_worst_first(tmp_path):
     metrics = {"held_out": {"n": 60, "r2": 0.5, "rmse": 17.0},
                "held_out_by_core": by_core(y, pred, cores, lower=pred - 5, upper=pred + 5)}
     lines = RunSummary(tmp_path, "max", "finetune", "CaCO3", metrics).headline()
-    assert lines[1].startswith("  by core, R2 (bias, 0.9 coverage): high ")
-    assert "covered 0.00)" in lines[1].split(",  ")[0] and lines[1].index("high") < lines[1].index("low")
+    first = lines[1].split(": ", 1)[1].split("), ")[0]  # the worst core, listed first
+    assert lines[1].startswith("  by core, R2 (bias, 0.9 coverage): ") and first.startswith("high ")
+    assert first.endswith("covered 0.00") and lines[1].index("high") < lines[1].index("low")
     plain = {"held_out": metrics["held_out"], "held_out_by_core": by_core(y, pred, cores)}
     assert RunSummary(tmp_path, "x", "train", "CaCO3", plain).headline()[1].startswith("  by core, R2 (bias): ")
 

@@ -303,7 +303,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             held = fitplot.held_out_pairs(plugin, store, out, target, holdout)
             if held is not None:
                 fitplot.write_fit_png(out, target, [("held-out cores", held)])
-                run.setdefault("metrics", dict(summary.metrics or {}))  # a plugin may keep its metrics in run.json
+                run.setdefault("metrics", dict(summary.metrics or {}))  # a plugin may return metrics it did not write
                 _add_metric(out, run, "held_out_by_core", by_core(held["y"], held["pred"], held["cores"]))
     if spectra_plugin and not holdout:
         notes.append("no held-out cores: every labelled core was trained, validated or calibrated on, so these "
