@@ -97,11 +97,13 @@ def make_store(store: Path, corpus: str, seed: int, log: Path) -> float:
 
 
 def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = README_SETS,
-         corpus: str = "demo") -> dict:
+         corpus: str = "demo", pre_sets: tuple = ()) -> dict:
     store = root / f"seed{seed}"
-    # the README's 5 pre-training epochs in the seed's folder; another length, or other fine-tune
-    # options, beside them
+    # the README's 5 pre-training epochs in the seed's folder; another length, other pre-training
+    # options or other fine-tune options, beside them
     work = store if pretrain_epochs == 5 else store / f"pretrain{pretrain_epochs}"
+    if pre_sets:
+        work = work / ("pre-" + "+".join(s.replace("=", "-") for s in pre_sets))
     variant = tuple(sets) != README_SETS
     if variant:
         work = work / "+".join(s.replace("=", "-") for s in sets)
@@ -114,20 +116,22 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     if not variant or not (pre / "run.json").exists():
         minutes["pretrain"] = xrfhub("train", "max", "--store", hub, "--stage", "pretrain", "--config", "tiny",
                                      "--epochs", pretrain_epochs, "--holdout-cores", "auto", "--out", pre,
-                                     "--overwrite", log=log)
+                                     *[a for s in pre_sets for a in ("--set", s)], "--overwrite", log=log)
     extra = [a for s in sets for a in ("--set", s)]
     minutes["finetune"] = xrfhub("train", "max", "--store", hub, "--stage", "finetune", "--target", "CaCO3",
                                  "--init", pre, "--epochs", 60, "--set", "folds=4", *extra, "--out",
                                  work / "caco3", "--overwrite", log=log)
-    if baseline:
+    if baseline and not (store / "caco3-lee2022" / "run.json").exists():
         minutes["baseline"] = xrfhub("train", "baseline", "--store", hub, "--target", "CaCO3", "--holdout-cores",
                                      "auto", "--calibration-cores", "auto", "--out", store / "caco3-lee2022",
                                      "--overwrite", log=log)
+    if baseline:
         minutes["predict"] = xrfhub("predict", "--store", hub, "--run", work / "caco3", "--interval", 0.9, log=log)
     ours = json.loads((work / "caco3" / "run.json").read_text())
     base = json.loads((store / "caco3-lee2022" / "run.json").read_text())
     interp, per_core = interpolation_r2(work / "caco3" / "folds.json")
-    return {"corpus": corpus, "seed": seed, "pretrain_epochs": pretrain_epochs, "finetune_set": list(sets),
+    return {"corpus": corpus, "seed": seed, "pretrain_epochs": pretrain_epochs, "pretrain_set": list(pre_sets),
+            "finetune_set": list(sets),
             "interpolation_r2": interp, "interpolation_cores": per_core, "held_out": ours["holdout_cores"],
             "baseline_held_out": base["holdout_cores"], "max": ours["metrics"]["held_out"],
             "out_of_fold": ours["metrics"]["validation"], "baseline": base["metrics"]["held_out"],
@@ -148,20 +152,26 @@ def main(argv=None) -> None:
     ap.add_argument("--finetune-set", action="append", metavar="KEY=VALUE",
                     help="fine-tune options in place of the README's (repeatable; folds=4 stays), from the "
                          "README's pre-training, in seedG/<options>/")
+    ap.add_argument("--pretrain-set", action="append", metavar="KEY=VALUE", default=[],
+                    help="pre-training options beside the README's (repeatable), e.g. transform=clr: the "
+                         "pre-training and the README's fine-tune run in seedG/pre-<options>/, scored against "
+                         "the README run's baseline")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
     with ThreadPoolExecutor(args.jobs) as pool:
         sets = tuple(args.finetune_set or README_SETS)
+        pre_sets = tuple(args.pretrain_set)
         results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs,
-                                               args.pretrain_epochs == 5 and sets == README_SETS, sets,
-                                               args.corpus),
+                                               args.pretrain_epochs == 5 and sets == README_SETS and not pre_sets,
+                                               sets, args.corpus, pre_sets),
                                 args.seeds))
     with (args.out / "results.jsonl").open("a") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
     options = " ".join(args.finetune_set or README_SETS)
-    print(f"corpus: {args.corpus}; pre-training: {args.pretrain_epochs} epochs; fine-tune options: {options}")
+    print(f"corpus: {args.corpus}; pre-training: {args.pretrain_epochs} epochs {' '.join(args.pretrain_set)}; "
+          f"fine-tune options: {options}")
     print("| seed | held-out core | interpolation-core R2 | out-of-fold R2 (RMSE) | MAX held-out R2 (RMSE) "
           "| baseline R2 (RMSE) | RMSE ours / baseline | 90 % coverage (width) | minutes: pre-train, fine-tune |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -219,7 +219,7 @@ def test_torch_and_numpy_scalings_agree_for_every_kind():
     # one formula: the plugin's torch branch must give what the core (numpy) transform gives
     x = np.random.default_rng(1).poisson(80, (6, 32)).astype(np.float32)
     x[2] = 5.0  # a flat spectrum
-    for kind in ("instance", "channel", "log", "none"):
+    for kind in ("instance", "channel", "log", "clr", "none"):
         core = SpectrumTransform(kind).fit([x])
         plugin = Transform.from_dict(core.to_dict())
         assert np.allclose(plugin(torch.from_numpy(x)).numpy(), core(x), atol=1e-5), kind
@@ -239,6 +239,24 @@ def test_transform_dicts_saved_before_the_merge_still_load():
             np.testing.assert_allclose(t(x), [[2.0, 0.0, 2.0]])
     old_instance = Transform.from_dict({"kind": "instance", "eps": 1e-3, "mean": None, "std": None})
     assert old_instance.eps == 1e-3 and old_instance.to_dict()["eps"] == 1e-3
+
+
+def test_clr_transform_removes_what_scales_a_whole_spectrum():
+    # pore water, the foil's water film and tube ageing multiply every line by one factor: clr
+    # inputs of a spectrum and of its tenfold must agree where the counts are well above 1
+    rng = np.random.default_rng(3)
+    x = rng.uniform(200, 5000, (4, 64)).astype(np.float32)
+    kept = x.copy()
+    t = SpectrumTransform("clr")
+    a, b = t(x), t(10 * x)
+    np.testing.assert_allclose(a.mean(-1), 0.0, atol=1e-5)           # centred
+    np.testing.assert_allclose(a, b, atol=5e-3)  # one offset, removed (log1p: within 1/200)
+    np.testing.assert_allclose(a, np.log1p(x) - np.log1p(x).mean(-1, keepdims=True), atol=1e-5)
+    out = np.empty_like(x)
+    counts = x.astype(np.uint32)  # as the store holds them, scaled straight into a reader's buffer
+    assert t(counts, out=out) is out
+    np.testing.assert_allclose(out, t(counts), atol=1e-6)
+    np.testing.assert_array_equal(x, kept)  # the caller's array is never scaled in place
 
 
 def test_log_transform_is_log1p_of_counts():

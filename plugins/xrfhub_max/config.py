@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from xrfhub.errors import ConfigError, InputError
 
-TRANSFORMS = ("instance", "channel", "log")
+TRANSFORMS = ("instance", "channel", "log", "clr")
 HEADS = ("linear", "sigmoid100")
 POOLS = ("cls", "mean")
 TARGET_TRANSFORMS = ("none", "logit")

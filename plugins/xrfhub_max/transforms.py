@@ -44,6 +44,9 @@ class Transform(SpectrumTransform):
             return (x - mu) / (std + self.eps)
         if self.kind == "log":
             return x.clamp_min(0.0).log1p()
+        if self.kind == "clr":
+            x = x.clamp_min(0.0).log1p()
+            return x - x.mean(dim=-1, keepdim=True)
         if self.kind == "none":
             return x
         mean, std = self.stats(x.shape[-1])

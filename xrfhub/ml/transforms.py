@@ -1,4 +1,4 @@
-"""Input scalings of spectrum models: instance z-score, channel z-score, log1p, none (DESIGN section 6).
+"""Input scalings of spectrum models: instance z-score, channel z-score, log1p, clr, none (DESIGN section 6).
 
 XRF counts run from 0 to tens of thousands and differ between channels and between spectra
 (tube ageing changes the whole spectrum's intensity), so models see a scaled spectrum. One
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-KINDS = ("instance", "channel", "log", "none")
+KINDS = ("instance", "channel", "log", "clr", "none")
 EPS = 1e-6
 
 
@@ -28,7 +28,13 @@ class SpectrumTransform:
     ``instance``: per-spectrum z-score, ``(x - mean) / (std + eps)``;
     ``channel``: per-channel z-score with training-set statistics (:meth:`fit` or
     :meth:`fit_stats`; std 0 -> divide by 1); ``log``: ``log1p`` of the counts (negative
-    values clipped to 0); ``none``: counts as float32.
+    values clipped to 0); ``clr``: ``log1p`` of the counts less its mean over the channels, the
+    centred log-ratio of compositional data (Aitchison 1986); ``none``: counts as float32.
+
+    Why ``clr``: what dilutes or scales a whole spectrum (pore water, the water film under the
+    foil, tube ageing, live time) multiplies every line's counts by one factor, which the log
+    turns into one offset and the centring removes; and a wt% property's log-ratio is linear in
+    the intensities' log-ratios (Weltje & Tjallingii 2008), which is what ``clr`` inputs are.
     """
 
     def __init__(self, kind: str = "instance", mean: Iterable[float] | None = None,
@@ -98,6 +104,11 @@ class SpectrumTransform:
             # counts are >= 0; the clip only keeps log1p of a damaged value (< -1) from giving NaN
             x = np.maximum(x, 0.0, out=x if own else None)
             return np.log1p(x, out=x)
+        if self.kind == "clr":
+            x = np.maximum(x, 0.0, out=x if own else None)
+            np.log1p(x, out=x)
+            x -= x.mean(axis=-1, keepdims=True)
+            return x
         return x
 
     def stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
