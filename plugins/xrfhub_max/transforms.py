@@ -1,9 +1,10 @@
 """Input scalings of MAX on the device: the core transform, applied to torch tensors too.
 
-The scalings themselves (instance z-score, channel z-score, log; source document 000, eqs. 1-5),
-their fitting and their serialised form are :class:`xrfhub.ml.transforms.SpectrumTransform`, which
-the loaders use as well; a run folder's ``transform.json`` is its ``to_dict``. The MAX engine
-scales batches already on the GPU, so ``Transform`` adds only the same operations in torch,
+The scalings themselves (instance z-score, channel z-score and log: source document 000, eqs. 1-5;
+clr, the centred log-ratio), their fitting and their serialised form are
+:class:`xrfhub.ml.transforms.SpectrumTransform`, which the loaders use as well; a run folder's
+``transform.json`` is its ``to_dict``. The MAX engine scales batches already on the GPU, so
+``Transform`` adds only the same operations in torch,
 with the core object's ``kind``, ``eps`` and fitted statistics (the tests check that both give
 the same values). Numpy arrays go to the core implementation unchanged.
 
