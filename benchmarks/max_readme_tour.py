@@ -23,11 +23,14 @@ One JSON line per seed goes to ``OUT/results.jsonl``.
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --pretrain-epochs 25
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --finetune-set target_transform=none
     python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2
+    python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2 --pretrain-set transform=clr
 
 The second line pre-trains longer on the same stores and scores against the first line's baseline.
 The third fine-tunes from the first line's pre-training with other ``--set`` options in place of
 the README's (beside ``folds=4``), in ``seedG/<options>/``, and scores against the same baseline:
-``target_transform=none`` is the seventh pass's plain target (docs/results.md).
+``target_transform=none`` is the seventh pass's plain target (docs/results.md). The last pre-trains
+with other options (here clr inputs, the tenth pass) and fine-tunes as the README does, in
+``seedG/pre-<options>/``, scored against the README run's baseline (run the README's line first).
 
 Beside the held-out figures, each run prints the figure a recipe may be chosen on: the
 **interpolation-core out-of-fold R2**. In the cross-fit (``folds=4``) every training core is

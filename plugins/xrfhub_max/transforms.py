@@ -4,9 +4,8 @@ The scalings themselves (instance z-score, channel z-score and log: source docum
 clr, the centred log-ratio), their fitting and their serialised form are
 :class:`xrfhub.ml.transforms.SpectrumTransform`, which the loaders use as well; a run folder's
 ``transform.json`` is its ``to_dict``. The MAX engine scales batches already on the GPU, so
-``Transform`` adds only the same operations in torch,
-with the core object's ``kind``, ``eps`` and fitted statistics (the tests check that both give
-the same values). Numpy arrays go to the core implementation unchanged.
+``Transform`` adds only the same operations in torch, with the core object's ``kind``, ``eps``
+and fitted statistics (the tests check that both give the same values). Numpy arrays go to the core implementation unchanged.
 
 Two departures from the reference code, both deliberate and the core's: instance normalisation
 divides by ``std + eps``, so a flat spectrum (std 0) becomes zeros instead of NaN; a channel

@@ -35,6 +35,8 @@ class SpectrumTransform:
     foil, tube ageing, live time) multiplies every line's counts by one factor, which the log
     turns into one offset and the centring removes; and a wt% property's log-ratio is linear in
     the intensities' log-ratios (Weltje & Tjallingii 2008), which is what ``clr`` inputs are.
+    For MAX it lost to ``instance`` on fresh 10-core corpora (docs/results.md, tenth pass), so
+    no preset uses it.
     """
 
     def __init__(self, kind: str = "instance", mean: Iterable[float] | None = None,
