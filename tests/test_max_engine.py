@@ -101,6 +101,16 @@ def test_pretraining_loss_falls_and_the_run_dir_is_complete(tmp_path, data):
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_pretraining_on_clr_inputs_saves_the_scaling_it_trained_on(tmp_path, data):
+    # a fine-tune or predict reads transform.json: a run pre-trained on clr inputs must say so
+    x, _ = data
+    train, val = sources(x, n_train=128)
+    result = pretrain(new_autoencoder(), CONFIG.replace(epochs=1, transform="clr"), train, val, tmp_path,
+                      progress=False)
+    assert np.isfinite(result.history[-1]["train_loss"])
+    assert json.loads((tmp_path / "transform.json").read_text())["kind"] == "clr"
+
+
 def test_checkpoints_are_pickle_free(tmp_path, data):
     x, _ = data
     train, _ = sources(x, n_train=128)
