@@ -137,8 +137,8 @@ def test_cli_trains_and_predicts_on_spectra_and_writes_a_prediction_run(spectra_
     held = run["metrics"]["held_out"]
     # after the metrics, the lines a person reads: the test set's scores and the picture
     assert f"held-out CaCO3: R2 {held['r2']:.3f}, RMSE {held['rmse']:.3g} over 4 pairs" in trained.stdout
-    # it scores element areas, not spectra: no predictor(run_dir), so no picture (and no line for one)
-    assert "picture:" not in trained.stdout and not (out / "fit.png").exists()
+    # fitted on the spectra's peak areas, it scores them as any plugin does: the picture of the test set
+    assert f"picture: {out / 'fit.png'}" in trained.stdout and (out / "fit.png").stat().st_size > 1000
     m = run["metrics"]
     assert run["plugin"] == "logratio" and run["holdout_cores"] == [CORES[-1]] and m["source"] == "spectra"
     assert "Ca-Ka" in (m["model"]["numerator"], m["model"]["denominator"])  # the generator's CaCO3 is the Ca peak
@@ -156,6 +156,32 @@ def test_cli_trains_and_predicts_on_spectra_and_writes_a_prediction_run(spectra_
     assert np.corrcoef(values[ok], truth[ok])[0, 1] > 0.9
     runs = xrfhub.predictions.list_runs(store)
     assert runs[-1]["plugin"] == "logratio" and runs[-1]["n_predicted"] == ok.sum()
+
+
+def test_cross_conformal_intervals_for_a_spectra_run_reach_predict(spectra_store, tmp_path):
+    """Item 1 of issue 16 for this plugin: every regression plugin gets calibrated intervals. Each of
+    the three training cores is predicted by a calibration fitted without it; predict stores the band."""
+    root, _ = spectra_store
+    store = tmp_path / "hub"
+    import shutil
+
+    shutil.copytree(root / "hub", store)
+    out = tmp_path / "run"
+    trained = run_cli("train", "logratio", "--store", store, "--target", "CaCO3", "--holdout-cores", CORES[-1],
+                      "--out", out, "--set", "form=alr", "--interval-method", "cross-conformal-cores")
+    run = json.loads((out / "run.json").read_text())
+    cal = json.loads((out / "calibration.json").read_text())
+    assert cal["method"] == "cross-conformal-cores" and sorted(cal["cores"]) == sorted(CORES[:-1])
+    assert sorted(c for f in run["metrics"]["calibration"]["folds"] for c in f) == sorted(CORES[:-1])
+    iv = run["metrics"]["held_out"]["interval_90"]
+    assert iv["n"] == 4 and 0 < iv["mean_width"] < 20
+    assert "0.9 interval: covers" in trained.stdout and (out / "fit.png").is_file()
+    run_cli("predict", "--store", store, "--run", out, "--interval", "0.9")
+    pred = xrfhub.open(store, "predictions")
+    value, lower, upper = (pred[k].values for k in ("CaCO3", "CaCO3_lower", "CaCO3_upper"))
+    ok = np.isfinite(value)
+    assert ok.sum() > 0 and np.array_equal(ok, np.isfinite(lower)) and np.array_equal(ok, np.isfinite(upper))
+    assert np.all(lower[ok] <= value[ok]) and np.all(value[ok] <= upper[ok]) and np.any(upper[ok] > lower[ok])
 
 
 def _with_lab_values(corpus, factor_for_core: dict) -> None:
@@ -254,6 +280,11 @@ def test_real_itrax_core_calibrates_icp_values_through_the_cli(tmp_path):
     assert np.array_equal(np.isfinite(values), el["valid"].values.astype(bool))  # invalid points stay empty
     lo, hi = table["Ca"].min() / 1e4, table["Ca"].max() / 1e4  # stored in wt%: mg/kg / 10^4
     assert lo / 3 < np.nanmedian(values) < hi * 3
+    # element-table areas are not in a spectrum: no predictor of spectra, and a message saying what to do
+    from xrfhub_logratio.plugin import plugin
+
+    with pytest.raises(ConfigError, match="fitted on the store's element tables.*--set source=spectra"):
+        plugin.predictor(out)
     # the MLC form on every line also trains on this core
     from xrfhub.ml import training
 
@@ -316,6 +347,14 @@ def test_drift_correction_is_fitted_on_replicate_scans_and_fixes_a_head_change(t
     truth = 20 + 10 * np.sin(pred["depth_mm"].values[held] / 50)
     assert np.sqrt(np.mean((pred["CaCO3"].values[held] - truth) ** 2)) < 2.0
     assert json.loads(pred.attrs["provenance"])["drift"]["corrected_states"] == [state]
+    # the correction needs each spectrum's instrument state: no predictor of bare spectra
+    from xrfhub_logratio.plugin import plugin
+
+    with pytest.raises(ConfigError, match="drift-corrected intensities"):
+        plugin.predictor(tmp_path / "drift")
+    assert training.train("logratio", store, stage="train", out=tmp_path / "plain-again", target="CaCO3",
+                          holdout_cores=[c], sets={"form": "alr", "denominators": "Fe"}, progress=False)
+    assert (tmp_path / "plain-again" / "fit.png").is_file()  # while a plain spectra run draws its test set
 
 
 def test_auto_transform_picks_the_part_to_rest_log_ratio_for_a_percentage_by_cross_validation():

@@ -246,6 +246,26 @@ class LogRatioPlugin:
                                    for k, v in run["config"].items() if k in known})
         return run, config, LogRatioModel.load(run_dir)
 
+    def predictor(self, run_dir):
+        """The fitted calibration of a run as raw counts -> values, for calibrated intervals and
+        ``fit.png``. Only a run fitted on peak areas of the spectra has one: a run on element tables,
+        or drift-corrected per instrument state, reads inputs a spectrum alone does not carry.
+        The peak windows are laid on the energy axis of the store the run was trained on (``run.json``):
+        training calls this on that store, to score calibration and held-out cores."""
+        run, config, model = self.load(run_dir)
+        source = run["metrics"]["source"]
+        if source != "spectra" or config.drift:
+            why = "drift-corrected intensities" if config.drift else "the store's element tables"
+            raise ConfigError(f"the logratio run in {run_dir} was fitted on {why}, not on spectra, so it cannot "
+                              "score the mean spectra that calibrate intervals; train it with "
+                              "--set source=spectra (and without drift) for --calibration-cores or "
+                              "--interval-method")
+        samples = xrfhub.open(run["store"], "samples", index=False)
+        peaks = _peaks_for(run["store"], config, samples.sizes.get("channel"))
+        if peaks.lines != model.lines:
+            raise ConfigError(f"the run in {run_dir} was trained on lines {model.lines}, the config gives {peaks.lines}")
+        return lambda counts: model.predict(peaks(np.asarray(counts)))
+
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
         run, config, model = self.load(run_dir)
         source = run["metrics"]["source"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..plots import pyplot, save_figure
 from .metrics import regression_metrics
 
@@ -69,4 +70,8 @@ def held_out_pairs(plugin, store, run_dir, target: str, holdout) -> dict | None:
     x, y, cores, _ = labelled_samples(store, target, cores=list(holdout))
     if not len(y):
         return None
-    return {"y": y, "pred": np.asarray(plugin.predictor(run_dir)(x), dtype=np.float64), "cores": cores}
+    try:
+        predictor = plugin.predictor(run_dir)
+    except ConfigError:  # this run reads inputs other than spectra (e.g. logratio on element tables)
+        return None
+    return {"y": y, "pred": np.asarray(predictor(x), dtype=np.float64), "cores": cores}
