@@ -1,0 +1,125 @@
+"""MAX, the log-ratio calibration, and their mean, on the README tour's folders (issue 16, item 3).
+
+Run after ``benchmarks/max_readme_tour.py`` on the same ``--out`` folder. For each seed it reads
+the tour's cross-fitted MAX run (``seedG/caco3``: four fold models, ``folds.json``) and fits the
+``logratio`` plugin (defaults, peak areas of the spectra) on the same cores:
+
+- **out of fold, training cores only**: once per MAX fold, without that fold's cores (and without
+  the held-out ones), scoring the fold's cores; so both models, and their mean, predict every
+  training core from a model that never saw it, on the same folds;
+- **held out**: once on every training core, as ``xrfhub train logratio --holdout-cores <the tour's>``.
+
+The **stack** is the per-pair mean of the two predictions: equal weights, nothing fitted on any
+score. Printed per seed, for MAX, logratio and the stack: the interpolation-core out-of-fold R2 (the
+figure a recipe is chosen on, see ``max_readme_tour.py``), the held-out CaCO3 R2 and RMSE
+(scikit-learn's), each held-out core's bias, and the 90 % cross-conformal interval's coverage and
+mean width on the held-out pairs (each model calibrated on its own out-of-fold predictions). The
+Lee 2022 baseline's held-out R2 from the tour's run is printed beside them, with the RMSE ratio
+(stack / baseline). One JSON line per seed goes to ``OUT/stack.jsonl``::
+
+    python benchmarks/max_readme_tour.py --out /tmp/tour --corpus c10 --seeds 12 13
+    python benchmarks/stack_tour.py --out /tmp/tour --seeds 12 13
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET = "CaCO3"
+LEVEL = 0.9
+MODELS = ("max", "logratio", "stack")
+
+
+def _logratio(hub: Path, holdout, work: Path):
+    """Fit ``logratio`` without ``holdout`` as ``xrfhub train`` does; its predictor of mean spectra."""
+    from xrfhub.ml import registry, training
+
+    training.train("logratio", hub, stage="train", out=work, target=TARGET, holdout_cores=list(holdout),
+                   progress=False)
+    return registry.load("logratio").predictor(work)
+
+
+def seed_figures(root: Path, seed: int) -> dict:
+    from xrfhub.ml import intervals, registry
+    from xrfhub.ml.loaders import labelled_samples, qc_policy
+    from xrfhub.ml.metrics import by_core, interpolation_r2, regression_metrics
+
+    store = root / f"seed{seed}"
+    hub, run_dir = store / "demo" / "hub", store / "caco3"
+    run = json.loads((run_dir / "run.json").read_text())
+    saved = json.loads((run_dir / "folds.json").read_text())
+    holdout = list(run["holdout_cores"])
+    with qc_policy("exclude"):  # what `xrfhub train` reads by default
+        x, y, cores, _ = labelled_samples(hub, TARGET, exclude_cores=holdout)
+        hx, hy, hcores, _ = labelled_samples(hub, TARGET, cores=holdout)
+    oof = saved["out_of_fold"]
+    if not (np.allclose(oof["y"], y) and list(oof["cores"]) == list(cores)):
+        raise SystemExit(f"{run_dir}: its out-of-fold pairs are not the store's labelled pairs in order")
+    fold_of = {c: i for i, f in enumerate(saved["folds"]) for c in f["cores"]}
+    pool = sorted(fold_of)
+    trained_on = {c: [o for o in pool if fold_of[o] != fold_of[c]] for c in pool}
+
+    out_of_fold = {"max": np.asarray(oof["pred"], dtype=np.float64), "logratio": np.full(len(y), np.nan)}
+    with tempfile.TemporaryDirectory(prefix="stack-") as tmp:
+        for i, fold in enumerate(saved["folds"]):
+            rows = np.isin(cores, fold["cores"])
+            predictor = _logratio(hub, holdout + list(fold["cores"]), Path(tmp) / f"fold{i}")
+            out_of_fold["logratio"][rows] = predictor(x[rows])
+        full = _logratio(hub, holdout, Path(tmp) / "full")
+        held = {"max": np.asarray(registry.load("max").predictor(run_dir)(hx), dtype=np.float64),
+                "logratio": np.asarray(full(hx), dtype=np.float64)}
+    out_of_fold["stack"] = (out_of_fold["max"] + out_of_fold["logratio"]) / 2
+    held["stack"] = (held["max"] + held["logratio"]) / 2
+
+    base = json.loads((store / "caco3-lee2022" / "run.json").read_text())["metrics"]["held_out"]
+    result = {"seed": seed, "held_out": holdout, "baseline": {"r2": base["r2"], "rmse": base["rmse"]}}
+    for name in MODELS:
+        per_core = by_core(y, out_of_fold[name], cores, trained_on)
+        cal = intervals.from_predictions(y, out_of_fold[name], cores, TARGET, method=intervals.METHOD_CV)
+        lower, upper = cal.interval(held[name], LEVEL)
+        score = interpolation_r2(per_core)
+        result[name] = {"interpolation_r2": float("nan") if score is None else score,
+                        "held_out": regression_metrics(hy, held[name], float(np.mean(y))),
+                        "held_out_by_core": by_core(hy, held[name], hcores),
+                        "interval_90": intervals.coverage(hy, lower, upper)}
+    return result
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path, help="the folder max_readme_tour.py wrote")
+    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    results = [seed_figures(args.out, s) for s in args.seeds]
+    with (args.out / "stack.jsonl").open("a") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
+    print("| seed | held-out cores | interpolation-core R2: MAX / logratio / stack | held-out R2 (RMSE): MAX "
+          "| logratio | stack | baseline | RMSE stack / baseline | bias per held-out core (MAX; logratio) "
+          "| 90 % coverage: MAX / logratio / stack |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        interp = " / ".join(f"{r[m]['interpolation_r2']:.3f}" for m in MODELS)
+        scores = " | ".join(f"{r[m]['held_out']['r2']:.3f} ({r[m]['held_out']['rmse']:.2f})" for m in MODELS)
+        bias = "; ".join(", ".join(f"{c} {r[m]['held_out_by_core'][c]['bias']:+.1f}" for c in r["held_out"])
+                         for m in ("max", "logratio"))
+        cover = " / ".join(f"{r[m]['interval_90']['coverage']:.2f}" for m in MODELS)
+        print(f"| {r['seed']} | {', '.join(r['held_out'])} | {interp} | {scores} | {r['baseline']['r2']:.3f} "
+              f"({r['baseline']['rmse']:.2f}) | {r['stack']['held_out']['rmse'] / r['baseline']['rmse']:.2f} "
+              f"| {bias} | {cover} |")
+    for m in MODELS:
+        r2 = [r[m]["held_out"]["r2"] for r in results]
+        interp = [r[m]["interpolation_r2"] for r in results]
+        print(f"{m}: mean interpolation-core R2 {np.nanmean(interp):.3f}; held-out R2 mean {np.mean(r2):.3f}, "
+              f"median {np.median(r2):.3f}, >= 0.90 on {sum(v >= 0.9 for v in r2)} of {len(r2)}")
+    print(f"finished in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
