@@ -24,6 +24,7 @@ One JSON line per seed goes to ``OUT/results.jsonl``.
     python benchmarks/max_readme_tour.py --out /tmp/tour --seeds 0 1 2 3 --finetune-set target_transform=none
     python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2
     python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2 --pretrain-set transform=clr
+    python benchmarks/max_readme_tour.py --out /tmp/tour10c --corpus c10 --seeds 0 1 2 --unlabelled-cores 20
 
 The second line pre-trains longer on the same stores and scores against the first line's baseline.
 The third fine-tunes from the first line's pre-training with other ``--set`` options in place of
@@ -31,6 +32,11 @@ the README's (beside ``folds=4``), in ``seedG/<options>/``, and scores against t
 ``target_transform=none`` is the seventh pass's plain target (docs/results.md). The last pre-trains
 with other options (here clr inputs, the tenth pass) and fine-tunes as the README does, in
 ``seedG/pre-<options>/``, scored against the README run's baseline (run the README's line first).
+``--unlabelled-cores N`` copies the seed's store into ``seedG/unlabelledN/hub``, ingests there the
+scans (no lab values) of N more cores from further generated corpora of the same size (generator
+seeds 1000+G, 2000+G, ...; a core whose name the store already has is left out), and runs the
+README's pre-training and fine-tune on it: the same labelled pairs, folds and test cores, with
+more spectra to pre-train on (the eleventh pass), scored against the README run's baseline.
 
 Beside the held-out figures, each run prints the figure a recipe may be chosen on: the
 **interpolation-core out-of-fold R2**. In the cross-fit (``folds=4``) every training core is
@@ -99,14 +105,42 @@ def make_store(store: Path, corpus: str, seed: int, log: Path) -> float:
                                                           store / "demo" / "hub", log=log)
 
 
+def add_unlabelled(hub: Path, target: Path, corpus: str, seed: int, n: int, log: Path) -> float:
+    """Copy ``hub`` to ``target`` and ingest the scans of ``n`` more generated cores, without lab
+    values; returns minutes."""
+    import shutil
+
+    from xrfhub.api import open as open_store
+    from xrfhub.synth import generate_corpus
+
+    start = time.perf_counter()
+    shutil.copytree(hub, target)
+    have = set(map(str, open_store(target, "spectra", index=False)["core"].values))
+    scans, k = [], 1
+    while len(scans) < n:
+        folder = target.parent / f"unlabelled{k}"
+        truth = generate_corpus(folder, size=CORPORA[corpus], seed=1000 * k + seed)
+        for core in sorted(truth.cores):
+            path = folder / "scans" / core
+            if len(scans) < n and core not in have and path.is_dir():
+                scans.append(path)
+                have.add(core)
+        k += 1
+    with log.open("a") as f:
+        f.write(f"unlabelled cores: {', '.join(p.name for p in scans)}\n")
+    return (time.perf_counter() - start) / 60.0 + xrfhub("ingest", *scans, "--store", target, log=log)
+
+
 def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = README_SETS,
-         corpus: str = "demo", pre_sets: tuple = ()) -> dict:
+         corpus: str = "demo", pre_sets: tuple = (), unlabelled: int = 0) -> dict:
     store = root / f"seed{seed}"
     # the README's 5 pre-training epochs in the seed's folder; another length, other pre-training
     # options or other fine-tune options, beside them
     work = store if pretrain_epochs == 5 else store / f"pretrain{pretrain_epochs}"
     if pre_sets:
         work = work / ("pre-" + "+".join(s.replace("=", "-") for s in pre_sets))
+    if unlabelled:
+        work = work / f"unlabelled{unlabelled}"
     variant = tuple(sets) != README_SETS
     if variant:
         work = work / "+".join(s.replace("=", "-") for s in sets)
@@ -116,6 +150,10 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     minutes = {}
     if not (hub / "store.json").exists():
         minutes["demo"] = make_store(store, corpus, seed, log)
+    if unlabelled:  # the seed's store plus the scans of more cores, pre-trained and fine-tuned on there
+        if not (work / "hub" / "store.json").exists():
+            minutes["unlabelled"] = add_unlabelled(hub, work / "hub", corpus, seed, unlabelled, log)
+        hub = work / "hub"
     if not variant or not (pre / "run.json").exists():
         minutes["pretrain"] = xrfhub("train", "max", "--store", hub, "--stage", "pretrain", "--config", "tiny",
                                      "--epochs", pretrain_epochs, "--holdout-cores", "auto", "--out", pre,
@@ -134,6 +172,7 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     base = json.loads((store / "caco3-lee2022" / "run.json").read_text())
     interp, per_core = interpolation_r2(work / "caco3" / "folds.json")
     return {"corpus": corpus, "seed": seed, "pretrain_epochs": pretrain_epochs, "pretrain_set": list(pre_sets),
+            "unlabelled_cores": unlabelled,
             "finetune_set": list(sets),
             "interpolation_r2": interp, "interpolation_cores": per_core, "held_out": ours["holdout_cores"],
             "baseline_held_out": base["holdout_cores"], "max": ours["metrics"]["held_out"],
@@ -155,6 +194,9 @@ def main(argv=None) -> None:
     ap.add_argument("--finetune-set", action="append", metavar="KEY=VALUE",
                     help="fine-tune options in place of the README's (repeatable; folds=4 stays), from the "
                          "README's pre-training, in seedG/<options>/")
+    ap.add_argument("--unlabelled-cores", type=int, default=0, metavar="N",
+                    help="pre-train (and fine-tune) on the seed's store plus the scans of N more generated "
+                         "cores without lab values, in seedG/unlabelledN/ (see above)")
     ap.add_argument("--pretrain-set", action="append", metavar="KEY=VALUE", default=[],
                     help="pre-training options beside the README's (repeatable), e.g. transform=clr: the "
                          "pre-training and the README's fine-tune run in seedG/pre-<options>/, scored against "
@@ -165,9 +207,9 @@ def main(argv=None) -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         sets = tuple(args.finetune_set or README_SETS)
         pre_sets = tuple(args.pretrain_set)
-        results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs,
-                                               args.pretrain_epochs == 5 and sets == README_SETS and not pre_sets,
-                                               sets, args.corpus, pre_sets),
+        readme = args.pretrain_epochs == 5 and sets == README_SETS and not pre_sets and not args.unlabelled_cores
+        results = list(pool.map(lambda s: tour(args.out, s, args.pretrain_epochs, readme, sets, args.corpus,
+                                               pre_sets, args.unlabelled_cores),
                                 args.seeds))
     with (args.out / "results.jsonl").open("a") as f:
         for r in results:
