@@ -179,3 +179,17 @@ def test_auto_tests_on_the_cores_train_draws(store, tmp_path):
     drawn = draw_holdout_cores(hub, 0)
     assert json.loads((tmp_path / "a" / "evaluation.json").read_text())["holdout_cores"] == list(drawn)
     assert drawn[0] in summary.read_text()
+
+
+def test_interval_cells_are_planned_for_the_models_of_the_curves(store, tmp_path):
+    """`--interval 0.9` calibrates every model the evaluation fits: the log-ratio calibration
+    without the baseline too, and never a model switched off."""
+    from xrfhub.ml.evaluation.run import Evaluation
+
+    hub, cores = store
+    for sets, expected in (({"baseline": "false"}, {"max", "scratch", "logratio"}),
+                           ({"baseline": "false", "logratio": "false"}, {"max", "scratch"})):
+        config = EvalConfig.quick().replace(seeds="0", interval="0.9", **sets)
+        evaluation = Evaluation(hub, cores[:1], tmp_path / "-".join(sets), config, progress=False)
+        planned = {c.meta["model"] for c in evaluation.cells() if c.meta.get("kind") == "interval"}
+        assert planned == expected == set(evaluation.models())

@@ -128,8 +128,7 @@ class Evaluation:
                     cells.append(self._fit_cell("fewshot", "max", target, amount, seed))
             if c.interval > 0:
                 for seed in c.seeds:
-                    cells += [self._interval_cell(model, target, seed) for model in (MODELS if self.baseline
-                                                                                     else MODELS[:2])]
+                    cells += [self._interval_cell(model, target, seed) for model in self.models()]
             for mask, transform in self.variants():
                 if (mask, transform) == (c.mask_ratio, c.transform):
                     continue  # the main autoencoder's runs are the data-amount runs at "all"
