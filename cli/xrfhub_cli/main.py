@@ -258,6 +258,35 @@ def runs(store):
 
 
 @cli.command()
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--target", default=None, help="Property to compare (default: the one both runs predict).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also draw the table as bars.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table.")
+@friendly
+def compare(store, run_a, run_b, target, png, csv_path):
+    """Two prediction runs (ids from `xrfhub runs`) core by core, largest disagreement first:
+    where two models disagree, one of them is off; sample those cores first."""
+    from xrfhub.compare import compare_runs, write_png
+
+    table = compare_runs(store, run_a, run_b, target=target)
+    name = table.attrs["target"]
+    click.echo(f"{name}, A = {run_a}, B = {run_b}; per core, over the spectra both predicted:")
+    click.echo(f"{'core':<16} {'spectra':>7} {'median A':>9} {'median B':>9} {'A - B':>7} {'|A-B| p90':>9} "
+               f"{'apart':>6} {'lab values':>10}")
+    for r in table.itertuples():
+        apart = "-" if r.intervals_apart != r.intervals_apart else f"{r.intervals_apart:.2f}"
+        click.echo(f"{r.core:<16} {r.n_spectra:>7} {r.median_a:>9.2f} {r.median_b:>9.2f} {r.median_difference:>+7.2f} "
+                   f"{r.p90_abs_difference:>9.2f} {apart:>6} {r.lab_samples:>10}")
+    if csv_path:
+        table.to_csv(csv_path, index=False, float_format="%.4g")
+        click.echo(f"table: {csv_path}")
+    if png:
+        click.echo(f"picture: {write_png(table, png)}")
+
+
+@cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(), help="PNG to write (a CSV of the data goes beside it).")
