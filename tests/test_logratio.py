@@ -176,6 +176,12 @@ def test_cross_conformal_intervals_for_a_spectra_run_reach_predict(spectra_store
     iv = run["metrics"]["held_out"]["interval_90"]
     assert iv["n"] == 4 and 0 < iv["mean_width"] < 20
     assert "0.9 interval: covers" in trained.stdout and (out / "fit.png").is_file()
+    # each training core scored by the fold calibration that never saw it: a training-side figure
+    by_core = run["metrics"]["out_of_fold_by_core"]
+    assert sorted(by_core) == sorted(CORES[:-1]) and all(by_core[c]["n"] == 4 for c in by_core)
+    inside = [r["r2"] for r in by_core.values() if r.get("inside_training_range")]
+    assert run["metrics"]["interpolation_r2"] == (pytest.approx(np.mean(inside)) if inside else None)
+    assert "training cores out of fold, R2 (bias): " in trained.stdout
     run_cli("predict", "--store", store, "--run", out, "--interval", "0.9")
     pred = xrfhub.open(store, "predictions")
     value, lower, upper = (pred[k].values for k in ("CaCO3", "CaCO3_lower", "CaCO3_upper"))

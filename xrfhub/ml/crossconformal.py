@@ -42,9 +42,11 @@ def fold_cores(pool, *, seed: int, folds: int = FOLDS) -> list[list[str]]:
 
 
 def calibrate(plugin, store, out, *, stage: str, config, target: str, init, holdout, seed: int,
-              notes=(), progress: bool = False) -> tuple[intervals.Calibration, list[list[str]]]:
+              notes=(), progress: bool = False) -> tuple[intervals.Calibration, list[list[str]], dict]:
     """Train the plugin once per fold (without the fold's cores and the held-out ones), score the
-    fold's labelled pairs with it, and calibrate on all those out-of-fold scores; also the folds."""
+    fold's labelled pairs with it, and calibrate on all those out-of-fold scores. Also returns the
+    folds and the out-of-fold predictions (``{"y", "pred", "cores"}``, as a cross-fitted plugin
+    reports them), from which training scores each training core as a held-out core is scored."""
     from .loaders import labelled_samples
 
     if not hasattr(plugin, "predictor"):
@@ -73,6 +75,26 @@ def calibrate(plugin, store, out, *, stage: str, config, target: str, init, hold
         raise ConfigError(f"--interval-method {intervals.METHOD_CV}: no labelled {target} pairs outside the "
                           "held-out cores")
     scale = None if any(s is None for s in scales) else np.concatenate(scales)
-    cal = intervals.from_predictions(np.concatenate(ys), np.concatenate(preds), np.concatenate(cores), target,
-                                     notes, method=intervals.METHOD_CV, scale=scale)
-    return cal, folds
+    y, pred, core = np.concatenate(ys), np.concatenate(preds), np.concatenate(cores)
+    cal = intervals.from_predictions(y, pred, core, target, notes, method=intervals.METHOD_CV, scale=scale)
+    return cal, folds, {"y": y.tolist(), "pred": pred.tolist(), "cores": [str(c) for c in core]}
+
+
+def from_out_of_fold(out_of_fold: dict, target: str) -> intervals.Calibration:
+    """Cross-conformal calibration on a cross-fitted plugin's own out-of-fold predictions."""
+    note = ("calibrated on the out-of-fold predictions of every labelled core outside the held-out ones; each "
+            "fold model chose its epoch on the cores it scores, so the interval may be a little narrow")
+    return intervals.from_predictions(out_of_fold["y"], out_of_fold["pred"], out_of_fold["cores"], target, [note],
+                                      method=intervals.METHOD_CV)
+
+
+def score_cores(metrics: dict, out_of_fold: dict, folds) -> None:
+    """Score each training core on the predictions of the fold model that never saw it, as a cross-fitted
+    plugin does, into ``metrics`` (``out_of_fold_by_core``, ``interpolation_r2``): a figure from the
+    training cores alone, on which two models, or two recipes, may be compared without the test set."""
+    from .metrics import by_core, interpolation_r2
+
+    fold_of = {str(c): i for i, fold in enumerate(folds) for c in fold}
+    trained_on = {c: [o for o in fold_of if fold_of[o] != fold_of[c]] for c in fold_of}
+    per_core = by_core(out_of_fold["y"], out_of_fold["pred"], out_of_fold["cores"], trained_on)
+    metrics["out_of_fold_by_core"], metrics["interpolation_r2"] = per_core, interpolation_r2(per_core)

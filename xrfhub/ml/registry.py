@@ -82,8 +82,12 @@ class RunSummary:
                              + (f", covered {r['interval_coverage']:.2f}" if "interval_coverage" in r else "") + ")"
                              for r2, c, r in held_cores)
             lines.append(f"  by core, R2 (bias{', 0.9 coverage' if 'covered' in text else ''}): {text}")
-        per_core = m.get("validation_by_core") or {}
+        # a cross-fitted plugin's own folds, or the folds of a cross-conformal calibration
+        per_core = m.get("validation_by_core") or m.get("out_of_fold_by_core") or {}
         rows = sorted((r["r2"], c, r) for c, r in per_core.items() if "r2" in r)
+        if m.get("interpolation_r2") is not None:  # the training-side figure to compare models on
+            lines.append(f"training cores out of fold, mean R2 of those inside their fold model's range: "
+                         f"{m['interpolation_r2']:.3f}")
         if rows:
             text = ", ".join(f"{c} {r2:.2f} ({r['bias']:+.2g}){'' if r.get('inside_training_range', True) else '*'}"
                              for r2, c, r in rows)

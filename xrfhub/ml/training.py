@@ -265,7 +265,9 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         calibrated = from_folds or cross or bool(calibration and target and stage != "pretrain")
         if from_folds:
             # the plugin cross-fitted: every labelled core already has out-of-fold predictions
-            cal = _out_of_fold_calibration(out_of_fold, target)
+            from .crossconformal import from_out_of_fold
+
+            cal = from_out_of_fold(out_of_fold, target)
             notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal,
                                         {"folds": run["metrics"].get("fold_cores")},
                                         ("training cores, out of fold", out_of_fold))
@@ -273,12 +275,15 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
             from . import crossconformal
 
             with qc_policy(policy):
-                cal, folds = crossconformal.calibrate(plugin, store, out, stage=stage, config=cfg, target=target,
-                                                      init=init, holdout=holdout, seed=int(getattr(cfg, "seed", 0)))
+                cal, folds, oof = crossconformal.calibrate(plugin, store, out, stage=stage, config=cfg,
+                                                           target=target, init=init, holdout=holdout,
+                                                           seed=int(getattr(cfg, "seed", 0)))
+            crossconformal.score_cores(run.setdefault("metrics", {}), oof, folds)
             if init is not None:
                 notes.append(f"cross-conformal: every fold fine-tuned from --init {init}, whose pre-training saw "
                              "the fold cores' spectra (not their lab values): coverage may be optimistic")
-            notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal, {"folds": folds})
+            notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal, {"folds": folds},
+                                        ("training cores, out of fold", oof))
         if calibration:
             run["holdout_cores"], run["calibration_cores"] = list(holdout), list(calibration)
             if target and stage != "pretrain":
@@ -331,16 +336,6 @@ def _add_metric(out, run: dict, key: str, value) -> None:
         saved = json.loads(path.read_text())
         saved[key] = value
         path.write_text(json.dumps(saved, indent=1, default=str))
-
-
-def _out_of_fold_calibration(out_of_fold: dict, target: str):
-    """Cross-conformal calibration on a cross-fitted plugin's own out-of-fold predictions."""
-    from . import intervals
-
-    note = ("calibrated on the out-of-fold predictions of every labelled core outside the held-out ones; each "
-            "fold model chose its epoch on the cores it scores, so the interval may be a little narrow")
-    return intervals.from_predictions(out_of_fold["y"], out_of_fold["pred"], out_of_fold["cores"], target, [note],
-                                      method=intervals.METHOD_CV)
 
 
 def _calibrate(plugin, store, out, target, holdout, calibration, run, init, inherited_cal,
