@@ -105,6 +105,9 @@ def make_store(store: Path, corpus: str, seed: int, log: Path) -> float:
                                                           store / "demo" / "hub", log=log)
 
 
+UNLABELLED_DONE = "unlabelled_cores.txt"  # written once the extra scans are in the store
+
+
 def add_unlabelled(hub: Path, target: Path, corpus: str, seed: int, n: int, log: Path) -> float:
     """Copy ``hub`` to ``target`` and ingest the scans of ``n`` more generated cores, without lab
     values; returns minutes."""
@@ -114,6 +117,7 @@ def add_unlabelled(hub: Path, target: Path, corpus: str, seed: int, n: int, log:
     from xrfhub.synth import generate_corpus
 
     start = time.perf_counter()
+    shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier try
     shutil.copytree(hub, target)
     have = set(map(str, open_store(target, "spectra", index=False)["core"].values))
     scans, k = [], 1
@@ -126,9 +130,9 @@ def add_unlabelled(hub: Path, target: Path, corpus: str, seed: int, n: int, log:
                 scans.append(path)
                 have.add(core)
         k += 1
-    with log.open("a") as f:
-        f.write(f"unlabelled cores: {', '.join(p.name for p in scans)}\n")
-    return (time.perf_counter() - start) / 60.0 + xrfhub("ingest", *scans, "--store", target, log=log)
+    minutes = (time.perf_counter() - start) / 60.0 + xrfhub("ingest", *scans, "--store", target, log=log)
+    (target.parent / UNLABELLED_DONE).write_text("\n".join(p.name for p in scans) + "\n")
+    return minutes
 
 
 def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True, sets: tuple = README_SETS,
@@ -151,7 +155,7 @@ def tour(root: Path, seed: int, pretrain_epochs: int = 5, baseline: bool = True,
     if not (hub / "store.json").exists():
         minutes["demo"] = make_store(store, corpus, seed, log)
     if unlabelled:  # the seed's store plus the scans of more cores, pre-trained and fine-tuned on there
-        if not (work / "hub" / "store.json").exists():
+        if not (work / UNLABELLED_DONE).exists():
             minutes["unlabelled"] = add_unlabelled(hub, work / "hub", corpus, seed, unlabelled, log)
         hub = work / "hub"
     if not variant or not (pre / "run.json").exists():
@@ -203,6 +207,10 @@ def main(argv=None) -> None:
                          "the README run's baseline")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    import dask.array  # noqa: F401  imported here once: two threads importing dask at once can fail
+    import xrfhub.api  # noqa: F401
+    import xrfhub.synth  # noqa: F401
+
     print(f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
     with ThreadPoolExecutor(args.jobs) as pool:
         sets = tuple(args.finetune_set or README_SETS)
