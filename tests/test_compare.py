@@ -31,7 +31,8 @@ def two_runs(tmp_path_factory):
 def test_each_core_is_compared_on_the_spectra_both_runs_predicted(two_runs, tmp_path):
     hub, (a, b) = two_runs
     table = compare_runs(hub, a, b)
-    assert table.attrs == {"run_a": a, "run_b": b, "target": "CaCO3"} and sorted(table["core"]) == sorted(CORES)
+    assert {k: table.attrs[k] for k in ("run_a", "run_b", "target")} == {"run_a": a, "run_b": b, "target": "CaCO3"}
+    assert sorted(table["core"]) == sorted(CORES)
     diffs = table["median_difference"].abs().to_numpy()
     assert np.all(diffs[:-1] >= diffs[1:])  # the largest disagreement first
     # one core by hand, from the store as a user reads it
@@ -47,9 +48,16 @@ def test_each_core_is_compared_on_the_spectra_both_runs_predicted(two_runs, tmp_
         (rb["CaCO3_lower"].values[core] > ra["CaCO3_upper"].values[core])
     assert row["intervals_apart"] == pytest.approx(apart.mean())
     assert set(table["lab_samples"]) == {5}  # write_corpus: five lab depths per core
+    # each run's training-side figure, read from its run folder, to choose between them on
+    import json
+
+    figures = [json.loads((hub.parent / form / "run.json").read_text())["metrics"]["interpolation_r2"]
+               for form in ("alr", "mlc")]
+    assert [table.attrs["interpolation_r2_a"], table.attrs["interpolation_r2_b"]] == figures
     # the command prints the same table and draws it
     out = run_cli("compare", hub, a, b, "--png", tmp_path / "cmp.png", "--csv", tmp_path / "cmp.csv")
-    assert f"CaCO3, A = {a}, B = {b}" in out.stdout and out.stdout.count("\n") == 2 + len(CORES) + 2
+    assert f"CaCO3, A = {a}, B = {b}" in out.stdout and out.stdout.count("\n") == 2 + len(CORES) + 3
+    assert f"inside their fold model's range: A {figures[0]:.3f}, B {figures[1]:.3f}" in out.stdout
     assert (tmp_path / "cmp.png").stat().st_size > 5000
     saved = pd.read_csv(tmp_path / "cmp.csv")
     assert list(saved["core"]) == list(table["core"])

@@ -5,7 +5,9 @@ off by 4-6 wt% over a whole core, and rarely the same core. Where their per-core
 by more than 4 wt%, one of the two was 4-6 wt% off; where they differed by under 3 wt%, MAX was
 within 1.3 wt% (docs/results.md, tenth pass). Neither model can say which cores it misses; the
 pair can point at them. A core repository then spends its next lab samples on the cores at the
-top of this table, most usefully on those without lab values yet.
+top of this table, most usefully on those without lab values yet. To choose between the two
+models, each run's ``interpolation_r2`` (its training cores scored out of fold) is set beside the
+table: a figure the test cores did not make.
 
 The table reads the two runs as the store holds them (``xrfhub predict`` wrote them over the same
 spectra) and compares the spectra both predicted. With intervals (``predict --interval``) in both
@@ -78,8 +80,24 @@ def compare_runs(store, run_a: str, run_b: str, *, target: str | None = None) ->
                      "lab_samples": int(lab.get(core, 0))})
     table = pd.DataFrame(rows)
     table = table.iloc[np.argsort(-table["median_difference"].abs().to_numpy(), kind="stable")].reset_index(drop=True)
-    table.attrs.update(run_a=run_a, run_b=run_b, target=name)
+    table.attrs.update(run_a=run_a, run_b=run_b, target=name,
+                       interpolation_r2_a=_interpolation_r2(a), interpolation_r2_b=_interpolation_r2(b))
     return table
+
+
+def _interpolation_r2(ds) -> float | None:
+    """The training run's figure from its training cores alone (``interpolation_r2`` in its
+    ``run.json``: a cross-fitted or cross-conformal run), the one to choose between two models on;
+    None when the run has none or its folder is gone."""
+    import json
+    from pathlib import Path
+
+    run_dir = json.loads(ds.attrs.get("provenance", "{}")).get("run_dir")
+    path = Path(run_dir) / "run.json" if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("metrics", {}).get("interpolation_r2")
+    return None if value is None else float(value)
 
 
 def _lab_counts(store, name: str) -> dict[str, int]:

@@ -279,6 +279,10 @@ def compare(store, run_a, run_b, target, png, csv_path):
         apart = "-" if r.intervals_apart != r.intervals_apart else f"{r.intervals_apart:.2f}"
         click.echo(f"{r.core:<16} {r.n_spectra:>7} {r.median_a:>9.2f} {r.median_b:>9.2f} {r.median_difference:>+7.2f} "
                    f"{r.p90_abs_difference:>9.2f} {apart:>6} {r.lab_samples:>10}")
+    figures = {k: table.attrs[f"interpolation_r2_{k.lower()}"] for k in ("A", "B")}
+    if any(v is not None for v in figures.values()):  # the training-side figure to choose a model on
+        click.echo("training cores out of fold, mean R2 inside their fold model's range: "
+                   + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in figures.items()))
     if csv_path:
         table.to_csv(csv_path, index=False, float_format="%.4g")
         click.echo(f"table: {csv_path}")
