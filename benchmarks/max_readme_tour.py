@@ -10,7 +10,8 @@ training cores keep the lab values' range), in fresh processes:
     xrfhub train baseline --target CaCO3 --holdout-cores auto --calibration-cores auto --out caco3-lee2022
     xrfhub predict --run caco3 --interval 0.9
 
-Printed per seed: the held-out core, MAX's held-out CaCO3 R2 and RMSE (scikit-learn's), the Lee
+(The README's log-ratio and ``compare`` lines are scored on the same folders by
+``benchmarks/stack_tour.py``.) Printed per seed: the held-out core, MAX's held-out CaCO3 R2 and RMSE (scikit-learn's), the Lee
 2022 baseline's on the same core, the RMSE ratio (ours / baseline), the 90 % interval's coverage and
 mean width on the held-out pairs, and the minutes each took. Nothing is chosen on these numbers.
 One JSON line per seed goes to ``OUT/results.jsonl``.

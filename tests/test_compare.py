@@ -54,8 +54,9 @@ def test_each_core_is_compared_on_the_spectra_both_runs_predicted(two_runs, tmp_
     figures = [json.loads((hub.parent / form / "run.json").read_text())["metrics"]["interpolation_r2"]
                for form in ("alr", "mlc")]
     assert [table.attrs["interpolation_r2_a"], table.attrs["interpolation_r2_b"]] == figures
-    # the command prints the same table and draws it
-    out = run_cli("compare", hub, a, b, "--png", tmp_path / "cmp.png", "--csv", tmp_path / "cmp.csv")
+    # the command prints the same table and draws it; training run folders name their latest predictions
+    out = run_cli("compare", hub, hub.parent / "alr", hub.parent / "mlc", "--png", tmp_path / "cmp.png",
+                  "--csv", tmp_path / "cmp.csv")
     assert f"CaCO3, A = {a}, B = {b}" in out.stdout and out.stdout.count("\n") == 2 + len(CORES) + 3
     assert f"inside their fold model's range: A {figures[0]:.3f}, B {figures[1]:.3f}" in out.stdout
     assert (tmp_path / "cmp.png").stat().st_size > 5000
@@ -65,11 +66,15 @@ def test_each_core_is_compared_on_the_spectra_both_runs_predicted(two_runs, tmp_
 
 def test_comparisons_that_mean_nothing_are_refused(two_runs):
     hub, (a, b) = two_runs
+    training.train("logratio", hub, stage="train", out=hub.parent / "unpredicted", target="CaCO3",
+                   holdout_cores=[CORES[-1]], progress=False)
     with pytest.raises(ConfigError, match="not .* with itself"):
         compare_runs(hub, a, a)
     with pytest.raises(ConfigError, match="--target TOC: runs .* both predict CaCO3"):
         compare_runs(hub, a, b, target="TOC")
     with pytest.raises(xrfhub.errors.StoreError, match="no prediction run 'nope'; runs: "):
         compare_runs(hub, a, "nope")
+    with pytest.raises(ConfigError, match="holds no predictions of the run in .*: `xrfhub predict --run"):
+        compare_runs(hub, a, hub.parent / "unpredicted")
     refused = run_cli("compare", hub, a, "nope", check=False)
     assert refused.returncode != 0 and f"no prediction run 'nope'; runs: " in refused.stderr

@@ -42,13 +42,16 @@ def _target(a, b, target: str | None) -> str:
 
 
 def compare_runs(store, run_a: str, run_b: str, *, target: str | None = None) -> pd.DataFrame:
-    """One row per core, sorted by ``|median_difference|`` (largest first): ``n_spectra`` predicted by
+    """One row per core, sorted by ``|median_difference|`` (largest first). ``run_a`` and ``run_b``
+    are prediction run ids (``xrfhub runs``) or training run folders (their latest prediction run).
+    Columns: ``n_spectra`` predicted by
     both, ``median_a``, ``median_b``, ``median_difference`` (the median over the core's spectra of a - b), the
     90th percentile of the spectrum-by-spectrum ``|a - b|``, ``intervals_apart`` (share of spectra
     whose two intervals do not overlap; NaN without intervals in both runs) and ``lab_samples``
     (the core's lab values of the property in the store). ``attrs`` name the runs and the property."""
     from .api import open as open_store
 
+    run_a, run_b = _run_id(store, run_a), _run_id(store, run_b)
     if run_a == run_b:
         raise ConfigError(f"compare two different runs, not {run_a} with itself")
     a = open_store(store, "predictions", run=run_a, index=False)
@@ -83,6 +86,22 @@ def compare_runs(store, run_a: str, run_b: str, *, target: str | None = None) ->
     table.attrs.update(run_a=run_a, run_b=run_b, target=name,
                        interpolation_r2_a=_interpolation_r2(a), interpolation_r2_b=_interpolation_r2(b))
     return table
+
+
+def _run_id(store, run: str) -> str:
+    """A prediction run id as given, or for a training run folder (``runs/caco3``) the most recent
+    prediction run the store holds from it."""
+    from pathlib import Path
+
+    from .predictions import list_runs
+
+    folder = Path(run)
+    if not (folder / "run.json").is_file():
+        return run
+    made = [r["run"] for r in list_runs(store) if r["run_dir"] and Path(r["run_dir"]).resolve() == folder.resolve()]
+    if not made:
+        raise ConfigError(f"the store holds no predictions of the run in {run}: `xrfhub predict --run {run}` first")
+    return made[-1]  # list_runs is oldest first
 
 
 def _interpolation_r2(ds) -> float | None:

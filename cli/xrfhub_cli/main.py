@@ -266,12 +266,12 @@ def runs(store):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table.")
 @friendly
 def compare(store, run_a, run_b, target, png, csv_path):
-    """Two prediction runs (ids from `xrfhub runs`) core by core, largest disagreement first:
-    where two models disagree, one of them is off; sample those cores first."""
+    """Two prediction runs (ids from `xrfhub runs`, or training run folders) core by core, largest
+    disagreement first: where two models disagree, one of them is off; sample those cores first."""
     from xrfhub.compare import compare_runs, write_png
 
     table = compare_runs(store, run_a, run_b, target=target)
-    name = table.attrs["target"]
+    name, run_a, run_b = table.attrs["target"], table.attrs["run_a"], table.attrs["run_b"]
     click.echo(f"{name}, A = {run_a}, B = {run_b}; per core, over the spectra both predicted:")
     click.echo(f"{'core':<16} {'spectra':>7} {'median A':>9} {'median B':>9} {'A - B':>7} {'|A-B| p90':>9} "
                f"{'apart':>6} {'lab values':>10}")
