@@ -44,11 +44,11 @@ def _target(a, b, target: str | None) -> str:
 def compare_runs(store, run_a: str, run_b: str, *, target: str | None = None) -> pd.DataFrame:
     """One row per core, sorted by ``|median_difference|`` (largest first). ``run_a`` and ``run_b``
     are prediction run ids (``xrfhub runs``) or training run folders (their latest prediction run).
-    Columns: ``n_spectra`` predicted by
-    both, ``median_a``, ``median_b``, ``median_difference`` (the median over the core's spectra of a - b), the
-    90th percentile of the spectrum-by-spectrum ``|a - b|``, ``intervals_apart`` (share of spectra
-    whose two intervals do not overlap; NaN without intervals in both runs) and ``lab_samples``
-    (the core's lab values of the property in the store). ``attrs`` name the runs and the property."""
+    Columns: ``n_spectra`` predicted by both, ``median_a``, ``median_b``, ``median_difference``
+    (the median over the core's spectra of a - b), ``p90_abs_difference`` (the 90th percentile of
+    ``|a - b|``), ``intervals_apart`` (the share of spectra whose two intervals do not overlap; NaN
+    without intervals in both runs) and ``lab_samples`` (the core's lab values of the property).
+    ``attrs`` name the runs, the property and each run's ``interpolation_r2`` (or None)."""
     from .api import open as open_store
 
     run_a, run_b = _run_id(store, run_a), _run_id(store, run_b)
