@@ -114,6 +114,13 @@ def _peaks_for(store, config: LogRatioConfig, channels: int | None = None) -> Pe
     return PeakAreas(ds["energy"].values, config.elements or DEFAULT_ELEMENTS, config.half_width_kev)
 
 
+def _model_peaks(run_dir, model, peaks: PeakAreas) -> PeakAreas:
+    """``peaks`` if they integrate the lines the run's model was fitted on, else a refusal."""
+    if peaks.lines != model.lines:
+        raise ConfigError(f"the run in {run_dir} was trained on lines {model.lines}, the config gives {peaks.lines}")
+    return peaks
+
+
 def _pairs(store, target, config, source, *, cores=None, exclude_cores=None):
     """(intensities, y, cores, lines, how) of the labelled samples of the selected cores."""
     if source == "elements":
@@ -261,9 +268,7 @@ class LogRatioPlugin:
                               "--set source=spectra (and without drift) for --calibration-cores or "
                               "--interval-method")
         samples = xrfhub.open(run["store"], "samples", index=False)
-        peaks = _peaks_for(run["store"], config, samples.sizes.get("channel"))
-        if peaks.lines != model.lines:
-            raise ConfigError(f"the run in {run_dir} was trained on lines {model.lines}, the config gives {peaks.lines}")
+        peaks = _model_peaks(run_dir, model, _peaks_for(run["store"], config, samples.sizes.get("channel")))
         return lambda counts: model.predict(peaks(np.asarray(counts)))
 
     def predict(self, store, run_dir, *, progress=True) -> Predictions:
@@ -305,10 +310,7 @@ class LogRatioPlugin:
             return Predictions(GROUP, {run["target"]: values}, provenance)
         from xrfhub.ml.loaders import predict_spectra
 
-        peaks = PeakAreas(xrfhub.open(store, "spectra", index=False)["energy"].values,
-                          config.elements or DEFAULT_ELEMENTS, config.half_width_kev)
-        if peaks.lines != model.lines:
-            raise ConfigError(f"the run in {run_dir} was trained on lines {model.lines}, the config gives {peaks.lines}")
+        peaks = _model_peaks(run_dir, model, _peaks_for(store, config))
         group, values = predict_spectra(store, lambda counts: model.predict(peaks(counts)), tube_kv=config.tube_kv,
                                         batch_size=config.batch, progress=progress)
         return Predictions(group, {run["target"]: values}, {**provenance, "tube_kv": config.tube_kv})
