@@ -111,7 +111,11 @@ def _interpolation_r2(ds) -> float | None:
     import json
     from pathlib import Path
 
-    run_dir = json.loads(ds.attrs.get("provenance", "{}")).get("run_dir")
+    provenance = json.loads(ds.attrs.get("provenance", "{}"))
+    if "interpolation_r2" in provenance:  # a mean of several runs keeps its own (xrfhub.ml.ensemble)
+        value = provenance["interpolation_r2"]
+        return None if value is None else float(value)
+    run_dir = provenance.get("run_dir")
     path = Path(run_dir) / "run.json" if run_dir else None
     if path is None or not path.is_file():
         return None

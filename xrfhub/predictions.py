@@ -44,7 +44,7 @@ def list_runs(store) -> list[dict]:
         targets = json.loads(ds.attrs["targets"]) if "targets" in ds.attrs else \
             params.get("targets", sorted(ds.data_vars))
         out.append({"run": ds.attrs["run"], "created": ds.attrs["created"], "targets": targets,
-                    "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir", ""),
+                    "plugin": params.get("plugin", ""), "run_dir": params.get("run_dir") or " + ".join(params.get("runs", [])),
                     "kind": params.get("kind", "spectra"), "n_predicted": n_predicted(ds)})
     return sorted(out, key=lambda r: r["created"])
 

@@ -217,19 +217,31 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
 
 @cli.command()
 @click.option("--store", required=True, type=click.Path(exists=True))
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--run", "run_dirs", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A training run folder; name two or more to store their per-spectrum mean as one run.")
 @click.option("--wait", type=float, default=0.0, show_default=True)
 @click.option("--interval", type=float, default=None,
               help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
 @click.option("--scheduler", default=None,
               help="dask.distributed scheduler address: its workers compute the model, this process writes the run.")
 @friendly
-def predict(store, run_dir, wait, interval, scheduler):
-    """Predict every spectrum of the store with a trained run; writes a versioned prediction run."""
+def predict(store, run_dirs, wait, interval, scheduler):
+    """Predict every spectrum of the store with a trained run; writes a versioned prediction run.
+
+    With several --run, their mean (equal weights), calibrated on their out-of-fold predictions."""
     from xrfhub.ml import training
 
-    run_id = training.predict(store, run_dir, wait=wait, interval=interval, client=scheduler)
+    if len(run_dirs) > 1:
+        from xrfhub.ml import ensemble
+
+        if scheduler:
+            raise click.UsageError("--scheduler predicts one run: predict the mean of several runs without it")
+        run_id = ensemble.predict(store, run_dirs, wait=wait, interval=interval)
+    else:
+        run_id = training.predict(store, run_dirs[0], wait=wait, interval=interval, client=scheduler)
     click.echo(f"wrote prediction run {run_id} into {store}")
+    if len(run_dirs) > 1 and ensemble.training_side(store, run_id):
+        click.echo(ensemble.training_side(store, run_id))
     from xrfhub.ml.voltage import prediction_coverage  # which voltages the run covers, and which not
 
     coverage = prediction_coverage(store, run_id) if "," not in run_id else ""

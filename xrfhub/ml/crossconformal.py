@@ -18,6 +18,7 @@ every training core. Cost: FOLDS extra trainings.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ..errors import ConfigError
 
 FOLDS = 5
 FOLDS_DIR = "cross-conformal-folds"  # removed once the folds are scored
+OUT_OF_FOLD_FILE = "out_of_fold.json"
 
 
 def fold_cores(pool, *, seed: int, folds: int = FOLDS) -> list[list[str]]:
@@ -98,3 +100,22 @@ def score_cores(metrics: dict, out_of_fold: dict, folds) -> None:
     trained_on = {c: [o for o in fold_of if fold_of[o] != fold_of[c]] for c in fold_of}
     per_core = by_core(out_of_fold["y"], out_of_fold["pred"], out_of_fold["cores"], trained_on)
     metrics["out_of_fold_by_core"], metrics["interpolation_r2"] = per_core, interpolation_r2(per_core)
+
+
+def save_out_of_fold(run_dir, target: str, out_of_fold: dict, folds) -> None:
+    """Keep a run's out-of-fold predictions and folds beside it (``out_of_fold.json``), so that
+    runs of several models can later be averaged and calibrated together (:mod:`xrfhub.ml.ensemble`)."""
+    body = {"target": target, "y": [float(v) for v in out_of_fold["y"]],
+            "pred": [float(v) for v in out_of_fold["pred"]], "cores": [str(c) for c in out_of_fold["cores"]],
+            "folds": [[str(c) for c in fold] for fold in (folds or [])]}
+    (Path(run_dir) / OUT_OF_FOLD_FILE).write_text(json.dumps(body))
+
+
+def load_out_of_fold(run_dir) -> dict:
+    """What :func:`save_out_of_fold` kept, or a ConfigError saying how to train a run that has it."""
+    path = Path(run_dir) / OUT_OF_FOLD_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: the run has no out-of-fold predictions ({OUT_OF_FOLD_FILE}), so a mean with "
+                          f"it cannot be calibrated; train it cross-fitted (MAX: --set folds=4) or with "
+                          f"--interval-method {intervals.METHOD_CV}, or predict the mean without --interval")
+    return json.loads(path.read_text())

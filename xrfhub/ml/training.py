@@ -265,9 +265,10 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
         calibrated = from_folds or cross or bool(calibration and target and stage != "pretrain")
         if from_folds:
             # the plugin cross-fitted: every labelled core already has out-of-fold predictions
-            from .crossconformal import from_out_of_fold
+            from .crossconformal import from_out_of_fold, save_out_of_fold
 
             cal = from_out_of_fold(out_of_fold, target)
+            save_out_of_fold(out, target, out_of_fold, run["metrics"].get("fold_cores"))
             notes += _score_calibration(plugin, store, out, target, holdout, (), run, cal,
                                         {"folds": run["metrics"].get("fold_cores")},
                                         ("training cores, out of fold", out_of_fold))
@@ -279,6 +280,7 @@ def _train(name, plugin, group, store, *, stage, out, plugin_from, config, sets,
                                                            target=target, init=init, holdout=holdout,
                                                            seed=int(getattr(cfg, "seed", 0)))
             crossconformal.score_cores(run.setdefault("metrics", {}), oof, folds)
+            crossconformal.save_out_of_fold(out, target, oof, folds)
             if init is not None:
                 notes.append(f"cross-conformal: every fold fine-tuned from --init {init}, whose pre-training saw "
                              "the fold cores' spectra (not their lab values): coverage may be optimistic")

@@ -1,0 +1,113 @@
+"""`xrfhub predict --run A --run B`: the mean of two trained runs, calibrated on their out-of-fold
+predictions (xrfhub.ml.ensemble).
+
+On a real ingested four-core store (one core held out of every run): a cross-fitted MAX fine-tune
+(one epoch per fold) and a cross-conformal log-ratio calibration. The mean must be the mean of
+what each run predicts on its own, its interval must come from the mean of the runs' out-of-fold
+predictions of the same pairs, and runs that cannot be averaged honestly are refused.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import xrfhub
+from conftest import FOUR_CORES, run_cli
+from xrfhub.errors import ConfigError
+from xrfhub.ml import crossconformal, ensemble, intervals, training
+
+pytest.importorskip("torch")
+
+HELD = "SO264-10-2"
+
+
+@pytest.fixture(scope="module")
+def runs(four_core_store, tmp_path_factory):
+    """Two regression runs of the same test core, each with out-of-fold predictions, and their own
+    prediction runs (with a 0.9 interval)."""
+    root = tmp_path_factory.mktemp("mean")
+    hub = four_core_store
+    training.train("max", hub, stage="finetune", out=root / "max", config="tiny", target="CaCO3", epochs=1,
+                   holdout_cores=[HELD], sets={"batch": "8", "folds": "3", "seed": "4"}, progress=False)
+    training.train("logratio", hub, stage="train", out=root / "mlc", target="CaCO3", holdout_cores=[HELD],
+                   interval_method="cross-conformal-cores", progress=False)
+    ids = [training.predict(hub, root / name, progress=False, interval=0.9) for name in ("max", "mlc")]
+    return hub, root, ids
+
+
+def _values(hub, run_id, name="CaCO3"):
+    return np.asarray(xrfhub.open(hub, "predictions", run=run_id, index=False)[name].values, dtype=np.float64)
+
+
+def test_each_kind_of_out_of_fold_run_keeps_its_pairs_and_folds(runs):
+    _, root, _ = runs
+    for name in ("max", "mlc"):
+        kept = crossconformal.load_out_of_fold(root / name)
+        assert kept["target"] == "CaCO3" and len(kept["y"]) == len(kept["pred"]) == len(kept["cores"]) == 12
+        assert HELD not in kept["cores"] and np.isfinite(kept["pred"]).all()
+        assert sorted(c for fold in kept["folds"] for c in fold) == sorted(set(FOUR_CORES) - {HELD})
+    folds = json.loads((root / "max" / "folds.json").read_text())["out_of_fold"]  # the plugin's own record
+    assert folds["pred"] == pytest.approx(crossconformal.load_out_of_fold(root / "max")["pred"])
+
+
+def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_of_fold_mean(runs):
+    hub, root, (a, b) = runs
+    run_id = ensemble.predict(hub, [root / "max", root / "mlc"], progress=False, interval=0.9)
+    va, vb, mean = _values(hub, a), _values(hub, b), _values(hub, run_id)
+    both = np.isfinite(va) & np.isfinite(vb)
+    assert both.sum() > 50 and np.allclose(mean[both], (va[both] + vb[both]) / 2, atol=1e-4)
+    assert np.array_equal(np.isfinite(mean), np.isfinite(va) | np.isfinite(vb))
+    # the calibration by hand: pair the runs' out-of-fold predictions core by core, in store order
+    parts = [crossconformal.load_out_of_fold(root / name) for name in ("max", "mlc")]
+    by_pair = [{(c, round(y, 6)): p for c, y, p in zip(k["cores"], k["y"], k["pred"])} for k in parts]
+    keys = list(by_pair[0])
+    assert len(keys) == 12 and set(keys) == set(by_pair[1])  # one pair per (core, lab value) here
+    y = np.array([k[1] for k in keys])
+    cal = intervals.from_predictions(y, [(by_pair[0][k] + by_pair[1][k]) / 2 for k in keys], [k[0] for k in keys],
+                                     "CaCO3", method=intervals.METHOD_CV)
+    ds = xrfhub.open(hub, "predictions", run=run_id, index=False)
+    provenance = json.loads(ds.attrs["provenance"])
+    assert provenance["interval"]["half_width"] == pytest.approx(cal.half_width(0.9))
+    assert provenance["interval"]["n_calibration"] == 12 and provenance["interval"]["method"] == intervals.METHOD_CV
+    assert provenance["plugins"] == ["max", "logratio"] and provenance["weights"] == "equal"
+    lower, upper = (np.asarray(ds[f"CaCO3_{s}"].values, dtype=np.float64) for s in ("lower", "upper"))
+    ok = np.isfinite(mean)
+    assert np.all(lower[ok] <= mean[ok] + 1e-4) and np.all(mean[ok] <= upper[ok] + 1e-4)
+    assert np.array_equal(np.isfinite(lower), ok)
+
+
+def test_the_command_writes_the_mean_prints_its_training_side_figure_and_compares(runs):
+    hub, root, (a, _) = runs
+    out = run_cli("predict", "--store", hub, "--run", root / "max", "--run", root / "mlc", "--interval", "0.9")
+    assert "wrote prediction run mean-CaCO3-" in out.stdout and "predicted" in out.stdout
+    run_id = out.stdout.split("wrote prediction run ")[1].split()[0]
+    listed = run_cli("runs", hub).stdout
+    assert f"{run_id}" in listed and "plugin mean" in listed and str((root / "max").resolve()) in listed
+    table = xrfhub.compare.compare_runs(hub, a, run_id)
+    assert table.attrs["run_b"] == run_id and len(table) == len(FOUR_CORES)
+    stored = json.loads(xrfhub.open(hub, "predictions", run=run_id, index=False).attrs["provenance"])
+    assert table.attrs["interpolation_r2_b"] == stored["interpolation_r2"]
+    if stored["interpolation_r2"] is not None:
+        assert f"the mean {stored['interpolation_r2']:.3f} (max " in out.stdout
+
+
+def test_runs_that_cannot_be_averaged_honestly_are_refused(runs):
+    hub, root, _ = runs
+    training.train("logratio", hub, stage="train", out=root / "other-test-core", target="CaCO3",
+                   holdout_cores=[FOUR_CORES[0]], progress=False)
+    training.train("logratio", hub, stage="train", out=root / "plain", target="CaCO3", holdout_cores=[HELD],
+                   progress=False)
+    with pytest.raises(ConfigError, match="hold out different test cores"):
+        ensemble.predict(hub, [root / "max", root / "other-test-core"], progress=False)
+    with pytest.raises(ConfigError, match="same run is named twice"):
+        ensemble.predict(hub, [root / "max", root / "max"], progress=False)
+    with pytest.raises(ConfigError, match="no out-of-fold predictions .*cross-conformal-cores"):
+        ensemble.predict(hub, [root / "max", root / "plain"], progress=False, interval=0.9)
+    before = len(xrfhub.predictions.list_runs(hub))
+    ensemble.predict(hub, [root / "max", root / "plain"], progress=False)  # without an interval it needs none
+    assert len(xrfhub.predictions.list_runs(hub)) == before + 1
+    refused = run_cli("predict", "--store", hub, "--run", root / "max", "--run", root / "other-test-core", check=False)
+    assert refused.returncode != 0 and "error:" in refused.stderr and "--holdout-cores" in refused.stderr
+    assert len(xrfhub.predictions.list_runs(hub)) == before + 1  # nothing written by a refusal

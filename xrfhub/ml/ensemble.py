@@ -1,0 +1,160 @@
+"""The mean of several trained runs' predictions of one property, with its own conformal interval.
+
+Why: on generated 10-core corpora MAX and the log-ratio calibration each miss a few test cores by
+a few wt% over a whole core, and rarely the same one; their per-spectrum mean halves such a miss
+(docs/results.md, eleventh and twelfth passes). ``xrfhub compare`` shows where two runs disagree;
+this gives one number per spectrum from them.
+
+The mean is only as honest as its parts: every run must hold out the same test cores (or the
+mean's test set would hold cores one of its models trained on), predict the same property from
+the same spectra, and, for an interval, carry out-of-fold predictions of every training pair (a
+cross-fitted MAX run, or any run trained with ``--interval-method cross-conformal-cores``). The
+mean of those out-of-fold predictions is again out of fold, each part by a model that never saw
+the core, so the mean is calibrated on them exactly as one cross-conformal run is
+(:mod:`xrfhub.ml.crossconformal`): nothing is fitted on the test cores, and the weights are equal.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+PLUGIN = "mean"  # the prediction run's plugin name in `xrfhub runs`
+
+
+def check_runs(runs: dict[str, dict]) -> str:
+    """The target the runs (folder -> its ``run.json``) share, or a ConfigError saying what differs."""
+    if len(runs) < 2:
+        raise ConfigError("a mean needs at least two different training runs")
+    (first, one), *rest = runs.items()
+    target = one.get("target")
+    if not target:
+        raise ConfigError(f"{first}: a pre-training run predicts nothing; name fine-tuned or regression runs")
+    for folder, run in rest:
+        if run.get("target") != target:
+            raise ConfigError(f"{first} and {folder} predict different properties ({target} and {run.get('target')})")
+        if sorted(run.get("holdout_cores") or ()) != sorted(one.get("holdout_cores") or ()):
+            raise ConfigError(f"{first} and {folder} hold out different test cores "
+                              f"({', '.join(one.get('holdout_cores') or ()) or 'none'} and "
+                              f"{', '.join(run.get('holdout_cores') or ()) or 'none'}): the mean's test cores would "
+                              "include cores one of its models trained on; train both with the same --holdout-cores")
+    return target
+
+
+def mean_out_of_fold(run_dirs, target: str) -> tuple[dict, dict[str, list[str]]]:
+    """The mean of the runs' out-of-fold predictions over the same training pairs (``{"y", "pred",
+    "cores"}``), and for each core the cores that every part's fold model trained on."""
+    from .crossconformal import load_out_of_fold
+
+    parts = [load_out_of_fold(d) for d in run_dirs]
+    first = parts[0]
+    y, cores = np.asarray(first["y"], dtype=np.float64), np.asarray(first["cores"]).astype(str)
+    preds, trained_on = [], {c: set(first["cores"]) - {c} for c in cores.tolist()}
+    for d, part in zip(run_dirs, parts):
+        order = _aligned(y, cores, part, first_dir=run_dirs[0], other_dir=d)
+        preds.append(np.asarray(part["pred"], dtype=np.float64)[order])
+        fold_of = {str(c): i for i, fold in enumerate(part.get("folds") or []) for c in fold}
+        for c in trained_on:  # a core is inside the mean's reach only where every part could see it
+            trained_on[c] &= {o for o in fold_of if fold_of[o] != fold_of.get(c)}
+    pred = np.mean(preds, axis=0)
+    return ({"y": y.tolist(), "pred": pred.tolist(), "cores": cores.tolist()},
+            {c: sorted(v) for c, v in trained_on.items()})
+
+
+def _aligned(y, cores, part, *, first_dir, other_dir) -> np.ndarray:
+    """Indices putting ``part``'s pairs in the order of (``y``, ``cores``). Runs list a core's pairs
+    in the store's order, but the cores by fold; so pairs are matched core by core, and the lab
+    values must then agree, or the runs were trained on different lab values."""
+    p_cores = np.asarray(part["cores"]).astype(str)
+    p_y = np.asarray(part["y"], dtype=np.float64)
+    order = np.empty(len(y), dtype=np.int64)
+    if sorted(p_cores.tolist()) != sorted(cores.tolist()):
+        raise ConfigError(f"{first_dir} and {other_dir} were scored out of fold on different training pairs; "
+                          "train both on the same store and lab values")
+    for c in np.unique(cores):
+        order[np.flatnonzero(cores == c)] = np.flatnonzero(p_cores == c)
+    if not np.allclose(p_y[order], y, equal_nan=True):
+        raise ConfigError(f"{first_dir} and {other_dir} have different lab values for the same training cores; "
+                          "train both on the same store")
+    return order
+
+
+def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
+    """Predict every spectrum with each run and store their per-spectrum mean as one prediction run.
+
+    Where one run predicts no value (e.g. a peak it cannot integrate) the mean is that of the
+    others. ``interval`` adds a cross-conformal band calibrated on the mean of the runs'
+    out-of-fold predictions. Returns the new prediction run id.
+    """
+    from . import domain, intervals, registry
+    from .metrics import by_core, interpolation_r2
+    from .training import _read_run
+    from .. import predictions as pred_store
+
+    run_dirs = [str(d) for d in run_dirs]
+    if len({str(Path(d).resolve()) for d in run_dirs}) != len(run_dirs):
+        raise ConfigError(f"the same run is named twice in {', '.join(run_dirs)}")
+    runs = {d: _read_run(d) for d in run_dirs}
+    target = check_runs(runs)
+    calibration, reach = None, None
+    if interval is not None:
+        intervals.check_level(interval)
+        oof, trained_on = mean_out_of_fold(run_dirs, target)
+        calibration = intervals.from_predictions(oof["y"], oof["pred"], oof["cores"], target,
+                                                 [f"calibrated on the mean of the out-of-fold predictions of "
+                                                  f"{len(run_dirs)} runs"], method=intervals.METHOD_CV)
+        calibration.half_width(interval)  # refuse an unreachable level before predicting anything
+        reach = interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on))
+    results = []
+    for d, run in runs.items():
+        result = registry.load(run["plugin"], run.get("plugin_source")).predict(store, d, progress=progress)
+        if isinstance(result, (list, tuple)) or target not in result.values:
+            raise ConfigError(f"{d}: plugin {run['plugin']!r} does not predict {target} over one group of spectra")
+        results.append(result)
+    if len({r.group for r in results}) != 1:
+        raise ConfigError(f"the runs predict different spectra ({', '.join(sorted({r.group for r in results}))}); "
+                          "a mean needs runs over the same channels")
+    stacked = np.vstack([np.asarray(r.values[target], dtype=np.float64) for r in results])
+    with np.errstate(all="ignore"):  # rows no run predicts stay NaN without a warning
+        values = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
+    provenance = {"runs": [str(Path(d).resolve()) for d in run_dirs], "weights": "equal",
+                  "plugins": [run["plugin"] for run in runs.values()], "interpolation_r2": reach}
+    kv = {r.provenance.get("tube_kv") for r in results}
+    if len(kv) == 1 and None not in kv:
+        provenance["tube_kv"] = kv.pop()
+    far = domain.beyond({target: values}, runs[run_dirs[0]].get("training_range", {}))
+    if far:
+        provenance["training_range"] = far
+    bounds = None
+    if calibration is not None:
+        lower, upper = calibration.interval(values, interval)
+        bounds = {target: tuple(np.where(np.isfinite(values), b, np.nan) for b in (lower, upper))}
+        provenance["interval"] = calibration.describe(interval)
+    return pred_store.write_run(store, {target: values}, group=results[0].group, plugin=PLUGIN,
+                                provenance=provenance, wait=wait, bounds=bounds)
+
+
+def training_side(store, run_id: str) -> str:
+    """One line for a mean's prediction run: the training-side figure (the mean per-core R2 of the
+    interpolation cores, out of fold) of the mean and of each of its runs, the figures to choose on."""
+    import json
+
+    from ..api import open as open_store
+    from .training import _read_run
+
+    provenance = json.loads(open_store(store, "predictions", run=run_id, index=False).attrs.get("provenance", "{}"))
+    if provenance.get("interpolation_r2") is None:
+        return ""
+
+    def figure(run_dir):
+        try:
+            value = _read_run(run_dir).get("metrics", {}).get("interpolation_r2")
+        except ConfigError:  # the run folder is gone
+            value = None
+        return "n/a" if value is None else f"{value:.3f}"
+
+    parts = ", ".join(f"{Path(d).name} {figure(d)}" for d in provenance.get("runs", []))
+    return (f"training cores out of fold, mean R2 of the interpolation cores: the mean {provenance['interpolation_r2']:.3f}"
+            f" ({parts})")
