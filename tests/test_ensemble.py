@@ -72,6 +72,14 @@ def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_
     assert provenance["interval"]["half_width"] == pytest.approx(cal.half_width(0.9))
     assert provenance["interval"]["n_calibration"] == 12 and provenance["interval"]["method"] == intervals.METHOD_CV
     assert provenance["plugins"] == ["max", "logratio"] and provenance["weights"] == "equal"
+    assert ensemble.calibrate([root / "max", root / "mlc"])[0].half_width(0.9) == pytest.approx(cal.half_width(0.9))
+    # the same mean over any spectra, e.g. the held-out core's lab pairs
+    from xrfhub.ml import registry
+    from xrfhub.ml.loaders import labelled_samples
+
+    hx = labelled_samples(hub, "CaCO3", cores=[HELD])[0]
+    each = [registry.load(p).predictor(root / d)(hx) for p, d in (("max", "max"), ("logratio", "mlc"))]
+    assert np.allclose(ensemble.predictor([root / "max", root / "mlc"])(hx), np.mean(each, axis=0))
     lower, upper = (np.asarray(ds[f"CaCO3_{s}"].values, dtype=np.float64) for s in ("lower", "upper"))
     ok = np.isfinite(mean)
     assert np.all(lower[ok] <= mean[ok] + 1e-4) and np.all(mean[ok] <= upper[ok] + 1e-4)

@@ -81,6 +81,52 @@ def _aligned(y, cores, part, *, first_dir, other_dir) -> np.ndarray:
     return order
 
 
+def _runs(run_dirs) -> tuple[list[str], dict[str, dict], str]:
+    """The run folders as strings, their ``run.json``, and the target they share (checked)."""
+    from .training import _read_run
+
+    run_dirs = [str(d) for d in run_dirs]
+    if len({str(Path(d).resolve()) for d in run_dirs}) != len(run_dirs):
+        raise ConfigError(f"the same run is named twice in {', '.join(run_dirs)}")
+    runs = {d: _read_run(d) for d in run_dirs}
+    return run_dirs, runs, check_runs(runs)
+
+
+def calibrate(run_dirs) -> tuple["intervals.Calibration", float | None]:
+    """The mean's cross-conformal calibration on the mean of the runs' out-of-fold predictions, and
+    its training-side figure (the mean R2 of the interpolation cores, out of fold; None without any)."""
+    from . import intervals
+    from .metrics import by_core, interpolation_r2
+
+    run_dirs, _, target = _runs(run_dirs)
+    oof, trained_on = mean_out_of_fold(run_dirs, target)
+    cal = intervals.from_predictions(oof["y"], oof["pred"], oof["cores"], target,
+                                     [f"calibrated on the mean of the out-of-fold predictions of {len(run_dirs)} runs"],
+                                     method=intervals.METHOD_CV)
+    return cal, interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on))
+
+
+def predictor(run_dirs):
+    """The mean of the runs' predictors (``predictor(run_dir)`` of each plugin) over spectra ``x``."""
+    from . import registry
+
+    run_dirs, runs, _ = _runs(run_dirs)
+    parts = []
+    for d, run in runs.items():
+        plugin = registry.load(run["plugin"], run.get("plugin_source"))
+        if not hasattr(plugin, "predictor"):
+            raise ConfigError(f"{d}: plugin {run['plugin']!r} offers no predictor(run_dir)")
+        parts.append(plugin.predictor(d))
+    return lambda x: _mean([np.asarray(p(x), dtype=np.float64) for p in parts])
+
+
+def _mean(values) -> np.ndarray:
+    """Per-row mean of the finite values (NaN where none is)."""
+    stacked = np.vstack(values)
+    with np.errstate(all="ignore"):  # rows no run predicts stay NaN without a warning
+        return np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
+
+
 def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
     """Predict every spectrum with each run and store their per-spectrum mean as one prediction run.
 
@@ -89,24 +135,19 @@ def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interv
     out-of-fold predictions. Returns the new prediction run id.
     """
     from . import domain, intervals, registry
-    from .metrics import by_core, interpolation_r2
-    from .training import _read_run
     from .. import predictions as pred_store
 
-    run_dirs = [str(d) for d in run_dirs]
-    if len({str(Path(d).resolve()) for d in run_dirs}) != len(run_dirs):
-        raise ConfigError(f"the same run is named twice in {', '.join(run_dirs)}")
-    runs = {d: _read_run(d) for d in run_dirs}
-    target = check_runs(runs)
+    run_dirs, runs, target = _runs(run_dirs)
     calibration, reach = None, None
     if interval is not None:
         intervals.check_level(interval)
-        oof, trained_on = mean_out_of_fold(run_dirs, target)
-        calibration = intervals.from_predictions(oof["y"], oof["pred"], oof["cores"], target,
-                                                 [f"calibrated on the mean of the out-of-fold predictions of "
-                                                  f"{len(run_dirs)} runs"], method=intervals.METHOD_CV)
+        calibration, reach = calibrate(run_dirs)
         calibration.half_width(interval)  # refuse an unreachable level before predicting anything
-        reach = interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on))
+    else:
+        try:  # the training-side figure, where every run has out-of-fold predictions
+            reach = calibrate(run_dirs)[1]
+        except ConfigError:
+            reach = None
     results = []
     for d, run in runs.items():
         result = registry.load(run["plugin"], run.get("plugin_source")).predict(store, d, progress=progress)
@@ -116,9 +157,7 @@ def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interv
     if len({r.group for r in results}) != 1:
         raise ConfigError(f"the runs predict different spectra ({', '.join(sorted({r.group for r in results}))}); "
                           "a mean needs runs over the same channels")
-    stacked = np.vstack([np.asarray(r.values[target], dtype=np.float64) for r in results])
-    with np.errstate(all="ignore"):  # rows no run predicts stay NaN without a warning
-        values = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
+    values = _mean([np.asarray(r.values[target], dtype=np.float64) for r in results])
     provenance = {"runs": [str(Path(d).resolve()) for d in run_dirs], "weights": "equal",
                   "plugins": [run["plugin"] for run in runs.values()], "interpolation_r2": reach}
     kv = {r.provenance.get("tube_kv") for r in results}
