@@ -119,3 +119,32 @@ def test_runs_that_cannot_be_averaged_honestly_are_refused(runs):
     refused = run_cli("predict", "--store", hub, "--run", root / "max", "--run", root / "other-test-core", check=False)
     assert refused.returncode != 0 and "error:" in refused.stderr and "--holdout-cores" in refused.stderr
     assert len(xrfhub.predictions.list_runs(hub)) == before + 1  # nothing written by a refusal
+
+
+def test_out_of_fold_pairs_are_matched_core_by_core_whatever_the_order_of_the_folds(tmp_path):
+    """A cross-fitted run lists its pairs in store order, a cross-conformal one fold by fold: the
+    mean pairs them core by core, and refuses runs scored on other pairs or other lab values."""
+    y = {"A": [1.0, 2.0, 3.0], "B": [10.0, 11.0], "C": [20.0, 21.0]}
+    store_order = [(c, v) for c in ("A", "B", "C") for v in y[c]]
+    by_fold = [(c, v) for c in ("C", "A", "B") for v in y[c]]
+    for name, pairs, shift, folds in (("one", store_order, 0.5, [["A"], ["B"], ["C"]]),
+                                      ("two", by_fold, -1.5, [["A", "B"], ["C"]])):
+        (tmp_path / name).mkdir()
+        crossconformal.save_out_of_fold(tmp_path / name, "CaCO3",
+                                        {"y": [v for _, v in pairs], "pred": [v + shift for _, v in pairs],
+                                         "cores": [c for c, _ in pairs]}, folds)
+    oof, trained_on = ensemble.mean_out_of_fold([tmp_path / "one", tmp_path / "two"], "CaCO3")
+    assert oof["cores"] == [c for c, _ in store_order] and oof["y"] == [v for _, v in store_order]
+    assert np.allclose(np.subtract(oof["pred"], oof["y"]), -0.5)  # (+0.5 - 1.5) / 2 on every pair
+    # a core is scored by the fold models of both runs: inside the reach of the cores both trained on
+    assert trained_on == {"A": ["C"], "B": ["C"], "C": ["A", "B"]}
+    (tmp_path / "three").mkdir()
+    crossconformal.save_out_of_fold(tmp_path / "three", "CaCO3", {"y": [v + 1 for _, v in store_order],
+                                                                  "pred": [v for _, v in store_order],
+                                                                  "cores": [c for c, _ in store_order]}, [])
+    with pytest.raises(ConfigError, match="different lab values for the same training cores"):
+        ensemble.mean_out_of_fold([tmp_path / "one", tmp_path / "three"], "CaCO3")
+    (tmp_path / "four").mkdir()
+    crossconformal.save_out_of_fold(tmp_path / "four", "CaCO3", {"y": [1.0], "pred": [1.0], "cores": ["A"]}, [])
+    with pytest.raises(ConfigError, match="scored out of fold on different training pairs"):
+        ensemble.mean_out_of_fold([tmp_path / "one", tmp_path / "four"], "CaCO3")
