@@ -61,12 +61,14 @@ def _product(hub: Path, store: Path, run_dir: Path, holdout, hx, hy) -> dict:
     if not (run_dir / crossconformal.OUT_OF_FOLD_FILE).is_file():  # MAX runs trained before the file existed
         saved = json.loads((run_dir / "folds.json").read_text())
         crossconformal.save_out_of_fold(run_dir, TARGET, saved["out_of_fold"], [f["cores"] for f in saved["folds"]])
-    cal, reach = ensemble.calibrate([run_dir, mlc])
-    pred = ensemble.predictor([run_dir, mlc])(hx)
-    lower, upper = cal.interval(pred, LEVEL)
+    calibrated = ensemble.calibrate([run_dir, mlc])
+    each = ensemble.predictor([run_dir, mlc]).each(hx)
+    pred = np.mean(each, axis=0)
+    lower, upper = calibrated.interval(each, LEVEL)
+    reach = calibrated.interpolation_r2
     _, ty, _, _ = labelled_samples(hub, TARGET, exclude_cores=holdout)
     return {"interpolation_r2": reach, "held_out": regression_metrics(hy, pred, float(np.mean(ty))),
-            "interval_90": intervals.coverage(hy, lower, upper)}
+            "interval_90": intervals.coverage(hy, lower, upper), "interval_score": calibrated.calibration.score}
 
 
 def seed_figures(root: Path, seed: int) -> dict:

@@ -65,25 +65,46 @@ def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_
     keys = list(by_pair[0])
     assert len(keys) == 12 and set(keys) == set(by_pair[1])  # one pair per (core, lab value) here
     y = np.array([k[1] for k in keys])
+    half = np.array([abs(by_pair[0][k] - by_pair[1][k]) / 2 for k in keys])  # the runs' spread
+    floor = np.median(half)
     cal = intervals.from_predictions(y, [(by_pair[0][k] + by_pair[1][k]) / 2 for k in keys], [k[0] for k in keys],
-                                     "CaCO3", method=intervals.METHOD_CV)
+                                     "CaCO3", method=intervals.METHOD_CV, scale=half + floor)
     ds = xrfhub.open(hub, "predictions", run=run_id, index=False)
     provenance = json.loads(ds.attrs["provenance"])
-    assert provenance["interval"]["half_width"] == pytest.approx(cal.half_width(0.9))
-    assert provenance["interval"]["n_calibration"] == 12 and provenance["interval"]["method"] == intervals.METHOD_CV
+    described = provenance["interval"]
+    assert described["half_width"] == pytest.approx(cal.half_width(0.9)) and described["score"] == cal.score
+    assert described["spread_floor"] == pytest.approx(floor)
+    assert described["n_calibration"] == 12 and described["method"] == intervals.METHOD_CV
     assert provenance["plugins"] == ["max", "logratio"] and provenance["weights"] == "equal"
-    assert ensemble.calibrate([root / "max", root / "mlc"])[0].half_width(0.9) == pytest.approx(cal.half_width(0.9))
-    # the same mean over any spectra, e.g. the held-out core's lab pairs
+    # each spectrum's bounds, by hand from the two runs' values
+    lower, upper = (np.asarray(ds[f"CaCO3_{s}"].values, dtype=np.float64) for s in ("lower", "upper"))
+    scale = np.abs(va - vb)[both] / 2 + floor if cal.score == "normalised" else None
+    want = cal.interval(mean[both], 0.9, scale)
+    assert np.allclose(lower[both], want[0], atol=1e-3) and np.allclose(upper[both], want[1], atol=1e-3)
+    ok = np.isfinite(mean)
+    assert np.all(lower[ok] <= mean[ok] + 1e-4) and np.all(mean[ok] <= upper[ok] + 1e-4)
+    assert np.array_equal(np.isfinite(lower), ok)
+    # the same mean and interval over any spectra, e.g. the held-out core's lab pairs
     from xrfhub.ml import registry
     from xrfhub.ml.loaders import labelled_samples
 
     hx = labelled_samples(hub, "CaCO3", cores=[HELD])[0]
     each = [registry.load(p).predictor(root / d)(hx) for p, d in (("max", "max"), ("logratio", "mlc"))]
-    assert np.allclose(ensemble.predictor([root / "max", root / "mlc"])(hx), np.mean(each, axis=0))
-    lower, upper = (np.asarray(ds[f"CaCO3_{s}"].values, dtype=np.float64) for s in ("lower", "upper"))
-    ok = np.isfinite(mean)
-    assert np.all(lower[ok] <= mean[ok] + 1e-4) and np.all(mean[ok] <= upper[ok] + 1e-4)
-    assert np.array_equal(np.isfinite(lower), ok)
+    mean_predictor = ensemble.predictor([root / "max", root / "mlc"])
+    assert np.allclose(mean_predictor(hx), np.mean(each, axis=0))
+    calibrated = ensemble.calibrate([root / "max", root / "mlc"])
+    assert calibrated.calibration.half_width(0.9) == pytest.approx(described["half_width"])
+    held_scale = np.abs(each[0] - each[1]) / 2 + floor if cal.score == "normalised" else None
+    assert np.allclose(calibrated.interval(mean_predictor.each(hx), 0.9),
+                       cal.interval(np.mean(each, axis=0), 0.9, held_scale))
+
+
+def test_the_spread_scale_widens_the_interval_where_the_runs_disagree():
+    each = [np.array([10.0, 10.0, 10.0, np.nan]), np.array([10.0, 16.0, np.nan, np.nan])]
+    assert np.allclose(ensemble.spread(each), [0.0, 3.0, 0.0, 0.0])  # one run alone: no spread
+    cal = intervals.Calibration("CaCO3", [1.0] * 20, ["A", "B"], score="normalised")
+    lower, upper = ensemble.Calibrated(cal, None, floor=0.5).interval(each, 0.9)
+    assert np.allclose(upper[:3] - lower[:3], [1.0, 7.0, 1.0]) and np.isnan(lower[3])
 
 
 def test_the_command_writes_the_mean_prints_its_training_side_figure_and_compares(runs):

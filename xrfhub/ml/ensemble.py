@@ -15,6 +15,8 @@ the core, so the mean is calibrated on them exactly as one cross-conformal run i
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,8 @@ def check_runs(runs: dict[str, dict]) -> str:
 
 def mean_out_of_fold(run_dirs, target: str) -> tuple[dict, dict[str, list[str]]]:
     """The mean of the runs' out-of-fold predictions over the same training pairs (``{"y", "pred",
-    "cores"}``), and for each core the cores that every part's fold model trained on."""
+    "cores", "spread"}``, :func:`spread` of the runs), and for each core the cores that every part's
+    fold model trained on."""
     from .crossconformal import load_out_of_fold
 
     parts = [load_out_of_fold(d) for d in run_dirs]
@@ -58,9 +61,8 @@ def mean_out_of_fold(run_dirs, target: str) -> tuple[dict, dict[str, list[str]]]
         fold_of = {str(c): i for i, fold in enumerate(part.get("folds") or []) for c in fold}
         for c in trained_on:  # a core is inside the mean's reach only where every part could see it
             trained_on[c] &= {o for o in fold_of if fold_of[o] != fold_of.get(c)}
-    pred = np.mean(preds, axis=0)
-    return ({"y": y.tolist(), "pred": pred.tolist(), "cores": cores.tolist()},
-            {c: sorted(v) for c, v in trained_on.items()})
+    return ({"y": y.tolist(), "pred": np.mean(preds, axis=0).tolist(), "cores": cores.tolist(),
+             "spread": spread(preds).tolist()}, {c: sorted(v) for c, v in trained_on.items()})
 
 
 def _aligned(y, cores, part, *, first_dir, other_dir) -> np.ndarray:
@@ -92,22 +94,56 @@ def _runs(run_dirs) -> tuple[list[str], dict[str, dict], str]:
     return run_dirs, runs, check_runs(runs)
 
 
-def calibrate(run_dirs) -> tuple["intervals.Calibration", float | None]:
-    """The mean's cross-conformal calibration on the mean of the runs' out-of-fold predictions, and
-    its training-side figure (the mean R2 of the interpolation cores, out of fold; None without any)."""
+@dataclass
+class Calibrated:
+    """The mean's calibration, its training-side figure, and the floor of its spread scale."""
+
+    calibration: "intervals.Calibration"
+    interpolation_r2: float | None  # the mean R2 of the interpolation cores, out of fold (None without any)
+    floor: float  # added to the runs' spread, so the normalised score's scale is positive where they agree
+
+    def interval(self, each, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) around the mean of ``each`` (one array of predictions per run)."""
+        scale = spread(each) + self.floor if self.calibration.score == "normalised" else None
+        return self.calibration.interval(_mean(each), level, scale)
+
+
+def calibrate(run_dirs) -> Calibrated:
+    """The mean's cross-conformal calibration on the mean of the runs' out-of-fold predictions.
+
+    Besides the scores a single run weighs (absolute, relative, log; :func:`intervals.select`), the
+    mean offers a normalised one: the residual over the runs' spread (half their range) plus the
+    median spread. Where two models disagree on a spectrum, at least one is off there, so its
+    interval should be wider; the leave-one-core-out selection keeps that score only if it covers
+    the training cores better than the others."""
     from . import intervals
     from .metrics import by_core, interpolation_r2
 
     run_dirs, _, target = _runs(run_dirs)
     oof, trained_on = mean_out_of_fold(run_dirs, target)
+    floor = max(float(np.median(oof["spread"])), 1e-6)
     cal = intervals.from_predictions(oof["y"], oof["pred"], oof["cores"], target,
                                      [f"calibrated on the mean of the out-of-fold predictions of {len(run_dirs)} runs"],
-                                     method=intervals.METHOD_CV)
-    return cal, interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on))
+                                     method=intervals.METHOD_CV, scale=np.asarray(oof["spread"]) + floor)
+    return Calibrated(cal, interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on)), floor)
 
 
-def predictor(run_dirs):
+class MeanPredictor:
     """The mean of the runs' predictors (``predictor(run_dir)`` of each plugin) over spectra ``x``."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def each(self, x) -> list[np.ndarray]:
+        """Each run's predictions of ``x``."""
+        return [np.asarray(p(x), dtype=np.float64) for p in self.parts]
+
+    def __call__(self, x) -> np.ndarray:
+        return _mean(self.each(x))
+
+
+def predictor(run_dirs) -> MeanPredictor:
+    """The mean of the runs' predictors; ``.each(x)`` gives each run's, for :meth:`Calibrated.interval`."""
     from . import registry
 
     run_dirs, runs, _ = _runs(run_dirs)
@@ -117,14 +153,26 @@ def predictor(run_dirs):
         if not hasattr(plugin, "predictor"):
             raise ConfigError(f"{d}: plugin {run['plugin']!r} offers no predictor(run_dir)")
         parts.append(plugin.predictor(d))
-    return lambda x: _mean([np.asarray(p(x), dtype=np.float64) for p in parts])
+    return MeanPredictor(parts)
 
 
 def _mean(values) -> np.ndarray:
     """Per-row mean of the finite values (NaN where none is)."""
     stacked = np.vstack(values)
-    with np.errstate(all="ignore"):  # rows no run predicts stay NaN without a warning
+    with warnings.catch_warnings():  # rows no run predicts stay NaN without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
+
+
+def spread(values) -> np.ndarray:
+    """Per-row half range of the runs' finite predictions (0 where fewer than two runs predict)."""
+    stacked = np.vstack(values)
+    stacked = np.where(np.isfinite(stacked), stacked, np.nan)
+    enough = np.isfinite(stacked).sum(axis=0) >= 2
+    with warnings.catch_warnings():  # rows no run predicts: NaN, then 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        half = (np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0)) / 2
+    return np.where(enough, half, 0.0)
 
 
 def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interval: float | None = None) -> str:
@@ -138,14 +186,15 @@ def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interv
     from .. import predictions as pred_store
 
     run_dirs, runs, target = _runs(run_dirs)
-    calibration, reach = None, None
+    calibrated, reach = None, None
     if interval is not None:
         intervals.check_level(interval)
-        calibration, reach = calibrate(run_dirs)
-        calibration.half_width(interval)  # refuse an unreachable level before predicting anything
+        calibrated = calibrate(run_dirs)
+        calibrated.calibration.half_width(interval)  # refuse an unreachable level before predicting anything
+        reach = calibrated.interpolation_r2
     else:
         try:  # the training-side figure, where every run has out-of-fold predictions
-            reach = calibrate(run_dirs)[1]
+            reach = calibrate(run_dirs).interpolation_r2
         except ConfigError:
             reach = None
     results = []
@@ -157,7 +206,8 @@ def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interv
     if len({r.group for r in results}) != 1:
         raise ConfigError(f"the runs predict different spectra ({', '.join(sorted({r.group for r in results}))}); "
                           "a mean needs runs over the same channels")
-    values = _mean([np.asarray(r.values[target], dtype=np.float64) for r in results])
+    each = [np.asarray(r.values[target], dtype=np.float64) for r in results]
+    values = _mean(each)
     provenance = {"runs": [str(Path(d).resolve()) for d in run_dirs], "weights": "equal",
                   "plugins": [run["plugin"] for run in runs.values()], "interpolation_r2": reach}
     kv = {r.provenance.get("tube_kv") for r in results}
@@ -167,10 +217,10 @@ def predict(store, run_dirs, *, progress: bool = True, wait: float = 0.0, interv
     if far:
         provenance["training_range"] = far
     bounds = None
-    if calibration is not None:
-        lower, upper = calibration.interval(values, interval)
+    if calibrated is not None:
+        lower, upper = calibrated.interval(each, interval)
         bounds = {target: tuple(np.where(np.isfinite(values), b, np.nan) for b in (lower, upper))}
-        provenance["interval"] = calibration.describe(interval)
+        provenance["interval"] = {**calibrated.calibration.describe(interval), "spread_floor": calibrated.floor}
     return pred_store.write_run(store, {target: values}, group=results[0].group, plugin=PLUGIN,
                                 provenance=provenance, wait=wait, bounds=bounds)
 
