@@ -221,7 +221,8 @@ def train(model, store, stage, out, plugin_from, config, sets, epochs, holdout_c
               help="A training run folder; name two or more to store their per-spectrum mean as one run.")
 @click.option("--wait", type=float, default=0.0, show_default=True)
 @click.option("--interval", type=float, default=None,
-              help="Add lower/upper bounds at this coverage (e.g. 0.9): split conformal on the run's calibration cores.")
+              help="Add lower/upper bounds at this coverage (e.g. 0.9), conformal on the run's calibration cores "
+                   "(several runs: on their out-of-fold predictions).")
 @click.option("--scheduler", default=None,
               help="dask.distributed scheduler address: its workers compute the model, this process writes the run.")
 @friendly
@@ -240,8 +241,9 @@ def predict(store, run_dirs, wait, interval, scheduler):
     else:
         run_id = training.predict(store, run_dirs[0], wait=wait, interval=interval, client=scheduler)
     click.echo(f"wrote prediction run {run_id} into {store}")
-    if len(run_dirs) > 1 and ensemble.training_side(store, run_id):
-        click.echo(ensemble.training_side(store, run_id))
+    side = ensemble.training_side(store, run_id) if len(run_dirs) > 1 else ""
+    if side:
+        click.echo(side)
     from xrfhub.ml.voltage import prediction_coverage  # which voltages the run covers, and which not
 
     coverage = prediction_coverage(store, run_id) if "," not in run_id else ""

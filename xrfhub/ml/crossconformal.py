@@ -117,5 +117,6 @@ def load_out_of_fold(run_dir) -> dict:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: the run has no out-of-fold predictions ({OUT_OF_FOLD_FILE}), so a mean with "
                           f"it cannot be calibrated; train it cross-fitted (MAX: --set folds=4) or with "
-                          f"--interval-method {intervals.METHOD_CV}, or predict the mean without --interval")
+                          f"--interval-method {intervals.METHOD_CV} (a run trained before this file was kept: train "
+                          "it again), or predict the mean without --interval")
     return json.loads(path.read_text())
