@@ -119,9 +119,9 @@ def test_cross_conformal_caco3_coverage_on_held_out_cores_over_seeds(store, tmp_
     """Each seed holds out another core; the five folds of the other 15 cores calibrate. Pooled
     over 8 seeds (8 test cores) the 0.9 interval must cover within 5 points of nominal. The issue's
     2 points are held over 42 cores by the six-store test below: one store's cores cannot pin it
-    down. This one was 0.905 where it was built and 0.931 on a fresh machine (2026-12-04, numpy
-    2.4.6 and xraylib 4.3.0 both times; another library moved the generated store), within 2 points
-    in one environment only."""
+    down. This one was 0.905 where it was built and 0.931 on a fresh machine (2026-12-04; numpy
+    2.4.6 and xraylib 4.3.0 both times, the cause not found), within 2 points in one environment
+    only."""
     hub, normal, _, _ = store
     covered, n = 0.0, 0
     for seed in range(8):
