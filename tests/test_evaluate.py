@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import r2_score
 
 import xrfhub
 from xrfhub.errors import ConfigError
@@ -124,7 +125,7 @@ def test_quick_evaluation_end_to_end_and_resume(store, tmp_path):
                  "mask_sweep.png", "summary.md"):
         assert (out / name).stat().st_size > 0, name
     amount = pd.read_csv(out / "data_amount.csv")
-    assert set(amount["model"]) == {"max", "scratch", "baseline", "logratio"}
+    assert set(amount["model"]) == {"max", "scratch", "baseline", "logratio", "mean"}
     assert set(amount["amount"].astype(str)) == {"10", "all"}
     assert (amount["runs"] == 2).all() and np.isfinite(amount["r2_mean"]).all()
     assert (amount["r2_ci_low"] <= amount["r2_ci_high"]).all()
@@ -139,6 +140,14 @@ def test_quick_evaluation_end_to_end_and_resume(store, tmp_path):
     assert "whether it holds here" in summary and held.pop() in summary
     assert summary.count("| CaCO3") >= 3
     assert "model beside model" in summary and "| logratio |" in summary  # the log-ratio column
+    assert "the mean of MAX and log-ratio beats the baseline" in summary
+    # the mean is the per-pair mean of the two models' cells on the same split, scored like them
+    for seed in (0, 1):
+        parts = [json.loads((out / "cells" / "amount" / m / "CaCO3" / "nall" / f"s{seed}" / "result.json").read_text())
+                 for m in ("max", "logratio", "mean")]
+        np.testing.assert_allclose(parts[2]["pred"], (np.asarray(parts[0]["pred"]) + parts[1]["pred"]) / 2)
+        assert parts[2]["test"]["r2"] == pytest.approx(r2_score(parts[2]["y"], parts[2]["pred"]))
+        assert parts[2]["val"]["n"] == parts[0]["val"]["n"] > 0
 
     # an interrupted evaluation: one finished run lost; the next call redoes only it, identically
     victim = out / "cells" / "amount" / "scratch" / "CaCO3" / "n10" / "s1" / "result.json"
@@ -183,7 +192,7 @@ def test_auto_tests_on_the_cores_train_draws(store, tmp_path):
 
 def test_interval_cells_are_planned_for_the_models_of_the_curves(store, tmp_path):
     """`--interval 0.9` calibrates every model the evaluation fits: the log-ratio calibration
-    without the baseline too, and never a model switched off."""
+    without the baseline too, and never a model switched off; the mean of MAX and log-ratio too."""
     from xrfhub.ml.evaluation.run import Evaluation
 
     hub, cores = store
@@ -192,4 +201,53 @@ def test_interval_cells_are_planned_for_the_models_of_the_curves(store, tmp_path
         config = EvalConfig.quick().replace(seeds="0", interval="0.9", **sets)
         evaluation = Evaluation(hub, cores[:1], tmp_path / "-".join(sets), config, progress=False)
         planned = {c.meta["model"] for c in evaluation.cells() if c.meta.get("kind") == "interval"}
-        assert planned == expected == set(evaluation.models())
+        assert expected == set(evaluation.models())
+        # and the mean of MAX and log-ratio, only where both are fitted
+        assert planned == expected | ({"mean"} if "logratio" in expected else set())
+
+
+def test_the_mean_of_max_and_logratio_gets_an_interval_calibrated_on_the_same_cores(tmp_path):
+    """`--interval` also scores the mean `predict --run A --run B` gives: calibrated on the mean
+    of the two models' predictions of the same calibration cores, tested on the same held-out cores."""
+    from xrfhub.ml import ensemble, intervals
+    from xrfhub.ml.evaluation.run import Evaluation
+
+    from conftest import write_corpus
+
+    cores = ["PS75-056-1", "SO264-09-2", "PS75-057-1", "SO264-10-2", "GeoB1309-1", "M77-49-1"]
+    written = write_corpus(tmp_path / "corpus", cores=cores, kv30_core=None)
+    hub = tmp_path / "hub"
+    xrfhub.ingest([written.scans, written.files["pangaea"]], hub, progress=False)
+    sets = {"seeds": "0", "amounts": "all", "fewshot_amounts": "5", "mask_ratios": "0.5", "transforms": "instance",
+            "baseline": "false", "interval": "0.8", "interval_method": "split-conformal-cores",
+            "calibration_fraction": "0.5"}
+    config = EvalConfig.quick().replace(**sets)
+    out = tmp_path / "e"
+    results = {r["cell"]: r for r in Evaluation(hub, cores[:1], out, config, progress=False).run()}
+    mx, lr, mn = (results[f"interval/{m}/CaCO3/s0"] for m in ("max", "logratio", "mean"))
+    assert mn["calibration_cores"] == mx["calibration_cores"] == lr["calibration_cores"]
+    assert not set(mn["calibration_cores"]) & set(cores[:1])
+    np.testing.assert_allclose(mn["pred"], (np.asarray(mx["pred"]) + lr["pred"]) / 2)
+    # the interval again, by hand, from the two models' calibration-core predictions
+    cal = mx["calibration_pairs"]
+    again = ensemble.calibrate_pairs(cal["y"], [np.asarray(mx["calibration_pairs"]["pred"]),
+                                                np.asarray(lr["calibration_pairs"]["pred"])],
+                                     cal["cores"], "CaCO3", intervals.METHOD_CORES, level=0.8)
+    lower, upper = again.interval([np.asarray(mx["pred"]), np.asarray(lr["pred"])], 0.8)
+    inside = (np.asarray(mn["y"]) >= lower) & (np.asarray(mn["y"]) <= upper)
+    assert mn["interval"]["coverage"] == pytest.approx(inside.mean())
+    assert mn["interval"]["score"] == again.calibration.score and mn["interval"]["method"] == "split-conformal-cores"
+    assert len(mn["calibration_cores"]) == 2  # so the score was chosen leaving one core out
+    summary = evaluate(hub, cores[:1], out, quick=True, progress=False, sets=sets).read_text()
+    assert "| CaCO3 | mean | 0.8 |" in summary
+    table = pd.read_csv(out / "intervals.csv")
+    assert set(table["model"]) == {"max", "scratch", "logratio", "mean"}
+
+    # a part finished by an older xrfhub (no calibration pairs): the mean says how to redo it
+    part = out / "cells" / "interval" / "max" / "CaCO3" / "s0" / "result.json"
+    old = json.loads(part.read_text())
+    del old["calibration_pairs"]
+    part.write_text(json.dumps(old))
+    (out / "cells" / "interval" / "mean" / "CaCO3" / "s0" / "result.json").unlink()
+    with pytest.raises(ConfigError, match="--restart"):
+        Evaluation(hub, cores[:1], out, config, progress=False).run()

@@ -47,8 +47,8 @@ def check_runs(runs: dict[str, dict]) -> str:
 
 def mean_out_of_fold(run_dirs, target: str) -> tuple[dict, dict[str, list[str]]]:
     """The mean of the runs' out-of-fold predictions over the same training pairs (``{"y", "pred",
-    "cores", "spread"}``, :func:`spread` of the runs), and for each core the cores that every part's
-    fold model trained on."""
+    "cores", "each"}``, ``each`` one array per run, in the first run's order), and for each core the
+    cores that every part's fold model trained on."""
     from .crossconformal import load_out_of_fold
 
     parts = [load_out_of_fold(d) for d in run_dirs]
@@ -62,7 +62,7 @@ def mean_out_of_fold(run_dirs, target: str) -> tuple[dict, dict[str, list[str]]]
         for c in trained_on:  # a core is inside the mean's reach only where every part could see it
             trained_on[c] &= {o for o in fold_of if fold_of[o] != fold_of.get(c)}
     return ({"y": y.tolist(), "pred": np.mean(preds, axis=0).tolist(), "cores": cores.tolist(),
-             "spread": spread(preds).tolist()}, {c: sorted(v) for c, v in trained_on.items()})
+             "each": preds}, {c: sorted(v) for c, v in trained_on.items()})
 
 
 def _aligned(y, cores, part, *, first_dir, other_dir) -> np.ndarray:
@@ -121,11 +121,27 @@ def calibrate(run_dirs) -> Calibrated:
 
     run_dirs, _, target = _runs(run_dirs)
     oof, trained_on = mean_out_of_fold(run_dirs, target)
-    floor = max(float(np.median(oof["spread"])), 1e-6)
-    cal = intervals.from_predictions(oof["y"], oof["pred"], oof["cores"], target,
-                                     [f"calibrated on the mean of the out-of-fold predictions of {len(run_dirs)} runs"],
-                                     method=intervals.METHOD_CV, scale=np.asarray(oof["spread"]) + floor)
-    return Calibrated(cal, interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on)), floor)
+    calibrated = calibrate_pairs(oof["y"], oof["each"], oof["cores"], target, intervals.METHOD_CV,
+                                 [f"calibrated on the mean of the out-of-fold predictions of {len(run_dirs)} runs"])
+    calibrated.interpolation_r2 = interpolation_r2(by_core(oof["y"], oof["pred"], oof["cores"], trained_on))
+    return calibrated
+
+
+def calibrate_pairs(y, each, cores, target: str, method: str, notes=(), *, level: float = 0.9) -> Calibrated:
+    """The mean's calibration on pairs none of its models trained on: ``each`` holds one array of
+    predictions per model, ``cores`` each pair's core. Methods that choose their score leaving one
+    core out (``split-conformal-cores``, ``cross-conformal-cores``) are also offered the spread
+    score; ``split-conformal`` keeps its pooled absolute score, as for a single model."""
+    from . import intervals
+
+    intervals.check_method(method)
+    half = spread(each)
+    floor = max(float(np.median(half)), 1e-6)
+    # the spread is a candidate of the selection, which needs two cores; without it, the pooled absolute score
+    scale = half + floor if method != intervals.METHOD and len(set(np.asarray(cores).tolist())) >= 2 else None
+    cal = intervals.from_predictions(y, _mean(each), cores, target, list(notes), method=method, scale=scale,
+                                     level=level)
+    return Calibrated(cal, None, floor)
 
 
 class MeanPredictor:

@@ -382,6 +382,18 @@ def exchangeability_notes(y, lower, upper, cores, level: float) -> list[str]:
     return notes
 
 
+def held_out(y, lower, upper, cores, level: float, described: dict) -> dict:
+    """An interval scored on held-out pairs, as the evaluation records it: ``described`` (what
+    :meth:`Calibration.describe` says) with the pooled coverage and mean width, the same per core,
+    and the cores where it does not hold (:func:`exchangeability_notes`)."""
+    y, lower, upper = (np.asarray(a, dtype=np.float64) for a in (y, lower, upper))
+    cores = np.asarray(cores).astype(str)
+    return {"interval": {**described, **coverage(y, lower, upper)},
+            "per_core": {c: coverage(y[cores == c], lower[cores == c], upper[cores == c])
+                         for c in sorted(set(cores.tolist()))},
+            "notes": exchangeability_notes(y, lower, upper, cores, level)}
+
+
 # ---------------------------------------------------------------------------- calibration cores
 
 

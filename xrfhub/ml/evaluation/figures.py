@@ -7,9 +7,10 @@ import pandas as pd
 from ...plots import pyplot, save_figure
 from .protocol import ALL
 
-COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey", "logratio": "tab:green"}
+COLOURS = {"max": "tab:red", "scratch": "tab:blue", "baseline": "tab:grey", "logratio": "tab:green",
+           "mean": "tab:purple"}
 LABELS = {"max": "MAX (pre-trained)", "scratch": "same ViT from scratch", "baseline": "Lee et al. 2022 (NMF + SVR)",
-          "logratio": "log-ratio calibration (MLC)"}
+          "logratio": "log-ratio calibration (MLC)", "mean": "mean of MAX and log-ratio"}
 
 
 def sort_amounts(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from .. import registry, training
 from ...errors import ConfigError
 from ..loaders import labelled_samples
 from ..metrics import regression_metrics
+from . import mean
 from .protocol import ALL, EvalConfig, Pairs, amounts_for, check_no_leak, make_splits
 
 CELLS = "cells"
@@ -123,12 +124,16 @@ class Evaluation:
                 for amount in amounts_for(c.amounts, n_train):
                     for model in self.models():
                         cells.append(self._fit_cell("amount", model, target, amount, seed))
+                    if self.averaged():
+                        cells.append(self._mean_cell("amount", target, seed, amount))
                 pool = len(self.splits[target, seed].fewshot_pool)
                 for amount in amounts_for(c.fewshot_amounts, pool):
                     cells.append(self._fit_cell("fewshot", "max", target, amount, seed))
             if c.interval > 0:
                 for seed in c.seeds:
                     cells += [self._interval_cell(model, target, seed) for model in self.models()]
+                    if self.averaged():
+                        cells.append(self._mean_cell("interval", target, seed))
             for mask, transform in self.variants():
                 if (mask, transform) == (c.mask_ratio, c.transform):
                     continue  # the main autoencoder's runs are the data-amount runs at "all"
@@ -140,6 +145,26 @@ class Evaluation:
         """The models of the data-amount curves: MAX and scratch always, the baselines when asked."""
         return [m for m in MODELS if m in ("max", "scratch") or (m == "baseline" and self.baseline is not None)
                 or (m == "logratio" and self.logratio is not None)]
+
+    def averaged(self) -> bool:
+        """Whether the mean of MAX and the log-ratio calibration is scored (when both are fitted)."""
+        return set(mean.PARTS) <= set(self.models())
+
+    def _mean_cell(self, kind: str, target: str, seed: int, amount=None) -> Cell:
+        """The per-pair mean of the parts' finished cells of the same kind, split and seed (no fit)."""
+        label = f"n{amount}/s{seed}" if kind == "amount" else f"s{seed}"
+        keys = [f"{kind}/{model}/{target}/{label}" for model in mean.PARTS]
+        meta = {"kind": kind, "model": mean.MODEL, "target": target, "seed": seed}
+        if kind == "amount":
+            meta["amount"] = amount
+
+        def run(folder: Path) -> dict:
+            parts = [read_result(self.out, key) for key in keys]
+            if kind == "amount":
+                return mean.amount_result(keys, parts)
+            return mean.interval_result(keys, parts, target, self.config.interval_method, self.config.interval)
+
+        return Cell(f"{kind}/{mean.MODEL}/{target}/{label}", run, meta)
 
     def _pretrain_cell(self, mask: float, transform: str) -> Cell:
         c = self.config
@@ -190,7 +215,9 @@ class Evaluation:
             fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, variant, kind)
             result = {"n_train": len(train), "n_val": len(val), "lr": chosen, "epochs": epochs,
                       "best_epoch": fitted.best_epoch, "seconds": round(time.perf_counter() - start, 2)}
-            result["val"] = regression_metrics(val.y, fitted.predict(val.x), fitted.train_mean)
+            val_pred = np.asarray(fitted.predict(val.x), dtype=np.float64)
+            result["val"] = regression_metrics(val.y, val_pred, fitted.train_mean)
+            result["val_y"], result["val_pred"] = val.y.tolist(), val_pred.tolist()  # for the derived mean
             if kind != "tune":  # learning-rate candidates are never scored on the test cores
                 pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
                 result["test"] = regression_metrics(test.y, pred, fitted.train_mean)
@@ -231,12 +258,13 @@ class Evaluation:
             return {"n_train": len(train), "n_val": len(val), "n_calibration": len(cal), "lr": chosen,
                     "epochs": epochs, "calibration_cores": cal_cores, "seconds": round(time.perf_counter() - start, 2),
                     "val": regression_metrics(val.y, fitted.predict(val.x), fitted.train_mean),
+                    "train_mean": fitted.train_mean,
                     "test": regression_metrics(test.y, pred, fitted.train_mean),
-                    "interval": {**calibration.describe(c.interval), **intervals.coverage(test.y, lower, upper)},
-                    "per_core": {core: intervals.coverage(test.y[test.cores == core], lower[test.cores == core],
-                                                          upper[test.cores == core])
-                                 for core in sorted(set(test.cores.tolist()))},
-                    "notes": intervals.exchangeability_notes(test.y, lower, upper, test.cores, c.interval)}
+                    **intervals.held_out(test.y, lower, upper, test.cores, c.interval, calibration.describe(c.interval)),
+                    # the pairs behind the interval, so that the mean of two models is calibrated on them too
+                    "calibration_pairs": {"y": cal.y.tolist(), "pred": np.asarray(fitted.predict(cal.x)).tolist(),
+                                          "cores": cal.cores.tolist()},
+                    "y": test.y.tolist(), "pred": pred.tolist(), "cores": test.cores.tolist()}
 
         return Cell(f"interval/{model}/{target}/s{seed}", run,
                     {"kind": "interval", "model": model, "target": target, "seed": seed})

@@ -83,6 +83,12 @@ def claims(amount: pd.DataFrame, few: pd.DataFrame, sweep: pd.DataFrame) -> list
         if b is not None:  # not a finding of the paper: the field's standard calibration, set beside it
             out.append((f"{target}: MAX beats log-ratio calibration (MLC, Weltje et al. 2015) with all pairs",
                         f"MAX {_f(_r2(a))} vs log-ratio {_f(_r2(b))}", verdict(_r2(a), _r2(b), _ci(a), _ci(b))))
+        m = _row(t, model="mean", amount=ALL)
+        for other, name in (("max", "MAX alone"), ("logratio", "log-ratio alone"), ("baseline", "the baseline")):
+            b = _row(t, model=other, amount=ALL)
+            if m is not None and b is not None:  # ours, not the paper's: the README's last step
+                out.append((f"{target}: the mean of MAX and log-ratio beats {name} with all pairs",
+                            f"mean {_f(_r2(m))} vs {other} {_f(_r2(b))}", verdict(_r2(m), _r2(b), _ci(m), _ci(b))))
     if {"CaCO3", "TOC"} <= set(few["target"]):
         c, t = _row(few, target="CaCO3", amount=0), _row(few, target="TOC", amount=0)
         out.append(("zero-shot on new cores: CaCO3 transfers, TOC does not (Table 1: 0.975 vs 0.018)",
@@ -160,6 +166,10 @@ def markdown(amount, few, sweep, tune, paper_sweep, *, holdout, config, store) -
             "integrated on the paired spectra, log-ratios to one denominator line, ridge regression on "
             "ln(value/(100-value)) or ln(value); the transform, denominator and ridge strength chosen by "
             "cross-validation over whole training cores only."]
+          if getattr(c, "logratio", False) else []),
+        *(["- Mean (`mean`): the per-pair mean of MAX and the log-ratio calibration fitted on the same split, as "
+           "`xrfhub predict --run A --run B` gives it; nothing is fitted for it. Its interval is calibrated on the "
+           "mean of the two models' predictions of the same calibration cores."]
           if getattr(c, "logratio", False) else []),
         f"- Few-shot: {int(round(100 * c.fewshot_test_fraction))}% of the held-out pairs form a fixed test part; "
         "few-shot runs draw their pairs (80% fine-tune, 20% epoch choice) from the rest, starting from the "
