@@ -67,19 +67,22 @@ def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_
     y = np.array([k[1] for k in keys])
     half = np.array([abs(by_pair[0][k] - by_pair[1][k]) / 2 for k in keys])  # the runs' spread
     floor = np.median(half)
-    cal = intervals.from_predictions(y, [(by_pair[0][k] + by_pair[1][k]) / 2 for k in keys], [k[0] for k in keys],
-                                     "CaCO3", method=intervals.METHOD_CV, scale=half + floor)
+    pred = [(by_pair[0][k] + by_pair[1][k]) / 2 for k in keys]
+    cal = intervals.from_predictions(y, pred, [k[0] for k in keys], "CaCO3", method=intervals.METHOD_CV,
+                                     scale=half + floor, score="normalised")
+    at, _ = intervals.raised_level(y, pred, [k[0] for k in keys], "normalised", "pairs", 0.9, scale=half + floor)
     ds = xrfhub.open(hub, "predictions", run=run_id, index=False)
     provenance = json.loads(ds.attrs["provenance"])
     described = provenance["interval"]
-    assert described["half_width"] == pytest.approx(cal.half_width(0.9)) and described["score"] == cal.score
+    assert described["quantile_level"] == pytest.approx(at) and at >= 0.9 and described["level"] == 0.9
+    assert described["half_width"] == pytest.approx(cal.half_width(at)) and described["score"] == "normalised"
     assert described["spread_floor"] == pytest.approx(floor)
     assert described["n_calibration"] == 12 and described["method"] == intervals.METHOD_CV
     assert provenance["plugins"] == ["max", "logratio"] and provenance["weights"] == "equal"
     # each spectrum's bounds, by hand from the two runs' values
     lower, upper = (np.asarray(ds[f"CaCO3_{s}"].values, dtype=np.float64) for s in ("lower", "upper"))
     scale = np.abs(va - vb)[both] / 2 + floor if cal.score == "normalised" else None
-    want = cal.interval(mean[both], 0.9, scale)
+    want = cal.interval(mean[both], at, scale)
     assert np.allclose(lower[both], want[0], atol=1e-3) and np.allclose(upper[both], want[1], atol=1e-3)
     ok = np.isfinite(mean)
     assert np.all(lower[ok] <= mean[ok] + 1e-4) and np.all(mean[ok] <= upper[ok] + 1e-4)
@@ -92,11 +95,47 @@ def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_
     each = [registry.load(p).predictor(root / d)(hx) for p, d in (("max", "max"), ("logratio", "mlc"))]
     mean_predictor = ensemble.predictor([root / "max", root / "mlc"])
     assert np.allclose(mean_predictor(hx), np.mean(each, axis=0))
-    calibrated = ensemble.calibrate([root / "max", root / "mlc"])
-    assert calibrated.calibration.half_width(0.9) == pytest.approx(described["half_width"])
-    held_scale = np.abs(each[0] - each[1]) / 2 + floor if cal.score == "normalised" else None
+    calibrated = ensemble.calibrate([root / "max", root / "mlc"], 0.9)
+    assert calibrated.describe(0.9)["half_width"] == pytest.approx(described["half_width"])
+    held_scale = np.abs(each[0] - each[1]) / 2 + floor
     assert np.allclose(calibrated.interval(mean_predictor.each(hx), 0.9),
-                       cal.interval(np.mean(each, axis=0), 0.9, held_scale))
+                       cal.interval(np.mean(each, axis=0), at, held_scale))
+
+
+def test_the_level_is_raised_until_each_core_left_out_is_covered_as_asked():
+    """Cores whose errors are mostly a bias of their own: the pooled quantile at 0.9 covers a core
+    left out less than 0.9, so the mean's quantile is taken higher, and covers the held-out cores
+    of the same kind better; exchangeable pairs keep (about) the nominal level."""
+    rng = np.random.default_rng(3)
+
+    def corpus(n_cores, bias_sd):
+        cores = np.repeat([f"C{i}" for i in range(n_cores)], 40)
+        bias = np.repeat(rng.normal(0, bias_sd, n_cores), 40)
+        y = rng.uniform(20, 60, len(cores))
+        each = [y + bias + rng.normal(0, 1, len(y)) + s for s in (-0.5, 0.5)]
+        return y, each, cores
+
+    y, each, cores = corpus(8, 3.0)
+    calibrated = ensemble.calibrate_pairs(y, each, cores, "CaCO3", intervals.METHOD_CV, level=0.9)
+    at = calibrated.quantile_level
+    assert at > 0.9 and calibrated.describe(0.9)["quantile_level"] == at
+    trial = intervals.leave_one_core_out(y, ensemble._mean(each), cores, "normalised", "pairs", at,
+                                         scale=ensemble.spread(each) + calibrated.floor)
+    lower_trial = intervals.leave_one_core_out(y, ensemble._mean(each), cores, "normalised", "pairs", at - 0.01,
+                                               scale=ensemble.spread(each) + calibrated.floor)
+    assert trial["coverage"] >= 0.9 - 1e-9 > lower_trial["coverage"]  # the lowest level that reaches it
+    new_cores = [corpus(2, 3.0) for _ in range(20)]  # new cores drawn the same way
+    nominal = ensemble.Calibrated(calibrated.calibration, None, calibrated.floor)  # the same score at 0.9
+    covered, plain = ([np.mean((hy >= lo) & (hy <= up)) for hy, heach, _ in new_cores
+                       for lo, up in [cal.interval(heach, 0.9)]] for cal in (calibrated, nominal))
+    assert np.mean(covered) > np.mean(plain)
+    with pytest.raises(ConfigError, match="calibrated for a 0.9 interval"):
+        calibrated.interval(each, 0.8)
+    y, each, cores = corpus(8, 0.0)  # no bias per core: nothing to raise, or hardly
+    assert ensemble.calibrate_pairs(y, each, cores, "CaCO3", intervals.METHOD_CV, level=0.9).quantile_level <= 0.91
+    # split-conformal keeps the pooled absolute score at the level asked, as for one model
+    plain_cal = ensemble.calibrate_pairs(y, each, cores, "CaCO3", intervals.METHOD, level=0.9)
+    assert plain_cal.quantile_level is None and plain_cal.calibration.score == "absolute"
 
 
 def test_the_spread_scale_widens_the_interval_where_the_runs_disagree():

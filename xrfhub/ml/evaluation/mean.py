@@ -62,7 +62,7 @@ def interval_result(keys: list[str], parts: list[dict], target: str, method: str
     y = np.asarray(first["y"], dtype=np.float64)
     pred = np.mean(each, axis=0)
     lower, upper = calibrated.interval(each, level)
-    described = {**calibrated.calibration.describe(level), "spread_floor": calibrated.floor}
+    described = calibrated.describe(level)
     return {"n_train": first["n_train"], "n_val": first["n_val"], "n_calibration": first["n_calibration"],
             "lr": None, "epochs": None, "calibration_cores": first["calibration_cores"], "parts": keys,
             "seconds": round(sum(p["seconds"] for p in parts), 2), "val": {}, "train_mean": first["train_mean"],
