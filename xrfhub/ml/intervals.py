@@ -31,7 +31,9 @@ turn is scored with the interval calibrated on the others, and the candidate who
 over cores lies closest to the level wins (ties to the narrower). The held-out cores play no part.
 ``cross-conformal-cores`` (:mod:`xrfhub.ml.crossconformal`) makes the same choice on out-of-fold scores
 of every training core, so that many cores, not a quarter of them, calibrate. Measured coverage of
-all three: docs/results.md.
+all three: docs/results.md. The mean of several runs (:mod:`xrfhub.ml.ensemble`) fixes its score
+and raises the quantile's level instead, until each core left out is covered as asked
+(:func:`raised_level`).
 
 The mechanism lives here, not in the plugins: a plugin only has to provide
 ``predictor(run_dir) -> callable(counts) -> values`` (and optionally a ``scale`` attribute on
