@@ -70,7 +70,7 @@ def test_the_mean_is_the_mean_of_each_run_and_its_interval_comes_from_their_out_
     pred = [(by_pair[0][k] + by_pair[1][k]) / 2 for k in keys]
     cal = intervals.from_predictions(y, pred, [k[0] for k in keys], "CaCO3", method=intervals.METHOD_CV,
                                      scale=half + floor, score="normalised")
-    at, _ = intervals.raised_level(y, pred, [k[0] for k in keys], "normalised", "pairs", 0.9, scale=half + floor)
+    at, _ = ensemble.raised_level(y, pred, [k[0] for k in keys], "normalised", "pairs", 0.9, scale=half + floor)
     ds = xrfhub.open(hub, "predictions", run=run_id, index=False)
     provenance = json.loads(ds.attrs["provenance"])
     described = provenance["interval"]

@@ -33,7 +33,7 @@ over cores lies closest to the level wins (ties to the narrower). The held-out c
 of every training core, so that many cores, not a quarter of them, calibrate. Measured coverage of
 all three: docs/results.md. The mean of several runs (:mod:`xrfhub.ml.ensemble`) fixes its score
 and raises the quantile's level instead, until each core left out is covered as asked
-(:func:`raised_level`).
+(:func:`xrfhub.ml.ensemble.raised_level`).
 
 The mechanism lives here, not in the plugins: a plugin only has to provide
 ``predictor(run_dir) -> callable(counts) -> values`` (and optionally a ``scale`` attribute on
@@ -69,8 +69,6 @@ SELECTION_LEVEL = 0.9
 #: ``relative`` and ``log`` add this share of the calibration predictions' median to the value, so
 #: that a prediction near 0 wt% does not get a zero-width interval nor an infinite log.
 OFFSET_SHARE = 0.1
-#: :func:`raised_level` raises a quantile level by this step, up to this top.
-LEVEL_STEP, LEVEL_TOP = 0.01, 0.99
 #: Physical range of our targets (wt%); intervals are clipped to it.
 BOUNDS = (0.0, 100.0)
 DEFAULT_FRACTION = 0.25  # of the labelled cores outside the held-out ones, for calibration
@@ -310,28 +308,6 @@ def select(y, pred, cores, level: float = SELECTION_LEVEL, *, scale=None, offset
         return (round(abs(r["coverage"] - level) / 0.005), r["mean_width"])
 
     return sorted(rows, key=key)
-
-
-def raised_level(y, pred, cores, score: str, weighting: str, level: float, *, scale=None, offset=None,
-                 bounds=BOUNDS) -> tuple[float, dict]:
-    """The smallest of ``level``, ``level`` + 0.01, ..., 0.99 at which the candidate's
-    leave-one-core-out coverage (mean over the cores) reaches ``level``, with that trial (the
-    highest level that could be tried, and its trial, if none does).
-
-    Why: with a handful of calibration cores the error is mostly a bias per core, and the pooled
-    quantile at the nominal level covers a new core less often than nominal (docs/results.md). Each
-    core in turn playing the new core measures that shortfall on the calibration cores alone, and
-    the level is raised until it is gone there."""
-    levels = [round(level + k * LEVEL_STEP, 6) for k in range(int((LEVEL_TOP - level) / LEVEL_STEP + 1e-9) + 1)]
-    found = None
-    for at in levels or [level]:
-        trial = leave_one_core_out(y, pred, cores, score, weighting, at, scale=scale, offset=offset, bounds=bounds)
-        if found is not None and not np.isfinite(trial["coverage"]):
-            break  # too few pairs outside a core for this level: stay at the last level that could be tried
-        found = (at, trial)
-        if trial["coverage"] >= level - 1e-12:
-            break
-    return found
 
 
 def calibrate(predictor, x, y, cores, target: str, notes=(), *, method: str = METHOD,
