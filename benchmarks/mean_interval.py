@@ -19,7 +19,6 @@ line per seed goes to ``OUT/mean_interval.jsonl``; the held-out predictions are 
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -86,14 +85,9 @@ def seed_figures(root: Path, seed: int) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path, help="the folder max_readme_tour.py and stack_tour.py wrote")
-    ap.add_argument("--seeds", type=int, nargs="+", required=True)
-    args = ap.parse_args(argv)
-    results = [seed_figures(args.out, s) for s in args.seeds]
-    with (args.out / "mean_interval.jsonl").open("a") as f:
-        for r in results:
-            f.write(json.dumps(r) + "\n")
+    from stack_tour import per_seed  # benchmarks/ is on the path of a script run from it
+
+    results = per_seed(argv, __doc__.splitlines()[0], seed_figures, "mean_interval.jsonl")
     print("| seed | held-out cores | previous: coverage (width, score) | now: coverage (width, level) |")
     print("|---|---|---|---|")
     for r in results:

@@ -118,16 +118,24 @@ def seed_figures(root: Path, seed: int) -> dict:
     return result
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def per_seed(argv, description: str, figures, jsonl: str) -> list[dict]:
+    """Parse ``--out`` (the folder ``max_readme_tour.py`` wrote) and ``--seeds``, compute
+    ``figures(out, seed)`` for each seed and append them to ``OUT/<jsonl>``, one line a seed; the
+    scripts that read the tour's folders share this."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--out", required=True, type=Path, help="the folder max_readme_tour.py wrote")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     args = ap.parse_args(argv)
-    started = time.perf_counter()
-    results = [seed_figures(args.out, s) for s in args.seeds]
-    with (args.out / "stack.jsonl").open("a") as f:
+    results = [figures(args.out, s) for s in args.seeds]
+    with (args.out / jsonl).open("a") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
+    return results
+
+
+def main(argv=None) -> None:
+    started = time.perf_counter()
+    results = per_seed(argv, __doc__.splitlines()[0], seed_figures, "stack.jsonl")
     print("| seed | held-out cores | interpolation-core R2: MAX / logratio / stack | held-out R2 (RMSE): MAX "
           "| logratio | stack | baseline | RMSE stack / baseline | bias per held-out core (MAX; logratio) "
           "| 90 % coverage: MAX / logratio / stack |")
