@@ -47,6 +47,7 @@ def interval_result(keys: list[str], parts: list[dict], target: str, method: str
     calibration and test cores), with its own interval calibrated on the mean of their
     calibration-core predictions."""
     from .. import ensemble, intervals
+
     for key, part in zip(keys, parts):
         if "calibration_pairs" not in part:
             raise _stale(key, "calibration_pairs")
