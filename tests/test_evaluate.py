@@ -237,7 +237,7 @@ def test_the_mean_of_max_and_logratio_gets_an_interval_calibrated_on_the_same_co
     inside = (np.asarray(mn["y"]) >= lower) & (np.asarray(mn["y"]) <= upper)
     assert mn["interval"]["coverage"] == pytest.approx(inside.mean())
     assert mn["interval"]["score"] == again.calibration.score and mn["interval"]["method"] == "split-conformal-cores"
-    assert len(mn["calibration_cores"]) == 2  # so the score was chosen leaving one core out
+    assert len(mn["calibration_cores"]) == 2  # so the level was raised leaving one core out
     summary = evaluate(hub, cores[:1], out, quick=True, progress=False, sets=sets).read_text()
     assert "| CaCO3 | mean | 0.8 |" in summary
     table = pd.read_csv(out / "intervals.csv")

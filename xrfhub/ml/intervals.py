@@ -311,8 +311,9 @@ def select(y, pred, cores, level: float = SELECTION_LEVEL, *, scale=None, offset
 
 
 def calibrate(predictor, x, y, cores, target: str, notes=(), *, method: str = METHOD,
-              level: float = SELECTION_LEVEL, bounds=BOUNDS) -> Calibration:
-    """Score calibration pairs ``(x, y)`` (``cores``: each pair's core) with a fitted predictor.
+              level: float = SELECTION_LEVEL, bounds=BOUNDS, pred=None) -> Calibration:
+    """Score calibration pairs ``(x, y)`` (``cores``: each pair's core) with a fitted predictor
+    (``pred``: its predictions of ``x``, where the caller has them already).
 
     ``split-conformal``: one quantile of every pair's absolute (or model-normalised) residual.
     ``split-conformal-cores``: the score (absolute, relative to the prediction, log, or the model's
@@ -320,7 +321,8 @@ def calibrate(predictor, x, y, cores, target: str, notes=(), *, method: str = ME
     coverage lies closest to ``level``; with fewer than 2 calibration cores, the original method."""
     check_method(method)
     scale_fn = getattr(predictor, "scale", None)
-    return from_predictions(y, predictor(x), cores, target, notes, method=method, level=level, bounds=bounds,
+    pred = predictor(x) if pred is None else pred
+    return from_predictions(y, pred, cores, target, notes, method=method, level=level, bounds=bounds,
                             scale=None if scale_fn is None else scale_fn(x))
 
 

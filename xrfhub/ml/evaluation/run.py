@@ -251,8 +251,9 @@ class Evaluation:
             chosen = self.chosen_lr(model, target) if model != "baseline" else None
             start = time.perf_counter()
             fitted, epochs = self._fit(model, target, train, val, folder, seed, chosen, None, "interval")
+            cal_pred = np.asarray(fitted.predict(cal.x), dtype=np.float64)  # kept for the mean of two models
             calibration = intervals.calibrate(fitted.predict, cal.x, cal.y, cal.cores, target,
-                                              method=c.interval_method, level=c.interval)
+                                              method=c.interval_method, level=c.interval, pred=cal_pred)
             pred = np.asarray(fitted.predict(test.x), dtype=np.float64)
             lower, upper = calibration.interval(pred, c.interval)
             return {"n_train": len(train), "n_val": len(val), "n_calibration": len(cal), "lr": chosen,
@@ -262,7 +263,7 @@ class Evaluation:
                     "test": regression_metrics(test.y, pred, fitted.train_mean),
                     **intervals.held_out(test.y, lower, upper, test.cores, c.interval, calibration.describe(c.interval)),
                     # the pairs behind the interval, so that the mean of two models is calibrated on them too
-                    "calibration_pairs": {"y": cal.y.tolist(), "pred": np.asarray(fitted.predict(cal.x)).tolist(),
+                    "calibration_pairs": {"y": cal.y.tolist(), "pred": cal_pred.tolist(),
                                           "cores": cal.cores.tolist()},
                     "y": test.y.tolist(), "pred": pred.tolist(), "cores": test.cores.tolist()}
 
